@@ -1,0 +1,335 @@
+"""Cognito's part in Lambda triggers, which moto does not play: a WSGI middleware around moto's server.
+
+For a password sign-in (InitiateAuth USER_PASSWORD_AUTH, AdminInitiateAuth ADMIN_USER_PASSWORD_AUTH) or a
+ForgotPassword on a pool whose LambdaConfig names a UserMigration function, when the user does not exist,
+it builds the documented event, runs the deployed function (``lambda_runtime``), validates the answer as
+Cognito does, creates the user, and lets the original call go on to moto. PostAuthentication runs after a
+sign-in that issued tokens; PreSignUp before a SignUp. Failures reach the client with Cognito's error codes
+and wording, e.g. ``UserLambdaValidationException: UserMigration failed with error <message>.``
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from moto.awslambda.models import lambda_backends
+from moto.cognitoidp.models import (
+    CognitoIdpBackend,
+    CognitoIdpUserPool,
+    CognitoIdpUserPoolAttribute,
+    UserStatus,
+    cognitoidp_backends,
+)
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from .lambda_runtime import FunctionError, FunctionSpec, FunctionTimeout, LambdaRuntime
+
+COGNITO_TIMEOUT_S = 5.0  # fixed by Cognito for every trigger, whatever the function's own timeout
+TARGET_PREFIX = "AWSCognitoIdentityProviderService."
+PASSWORD_FLOWS = {"USER_PASSWORD_AUTH", "ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"}
+FINAL_STATUSES = {"CONFIRMED", "RESET_REQUIRED"}
+MESSAGE_ACTIONS = {"SUPPRESS", "RESEND"}
+READ_ONLY_ATTRIBUTES = {"sub", "identities", "cognito:user_status"}
+# Every pool has all standard attributes, even where moto keeps only those a given Schema names.
+STANDARD_ATTRIBUTES = set(CognitoIdpUserPoolAttribute.STANDARD_SCHEMA) - READ_ONLY_ATTRIBUTES
+_REGION_IN_AUTH = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/cognito-idp/")
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class CognitoError(Exception):
+    """An error answered to the client the way Cognito answers it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class TriggerStats:
+    """What the emulator did, for tests and benchmarks: migrations by outcome, trigger runs by source."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+
+class CognitoTriggerMiddleware:
+    def __init__(self, app: WsgiApp, runtime: LambdaRuntime, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.account_id = account_id
+        self.stats = TriggerStats()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        operation = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
+        if operation not in {"InitiateAuth", "AdminInitiateAuth", "ForgotPassword", "SignUp"}:
+            return self.app(environ, start_response)
+
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        request = json.loads(body or b"{}")
+        region = _region_of(environ)
+        try:
+            backend = cognitoidp_backends[self.account_id][region]
+            pool = _find_pool(backend, request)
+            if pool is not None:
+                self._before(operation, request, backend, pool)
+            status, headers, payload = _call(self.app, environ)
+            if pool is not None and status.startswith("200"):
+                payload = self._after(operation, request, backend, pool, payload)
+        except CognitoError as exc:
+            return _error(start_response, exc)
+        start_response(status, headers)
+        return [payload]
+
+    # -- before moto sees the request ------------------------------------------------------------------
+
+    def _before(
+        self, operation: str, request: dict[str, Any], backend: CognitoIdpBackend, pool: CognitoIdpUserPool
+    ) -> None:
+        if operation == "SignUp":
+            self._pre_sign_up(request, pool)
+            return
+        if operation == "ForgotPassword":
+            source, username, password = "UserMigration_ForgotPassword", request.get("Username", ""), None
+        elif request.get("AuthFlow") in PASSWORD_FLOWS:
+            params = request.get("AuthParameters") or {}
+            source = "UserMigration_Authentication"
+            username, password = params.get("USERNAME", ""), params.get("PASSWORD")
+        else:
+            return
+        function_arn = _lambda_config(pool).get("UserMigration")
+        if not function_arn or not username or pool._get_user(username) is not None:
+            return
+        self._migrate(source, request, backend, pool, username, password, function_arn)
+
+    def _migrate(
+        self,
+        source: str,
+        request: dict[str, Any],
+        backend: CognitoIdpBackend,
+        pool: CognitoIdpUserPool,
+        username: str,
+        password: str | None,
+        function_arn: str,
+    ) -> None:
+        client_id = request.get("ClientId", "")
+        event = _event(source, pool, username, client_id)
+        event["request"] = {
+            "validationData": request.get("ClientMetadata") or {},
+            "clientMetadata": request.get("ClientMetadata") or {},
+        }
+        if password is not None:
+            event["request"]["password"] = password
+        response = self._invoke("UserMigration", function_arn, pool, client_id, event)
+        user_attributes, final_status, new_username = _validate_migration_response(response, pool, username)
+        user = backend.admin_create_user(pool.id, new_username, "SUPPRESS", password or "", user_attributes)
+        user.password = password if final_status == "CONFIRMED" else None
+        user.status = UserStatus[final_status]
+        if response.get("enableSMSMFA"):
+            user.sms_mfa_enabled = True
+            user.preferred_mfa_setting = "SMS_MFA"
+        self.stats.add(f"migrated:{source}:{final_status}")
+
+    def _pre_sign_up(self, request: dict[str, Any], pool: CognitoIdpUserPool) -> None:
+        function_arn = _lambda_config(pool).get("PreSignUp")
+        if not function_arn:
+            return
+        client_id = request.get("ClientId", "")
+        event = _event("PreSignUp_SignUp", pool, request.get("Username", ""), client_id)
+        event["request"] = {
+            "userAttributes": {a["Name"]: a["Value"] for a in request.get("UserAttributes") or []},
+            "validationData": {a["Name"]: a["Value"] for a in request.get("ValidationData") or []},
+            "clientMetadata": request.get("ClientMetadata") or {},
+        }
+        event["response"] = {"autoConfirmUser": False, "autoVerifyEmail": False, "autoVerifyPhone": False}
+        self._invoke("PreSignUp", function_arn, pool, client_id, event)
+
+    # -- after moto answered ---------------------------------------------------------------------------
+
+    def _after(
+        self,
+        operation: str,
+        request: dict[str, Any],
+        backend: CognitoIdpBackend,
+        pool: CognitoIdpUserPool,
+        payload: bytes,
+    ) -> bytes:
+        function_arn = _lambda_config(pool).get("PostAuthentication")
+        if operation not in {"InitiateAuth", "AdminInitiateAuth"} or not function_arn:
+            return payload
+        if "AuthenticationResult" not in json.loads(payload or b"{}"):
+            return payload
+        if request.get("AuthFlow") not in PASSWORD_FLOWS:
+            return payload  # refresh-token sign-ins do not run PostAuthentication
+        user = pool._get_user((request.get("AuthParameters") or {}).get("USERNAME", ""))
+        if user is None:
+            return payload
+        client_id = request.get("ClientId", "")
+        event = _event("PostAuthentication_Authentication", pool, user.username, client_id)
+        event["request"] = {
+            "userAttributes": dict(user.attribute_lookup),
+            "newDeviceUsed": False,
+            "clientMetadata": request.get("ClientMetadata") or {},
+        }
+        self._invoke("PostAuthentication", function_arn, pool, client_id, event)
+        return payload
+
+    # -- running a trigger ----------------------------------------------------------------------------
+
+    def _invoke(
+        self, trigger: str, function_arn: str, pool: CognitoIdpUserPool, client_id: str, event: dict[str, Any]
+    ) -> dict[str, Any]:
+        spec = self._function_spec(function_arn, pool, client_id)
+        self.stats.add(f"invoked:{trigger}")
+        try:
+            answer = self.runtime.invoke(spec, event, COGNITO_TIMEOUT_S)
+        except FunctionTimeout as exc:
+            self.stats.add(f"timeout:{trigger}")
+            raise CognitoError(
+                "UserLambdaValidationException", f"{trigger} failed with error Task timed out after 5.00 seconds."
+            ) from exc
+        except FunctionError as exc:
+            self.stats.add(f"failed:{trigger}")
+            raise CognitoError("UserLambdaValidationException", f"{trigger} failed with error {exc.message}.") from exc
+        if not isinstance(answer, dict) or not isinstance(answer.get("response"), dict):
+            raise CognitoError("InvalidLambdaResponseException", "Unrecognizable lambda output")
+        response: dict[str, Any] = answer["response"]
+        return response
+
+    def _function_spec(self, function_arn: str, pool: CognitoIdpUserPool, client_id: str) -> FunctionSpec:
+        region = function_arn.split(":")[3] if function_arn.startswith("arn:") else pool.region
+        missing = CognitoError("UserNotFoundException", f"Exception migrating user in app client {client_id}")
+        try:
+            function = lambda_backends[self.account_id][region].get_function(function_arn)
+        except Exception as exc:  # moto raises its own not-found class: Cognito says the same thing for all
+            raise missing from exc
+        if not _cognito_may_invoke(function.policy.statements, pool.arn):
+            raise missing
+        return FunctionSpec(
+            name=function.function_name,
+            arn=function.function_arn,
+            region=region,
+            handler=function.handler,
+            code_bytes=function.code_bytes,
+            environment=dict(function.environment_vars or {}),
+            memory_mb=int(function.memory_size or 128),
+        )
+
+
+def _validate_migration_response(
+    response: dict[str, Any], pool: CognitoIdpUserPool, username: str
+) -> tuple[list[dict[str, str]], str, str]:
+    """Checks the function's answer as Cognito does; returns (attributes, final status, username)."""
+    attributes = response.get("userAttributes")
+    final_status = response.get("finalUserStatus") or "RESET_REQUIRED"
+    if not isinstance(attributes, dict):
+        raise CognitoError("InvalidLambdaResponseException", "Invalid lambda response: userAttributes is required")
+    if final_status not in FINAL_STATUSES:
+        raise CognitoError("InvalidLambdaResponseException", f"Invalid finalUserStatus: {final_status}")
+    action = response.get("messageAction")
+    if action is not None and action not in MESSAGE_ACTIONS:
+        raise CognitoError("InvalidLambdaResponseException", f"Invalid messageAction: {action}")
+    attributes = dict(attributes)
+    new_username = str(attributes.pop("username", username))
+    problems = [f"{name}: Attribute does not exist in the schema." for name in attributes if name in READ_ONLY_ATTRIBUTES]
+    problems += [
+        f"{name}: Attribute does not exist in the schema."
+        for name in attributes
+        if name not in pool.schema_attributes and name not in STANDARD_ATTRIBUTES
+    ]
+    problems += [
+        f"{name}: The attribute is required"
+        for name, schema in pool.schema_attributes.items()
+        if schema.required and name not in READ_ONLY_ATTRIBUTES and not attributes.get(name)
+    ]
+    if problems:
+        raise CognitoError("InvalidParameterException", "Attributes did not conform to the schema: " + " ".join(problems))
+    if final_status == "RESET_REQUIRED" and not any(
+        attributes.get(f"{kind}_verified") == "true" and attributes.get(kind) for kind in ("email", "phone_number")
+    ):
+        raise CognitoError(
+            "InvalidParameterException",
+            "User pool must have a verified email or phone number to migrate a user with RESET_REQUIRED status",
+        )
+    return [{"Name": k, "Value": str(v)} for k, v in attributes.items()], final_status, new_username
+
+
+def _cognito_may_invoke(statements: list[dict[str, Any]], pool_arn: str) -> bool:
+    for statement in statements:
+        principal = statement.get("Principal")
+        service = principal.get("Service") if isinstance(principal, dict) else principal
+        if service != "cognito-idp.amazonaws.com" or statement.get("Effect", "Allow") != "Allow":
+            continue
+        if statement.get("Action") not in ("lambda:InvokeFunction", "lambda:*"):
+            continue
+        source_arn = (statement.get("Condition") or {}).get("ArnLike", {}).get("AWS:SourceArn")
+        if source_arn in (None, pool_arn):
+            return True
+    return False
+
+
+def _event(source: str, pool: CognitoIdpUserPool, username: str, client_id: str) -> dict[str, Any]:
+    return {
+        "version": "1",
+        "triggerSource": source,
+        "region": pool.region,
+        "userPoolId": pool.id,
+        "userName": username,
+        "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": client_id},
+        "request": {},
+        "response": {},
+    }
+
+
+def _lambda_config(pool: CognitoIdpUserPool) -> dict[str, str]:
+    return pool.extended_config.get("LambdaConfig") or {}
+
+
+def _find_pool(backend: CognitoIdpBackend, request: dict[str, Any]) -> CognitoIdpUserPool | None:
+    if request.get("UserPoolId"):
+        return backend.user_pools.get(request["UserPoolId"])
+    client_id = request.get("ClientId")
+    return next((p for p in backend.user_pools.values() if client_id in p.clients), None)
+
+
+def _region_of(environ: dict[str, Any]) -> str:
+    match = _REGION_IN_AUTH.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else "us-east-1"
+
+
+def _call(app: WsgiApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    captured: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        captured["status"], captured["headers"] = status, headers
+
+    chunks = app(environ, start_response)
+    try:
+        payload = b"".join(chunks)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close:
+            close()
+    return captured["status"], captured["headers"], payload
+
+
+def _error(start_response: Callable[..., Any], error: CognitoError) -> list[bytes]:
+    payload = json.dumps({"__type": error.code, "message": error.message}).encode()
+    start_response(
+        "400 Bad Request",
+        [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(payload))),
+         ("x-amzn-ErrorType", error.code)],
+    )
+    return [payload]

@@ -1,0 +1,98 @@
+"""The local AWS: moto's server on 127.0.0.1, real HTTP, with Cognito's Lambda triggers played for it.
+
+    with LocalAWS() as aws:            # or LocalAWS(port=5000).start()
+        os.environ["AWS_ENDPOINT_URL"] = aws.endpoint_url
+
+Any process that sets ``AWS_ENDPOINT_URL`` (a notebook kernel, the deployed function itself) then talks to
+it through boto3's standard configuration. moto's backends live in this process, which is what lets the
+legacy-pool generator write them directly and the trigger emulation read a deployed function's code.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.logs.models import logs_backends
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from . import cognito_patches
+from .cognito_triggers import CognitoTriggerMiddleware
+from .lambda_runtime import FunctionSpec, LambdaRuntime
+
+# The fake credentials every client of the local AWS uses; moto accepts any.
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+class QuietRequestHandler(MotoRequestHandler):
+    """One line per request on stderr would drown the runbook's own output."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class LocalAWS:
+    """moto's server plus Cognito trigger emulation, serving on ``host:port`` (port 0: any free port)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
+        self.host = host
+        self.port = port
+        self.account_id = account_id
+        self.runtime = LambdaRuntime(lambda: self.endpoint_url, self._store_log_line)
+        self.middleware: CognitoTriggerMiddleware | None = None
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._log_lock = threading.Lock()
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the local AWS is not started: call LocalAWS.start() first")
+        return f"http://{self.host}:{self._server.server_port}"
+
+    def start(self) -> LocalAWS:
+        cognito_patches.apply()
+        self.middleware = CognitoTriggerMiddleware(
+            DomainDispatcherApplication(create_backend_app), self.runtime, self.account_id
+        )
+        self._server = make_server(
+            self.host, self.port, self.middleware, threaded=True, request_handler=QuietRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.runtime.close()
+        self._server = None
+
+    def __enter__(self) -> LocalAWS:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _store_log_line(self, spec: FunctionSpec, stream: str, line: str) -> None:
+        """A function's stderr becomes its CloudWatch log stream, as in Lambda."""
+        group = f"/aws/lambda/{spec.name}"
+        backend = logs_backends[self.account_id][spec.region]
+        with self._log_lock:
+            if group not in backend.groups:
+                backend.create_log_group(group, {})
+            if stream not in backend.groups[group].streams:
+                backend.create_log_stream(group, stream)
+            backend.put_log_events(group, stream, [{"timestamp": int(time.time() * 1000), "message": line}])
