@@ -1,0 +1,80 @@
+"""Whole-pool reads that respect Cognito's quotas: ListUsers pages for users, ListGroups + ListUsersInGroup for
+memberships. Never a per-user call over the whole pool (AdminGetUser is billed per user; AdminListGroupsForUser
+over a million users takes hours)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .aws import RateLimiter, paginate
+
+USER_COLUMNS = (
+    "username",
+    "status",
+    "enabled",
+    "created",
+    "email",
+    "email_verified",
+    "phone_number",
+    "phone_number_verified",
+    "name",
+    "sub",
+)
+
+
+def user_row(user: dict[str, Any]) -> dict[str, Any]:
+    """One ListUsers item as a flat row: the standard columns plus every attribute the user has."""
+    attributes = {a["Name"]: a.get("Value", "") for a in user.get("Attributes", [])}
+    row: dict[str, Any] = {column: None for column in USER_COLUMNS}
+    row.update(attributes)
+    row.update(
+        username=user["Username"],
+        status=user.get("UserStatus", ""),
+        enabled=bool(user.get("Enabled", True)),
+        created=user.get("UserCreateDate"),
+        legacy_sms_mfa=bool(user.get("MFAOptions")),
+    )
+    return row
+
+
+def scan_users(
+    cognito: Any, pool_id: str, limiter: RateLimiter | None = None, expected: int | None = None, label: str = ""
+) -> pd.DataFrame:
+    """Every user of the pool, one row each, with a progress bar (users/s and ETA against ``expected``)."""
+    rows = []
+    with tqdm(total=expected, desc=label or f"ListUsers {pool_id}", unit="user", mininterval=1.0) as bar:
+        for user in paginate(cognito, "list_users", "Users", limiter, UserPoolId=pool_id, PaginationConfig={"PageSize": 60}):
+            rows.append(user_row(user))
+            bar.update(1)
+    frame = pd.DataFrame(rows, columns=None if rows else list(USER_COLUMNS))
+    if not frame.empty:
+        frame["created"] = pd.to_datetime(frame["created"], utc=True)
+    return frame
+
+
+def list_groups(cognito: Any, pool_id: str, limiter: RateLimiter | None = None) -> list[dict[str, Any]]:
+    """Every group (all pages: peers stop at the first 10)."""
+    return list(paginate(cognito, "list_groups", "Groups", limiter, UserPoolId=pool_id))
+
+
+def scan_memberships(
+    cognito: Any, pool_id: str, group_names: list[str], limiter: RateLimiter | None = None
+) -> pd.DataFrame:
+    """(group, username) for every member of every group, via ListUsersInGroup."""
+    rows = [
+        {"group": group, "username": user["Username"]}
+        for group in tqdm(group_names, desc="ListUsersInGroup", unit="group", mininterval=1.0)
+        for user in paginate(cognito, "list_users_in_group", "Users", limiter, UserPoolId=pool_id, GroupName=group)
+    ]
+    return pd.DataFrame(rows, columns=["group", "username"])
+
+
+def list_clients(cognito: Any, pool_id: str) -> list[dict[str, Any]]:
+    """Every app client with its full description (DescribeUserPoolClient: the list omits the settings)."""
+    return [
+        cognito.describe_user_pool_client(UserPoolId=pool_id, ClientId=c["ClientId"])["UserPoolClient"]
+        for c in paginate(cognito, "list_user_pool_clients", "UserPoolClients", UserPoolId=pool_id)
+    ]

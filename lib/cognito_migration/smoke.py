@@ -1,0 +1,188 @@
+"""Step 4: smoke-test sign-in through the deployed trigger with canary users.
+
+Canaries are created in the old pool with passwords generated here, at run time, and held only in memory:
+never returned, logged or saved. A wrong password must be refused and create nobody; the right password
+must migrate the canary with its attributes and groups; forgot-password must migrate a second canary as
+RESET_REQUIRED. Canaries are removed from both pools afterwards, whatever happened.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import string
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .aws import error_code
+from .checks import Check
+
+CANARY_PREFIX = "cognito-migration-canary-"
+
+
+@dataclass(frozen=True)
+class Canary:
+    username: str
+    attributes: dict[str, str]
+    groups: tuple[str, ...]
+
+
+def generate_password(length: int = 24) -> str:
+    """A password that satisfies any Cognito password policy (upper, lower, digit, symbol)."""
+    alphabet = string.ascii_letters + string.digits
+    body = "".join(secrets.choice(alphabet) for _ in range(length - 4))
+    return body + secrets.choice(string.ascii_uppercase) + secrets.choice(string.ascii_lowercase) + \
+        secrets.choice(string.digits) + secrets.choice("!#%+-=^_")
+
+
+def secret_hash(username: str, client: dict[str, Any]) -> dict[str, str]:
+    """SECRET_HASH for clients with a secret (none otherwise)."""
+    secret = client.get("ClientSecret")
+    if not secret:
+        return {}
+    digest = hmac.new(secret.encode(), (username + client["ClientId"]).encode(), hashlib.sha256).digest()
+    return {"SECRET_HASH": base64.b64encode(digest).decode()}
+
+
+def canary_attributes(username: str, required: tuple[str, ...]) -> dict[str, str]:
+    attributes = {"email": f"{username}@example.invalid", "email_verified": "true"}
+    for name in required:
+        attributes.setdefault(name, "Canary")
+    return attributes
+
+
+def create_canary(cognito: Any, pool_id: str, username: str, attributes: dict[str, str],
+                  groups: tuple[str, ...], password: str) -> Canary:
+    cognito.admin_create_user(
+        UserPoolId=pool_id,
+        Username=username,
+        MessageAction="SUPPRESS",
+        TemporaryPassword=generate_password(),
+        UserAttributes=[{"Name": k, "Value": v} for k, v in attributes.items()],
+    )
+    cognito.admin_set_user_password(UserPoolId=pool_id, Username=username, Password=password, Permanent=True)
+    for group in groups:
+        cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=username, GroupName=group)
+    return Canary(username, attributes, groups)
+
+
+def _sign_in(cognito: Any, client: dict[str, Any], username: str, password: str) -> dict[str, Any] | str:
+    """Tokens/challenge as a dict, or the error code of a refusal."""
+    try:
+        return dict(cognito.initiate_auth(
+            ClientId=client["ClientId"],
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": username, "PASSWORD": password, **secret_hash(username, client)},
+        ))
+    except ClientError as exc:
+        return error_code(exc)
+
+
+def _new_user(cognito: Any, pool_id: str, username: str) -> dict[str, Any] | None:
+    try:
+        return dict(cognito.admin_get_user(UserPoolId=pool_id, Username=username))
+    except ClientError as exc:
+        if error_code(exc) == "UserNotFoundException":
+            return None
+        raise
+
+
+def _groups_of(cognito: Any, pool_id: str, username: str) -> set[str]:
+    pages = cognito.get_paginator("admin_list_groups_for_user").paginate(UserPoolId=pool_id, Username=username)
+    return {g["GroupName"] for page in pages for g in page["Groups"]}
+
+
+def run_smoke_test(
+    cognito: Any, old_pool_id: str, new_pool_id: str, client: dict[str, Any], required: tuple[str, ...],
+    groups: list[str], run_id: str,
+) -> list[Check]:
+    """Runs every canary check; removes the canaries from both pools before returning."""
+    suffix = run_id.lower().replace(":", "")[-16:] + secrets.token_hex(3)
+    sign_in_name, reset_name = f"{CANARY_PREFIX}{suffix}", f"{CANARY_PREFIX}{suffix}-reset"
+    canary_groups = tuple(sorted(groups)[:2])
+    checks: list[Check] = []
+    try:
+        password = generate_password()
+        canary = create_canary(cognito, old_pool_id, sign_in_name, canary_attributes(sign_in_name, required),
+                               canary_groups, password)
+        checks += _wrong_password_checks(cognito, new_pool_id, client, canary)
+        checks += _sign_in_checks(cognito, new_pool_id, client, canary, password)
+        del password
+        reset = create_canary(cognito, old_pool_id, reset_name, canary_attributes(reset_name, required), (),
+                              generate_password())
+        checks += _forgot_password_checks(cognito, new_pool_id, client, reset)
+    finally:
+        checks.append(_remove_canaries(cognito, (old_pool_id, new_pool_id), (sign_in_name, reset_name)))
+    return checks
+
+
+def _wrong_password_checks(cognito: Any, pool_id: str, client: dict[str, Any], canary: Canary) -> list[Check]:
+    answer = _sign_in(cognito, client, canary.username, generate_password())
+    created = _new_user(cognito, pool_id, canary.username)
+    return [
+        Check("wrong password is refused", isinstance(answer, str), "blocker",
+              f"answer: {answer if isinstance(answer, str) else 'signed in'}",
+              "the trigger must check the password against the old pool: do not deploy it"),
+        Check("wrong password creates nobody", created is None, "blocker",
+              "no user in the new pool" if created is None else "a user was created",
+              "the trigger must fail closed on a refused password"),
+    ]
+
+
+def _sign_in_checks(cognito: Any, pool_id: str, client: dict[str, Any], canary: Canary, password: str) -> list[Check]:
+    answer = _sign_in(cognito, client, canary.username, password)
+    user = _new_user(cognito, pool_id, canary.username)
+    attributes = {a["Name"]: a["Value"] for a in (user or {}).get("UserAttributes", [])}
+    missing = {k: v for k, v in canary.attributes.items() if attributes.get(k) != v}
+    groups = _groups_of(cognito, pool_id, canary.username) if user else set()
+    return [
+        Check("right password signs in", isinstance(answer, dict) and "AuthenticationResult" in answer, "blocker",
+              f"answer: {answer if isinstance(answer, str) else next(iter(k for k in answer if k != 'ResponseMetadata'), '')}",
+              "read the trigger's log in CloudWatch (/aws/lambda/<function>) for the reason"),
+        Check("migrated user is CONFIRMED", (user or {}).get("UserStatus") == "CONFIRMED", "blocker",
+              f"status: {(user or {}).get('UserStatus')}", "the trigger must return finalUserStatus CONFIRMED"),
+        Check("attributes carried", user is not None and not missing, "blocker",
+              f"differing: {sorted(missing)}" if missing else "all carried",
+              "check ALLOWED_ATTRIBUTES and attribute_defaults"),
+        Check("groups carried", groups == set(canary.groups), "blocker",
+              f"expected {sorted(canary.groups)}, got {sorted(groups)}",
+              "attach the function as the PostAuthentication trigger and create the groups (step 2)"),
+    ]
+
+
+def _forgot_password_checks(cognito: Any, pool_id: str, client: dict[str, Any], canary: Canary) -> list[Check]:
+    try:
+        answer = cognito.forgot_password(ClientId=client["ClientId"], Username=canary.username,
+                                         **_secret_hash_param(canary.username, client))
+        outcome = "code sent" if answer.get("CodeDeliveryDetails") else "no delivery"
+    except ClientError as exc:
+        outcome = error_code(exc)
+    user = _new_user(cognito, pool_id, canary.username)
+    return [
+        Check("forgot password migrates the user", outcome == "code sent" and user is not None, "blocker",
+              f"answer: {outcome}", "the trigger must handle UserMigration_ForgotPassword"),
+        Check("forgot-password user must reset", (user or {}).get("UserStatus") == "RESET_REQUIRED", "blocker",
+              f"status: {(user or {}).get('UserStatus')}", "the trigger must return RESET_REQUIRED without a password"),
+    ]
+
+
+def _secret_hash_param(username: str, client: dict[str, Any]) -> dict[str, str]:
+    hashed = secret_hash(username, client)
+    return {"SecretHash": hashed["SECRET_HASH"]} if hashed else {}
+
+
+def _remove_canaries(cognito: Any, pool_ids: tuple[str, ...], usernames: tuple[str, ...]) -> Check:
+    left = []
+    for pool_id in pool_ids:
+        for username in usernames:
+            try:
+                cognito.admin_delete_user(UserPoolId=pool_id, Username=username)
+            except ClientError as exc:
+                if error_code(exc) != "UserNotFoundException":
+                    left.append(f"{username} in {pool_id} ({error_code(exc)})")
+    return Check("canaries removed", not left, "blocker", "; ".join(left) or "from both pools",
+                 f"delete users named {CANARY_PREFIX}* by hand")

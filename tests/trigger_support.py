@@ -1,0 +1,150 @@
+"""Test helpers for the migration trigger: load it as Lambda does, canned events, fake Cognito clients."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+ROOT = Path(__file__).resolve().parents[1]
+TRIGGER_FILE = ROOT / "lib" / "cognito_migration" / "trigger" / "migration_trigger.py"
+EVENTS = Path(__file__).resolve().parent / "events"
+FAKE_PASSWORD = "not-a-real-password"
+
+
+def load_trigger() -> ModuleType:
+    """The trigger imported as a top-level module `migration_trigger`, as it sits at the root of the zip."""
+    if "migration_trigger" in sys.modules:
+        return sys.modules["migration_trigger"]
+    spec = importlib.util.spec_from_file_location("migration_trigger", TRIGGER_FILE)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["migration_trigger"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A fresh copy of tests/events/<name>.json."""
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "cognito-migration-trigger"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:cognito-migration-trigger"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 5000
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext()
+
+
+def client_error(code: str, operation: str, message: str = "fake") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+
+@dataclass
+class FakeUser:
+    password: str = FAKE_PASSWORD
+    attributes: dict[str, str] = field(default_factory=dict)
+    enabled: bool = True
+    status: str = "CONFIRMED"
+    challenge: str | None = None  # what AdminInitiateAuth answers after a right password
+    groups: list[str] = field(default_factory=list)
+
+
+class FakePaginator:
+    def __init__(self, pool: FakeCognito) -> None:
+        self.pool = pool
+
+    def paginate(self, UserPoolId: str, Username: str) -> Any:
+        self.pool.calls.append(("admin_list_groups_for_user", UserPoolId))
+        user = self.pool.user(Username, "AdminListGroupsForUser")
+        groups = [{"GroupName": name, "UserPoolId": UserPoolId} for name in user.groups]
+        size = self.pool.page_size
+        for start in range(0, max(len(groups), 1), size):
+            yield {"Groups": groups[start : start + size]}
+
+
+class FakeCognito:
+    """Just enough of a cognito-idp client for the trigger, with Cognito's error codes."""
+
+    def __init__(self, users: dict[str, FakeUser] | None = None, groups: set[str] | None = None,
+                 page_size: int = 10, fail_with: Exception | None = None) -> None:
+        self.users = users or {}
+        self.groups = groups if groups is not None else set()
+        self.page_size = page_size
+        self.fail_with = fail_with
+        self.calls: list[tuple[str, str]] = []
+
+    def user(self, username: str, operation: str) -> FakeUser:
+        if self.fail_with is not None:
+            raise self.fail_with
+        if username not in self.users:
+            raise client_error("UserNotFoundException", operation, "User does not exist.")
+        return self.users[username]
+
+    def admin_initiate_auth(self, UserPoolId: str, ClientId: str, AuthFlow: str,
+                            AuthParameters: dict[str, str]) -> dict[str, Any]:
+        self.calls.append(("admin_initiate_auth", UserPoolId))
+        assert AuthFlow == "ADMIN_USER_PASSWORD_AUTH"
+        user = self.user(AuthParameters["USERNAME"], "AdminInitiateAuth")
+        if AuthParameters["PASSWORD"] != user.password:
+            raise client_error("NotAuthorizedException", "AdminInitiateAuth", "Bad password")
+        if user.status == "UNCONFIRMED":
+            raise client_error("UserNotConfirmedException", "AdminInitiateAuth", "User is not confirmed.")
+        if user.status == "RESET_REQUIRED":
+            raise client_error("PasswordResetRequiredException", "AdminInitiateAuth", "Reset required")
+        if user.challenge:
+            return {"ChallengeName": user.challenge, "Session": "fake-session", "ChallengeParameters": {}}
+        return {"AuthenticationResult": {"AccessToken": "fake", "IdToken": "fake", "RefreshToken": "fake"}}
+
+    def admin_get_user(self, UserPoolId: str, Username: str) -> dict[str, Any]:
+        self.calls.append(("admin_get_user", UserPoolId))
+        user = self.user(Username, "AdminGetUser")
+        return {
+            "Username": Username,
+            "UserAttributes": [{"Name": k, "Value": v} for k, v in user.attributes.items()],
+            "Enabled": user.enabled,
+            "UserStatus": user.status,
+        }
+
+    def get_paginator(self, operation: str) -> FakePaginator:
+        assert operation == "admin_list_groups_for_user"
+        return FakePaginator(self)
+
+    def admin_add_user_to_group(self, UserPoolId: str, Username: str, GroupName: str) -> dict[str, Any]:
+        self.calls.append(("admin_add_user_to_group", UserPoolId))
+        if GroupName not in self.groups:
+            raise client_error("ResourceNotFoundException", "AdminAddUserToGroup", "Group not found.")
+        user = self.user(Username, "AdminAddUserToGroup")
+        user.groups.append(GroupName)
+        return {}
+
+
+def alice(**overrides: Any) -> FakeUser:
+    """An ordinary old-pool user with a verified email and phone and a few attributes."""
+    attributes = {
+        "sub": "0b5e2d8c-1111-4c2a-9e0f-5a6b7c8d9e0f",
+        "email": "alice@example.com",
+        "email_verified": "true",
+        "phone_number": "+15555550100",
+        "phone_number_verified": "true",
+        "custom:tier": "gold",
+        "locale": "en",
+    }
+    attributes.update(overrides.pop("attributes", {}))
+    return FakeUser(attributes={k: v for k, v in attributes.items() if v is not None}, **overrides)
