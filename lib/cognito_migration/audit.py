@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from . import scan
+from . import records, scan
 from .aws import RateLimiter, error_code
 from .checks import Check
 from .params import Params
@@ -199,3 +199,20 @@ def checks(audit: Audit, params: Params) -> list[Check]:
             "check old_user_pool_id: an empty pool has nothing to migrate",
         ),
     ]
+
+
+def save_records(audit: Audit, params: Params) -> list[str]:
+    """The snapshot the report compares against later: users and memberships (masked), checks, overview."""
+    run_dir = params.records_dir
+    users = audit.users.drop(columns=["sub"], errors="ignore")
+    paths = [
+        records.save_frame(run_dir, "old_users", records.mask_frame(users, params.mask_pii)),
+        records.save_frame(run_dir, "old_memberships", records.mask_frame(audit.memberships, params.mask_pii)),
+        records.save_json(run_dir, "audit", {
+            "pool_id": audit.pool.get("Id"),
+            "users": len(audit.users),
+            "groups": len(audit.groups),
+            "checks": [c.__dict__ for c in audit.checks],
+        }),
+    ]
+    return [str(p) for p in paths]

@@ -95,3 +95,19 @@ def paginate(
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a ClientError, '' for anything else."""
     return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+
+
+class Connections:
+    """The clients a step uses, built once from the parameters, and the run's request-rate budget."""
+
+    def __init__(self, params: Params) -> None:
+        self.session = session(params)
+        self.cognito = client(self.session, "cognito-idp")
+        self.iam = client(self.session, "iam")
+        self.lam = client(self.session, "lambda")
+        self.list_limiter = RateLimiter(params.list_rate_limit)
+
+
+def connect(params: Params) -> Connections:
+    """Clients for a step: the notebooks call this instead of building clients themselves."""
+    return Connections(params)

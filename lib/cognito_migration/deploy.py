@@ -22,6 +22,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from .aws import error_code
+from .checks import Check
 from .params import Params
 from .pool import NEVER_DECLARED, STANDARD_ATTRIBUTES, input_members
 
@@ -278,3 +279,40 @@ def attach_triggers(cognito: Any, pool_id: str, triggers: dict[str, str]) -> dic
     update["LambdaConfig"] = {**previous, **triggers}
     cognito.update_user_pool(**update)
     return previous
+
+
+def verify(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Params) -> list[Check]:
+    """Step 3's promises read back from AWS: code, configuration, least privilege, permission, attachment,
+    and every other setting of the pool unchanged."""
+    if params.dry_run:
+        return [Check("dry run", True, "info", "nothing written", "set dry_run: false to deploy")]
+    name = params.migration_function_name
+    function = _get_function(lam, name) or {}
+    policy = iam.get_role_policy(RoleName=the_plan.role_name, PolicyName="cognito-migration")["PolicyDocument"]
+    policy = json.loads(policy) if isinstance(policy, str) else policy
+    cognito_resources = {r for s in policy["Statement"] if any(a.startswith("cognito-idp:") for a in s["Action"])
+                         for r in s["Resource"]}
+    pool_arns = {the_plan.policy["Statement"][0]["Resource"][0], the_plan.new_pool["Arn"]}
+    statements = json.loads(lam.get_policy(FunctionName=name)["Policy"])["Statement"]
+    permission = next((s for s in statements if s.get("Sid") == STATEMENT_ID), {})
+    condition = permission.get("Condition") or {}
+    after = cognito.describe_user_pool(UserPoolId=the_plan.new_pool["Id"])["UserPool"]
+    changed = sorted(k for k in set(after) | set(the_plan.new_pool)
+                     if k not in ("LambdaConfig", "LastModifiedDate") and after.get(k) != the_plan.new_pool.get(k))
+    lambda_config = after.get("LambdaConfig") or {}
+    return [
+        Check("deployed code is this package", function.get("CodeSha256") == the_plan.package.lambda_sha256, "blocker",
+              f"sha256 {the_plan.package.sha256[:16]}…", "re-run this step"),
+        Check("function configured", (function.get("Environment") or {}).get("Variables") == the_plan.environment,
+              "blocker", f"handler {function.get('Handler')}, timeout {function.get('Timeout')} s", "re-run this step"),
+        Check("role reaches only the two pools", cognito_resources == pool_arns, "blocker",
+              f"cognito-idp resources: {sorted(cognito_resources)}", "re-run this step: the policy is rewritten"),
+        Check("invoke permission scoped to the new pool",
+              condition.get("ArnLike", {}).get("AWS:SourceArn") == the_plan.new_pool["Arn"]
+              and condition.get("StringEquals", {}).get("AWS:SourceAccount") == account_of(the_plan.new_pool["Arn"]),
+              "blocker", f"condition: {condition}", "re-run this step"),
+        Check("triggers attached", all(lambda_config.get(k) == v for k, v in the_plan.lambda_config.items()),
+              "blocker", f"LambdaConfig: {sorted(lambda_config)}", "re-run this step"),
+        Check("no other pool setting changed", not changed, "blocker", f"changed: {changed or 'none'}",
+              "compare with the previous LambdaConfig in deploy.json and restore by hand"),
+    ]

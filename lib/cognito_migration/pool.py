@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import scan
 from .aws import paginate
+from .checks import Check
 from .params import Params
 
 SOURCE_TAG = "cognito-migration:source-pool"
@@ -184,3 +185,43 @@ def password_client(cognito: Any, pool_id: str) -> dict[str, Any]:
     if not clients:
         raise PoolError(f"pool {pool_id} has no app client allowing ALLOW_USER_PASSWORD_AUTH: run step 2 again")
     return sorted(clients, key=lambda c: (bool(c.get("ClientSecret")), c["ClientName"]))[0]
+
+
+def require_new_pool(cognito: Any, params: Params) -> dict[str, Any]:
+    """The new pool for the later steps; a clear error when step 2 has not created it."""
+    found = find_new_pool(cognito, params)
+    if found is None:
+        raise PoolError(f"no pool named {params.new_pool_name} made from {params.old_user_pool_id}: "
+                        "run step 2 (02_create_new_pool) with dry_run: false first")
+    return found
+
+
+def verify(cognito: Any, params: Params, the_plan: Plan) -> list[Check]:
+    """What step 2 promises, read back from AWS: the pool with the declared settings, clients, groups."""
+    if params.dry_run:
+        return [Check("dry run", True, "info", f"{the_plan.changes} change(s) planned, nothing written",
+                      "set dry_run: false to create them")]
+    new = find_new_pool(cognito, params)
+    if new is None:
+        return [Check("new pool exists", False, "blocker", "not found by name and tag", "re-run this step")]
+    required = sorted(a["Name"] for a in new.get("SchemaAttributes") or [] if a.get("Required") and a["Name"] != "sub")
+    case = (new.get("UsernameConfiguration") or {}).get("CaseSensitive", True)
+    clients = {c["ClientName"]: c for c in scan.list_clients(cognito, new["Id"])}
+    groups = {g["GroupName"] for g in scan.list_groups(cognito, new["Id"])}
+    missing_clients = sorted({c["ClientName"] for c in the_plan.old_clients} - set(clients))
+    no_password_flow = sorted(n for n, c in clients.items()
+                              if "ALLOW_USER_PASSWORD_AUTH" not in (c.get("ExplicitAuthFlows") or []))
+    missing_groups = sorted({g["GroupName"] for g in the_plan.old_groups} - groups)
+    return [
+        Check("new pool exists", True, "blocker", new["Id"]),
+        Check("case sensitivity as declared", case == params.target_case_sensitive, "blocker",
+              f"CaseSensitive={case}", "delete the new pool and re-run: this setting is fixed at creation"),
+        Check("required attributes as declared", set(params.target_required_attributes) <= set(required), "blocker",
+              f"required: {required}", "delete the new pool and re-run: required attributes are fixed at creation"),
+        Check("every app client copied", not missing_clients, "blocker", f"missing: {missing_clients or 'none'}",
+              "re-run this step"),
+        Check("clients allow USER_PASSWORD_AUTH", not no_password_flow, "blocker",
+              f"without it: {no_password_flow or 'none'}", "the migration trigger only fires on password sign-ins"),
+        Check("every group copied", not missing_groups, "blocker", f"missing: {missing_groups or 'none'}",
+              "re-run this step"),
+    ]

@@ -16,6 +16,9 @@ matplotlib.use("Agg")  # headless runs (papermill, CI) have no display; notebook
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .checks import Check  # noqa: E402
+from .records import mask_frame, save_frame, save_json  # noqa: E402
+
 MIGRATED, NOT_YET, CANNOT = "migrated", "not yet", "cannot migrate lazily"
 CATEGORIES = (MIGRATED, NOT_YET, CANNOT)
 COLORS = {MIGRATED: "#2e7d32", NOT_YET: "#f9a825", CANNOT: "#c62828"}
@@ -103,3 +106,28 @@ def chart(classified: pd.DataFrame, path: Path) -> plt.Figure:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return fig
+
+
+def verify(classified: pd.DataFrame, old_users: pd.DataFrame) -> list[Check]:
+    """Every old-pool user is counted exactly once."""
+    counted = int(summary(classified)["users"].sum())
+    unique = classified["username"].is_unique
+    return [
+        Check("every old-pool user counted once", counted == len(old_users) and unique, "blocker",
+              f"{counted} counted, {len(old_users)} read", "re-run the report: a page was lost"),
+    ]
+
+
+def save(run_dir: Path, classified: pd.DataFrame, new_only: pd.DataFrame, mask: bool) -> dict[str, object]:
+    """The report's record: counts (report.json) and the masked per-user snapshot (report_users.parquet)."""
+    totals = summary(classified)
+    data = {
+        "users": len(classified),
+        "states": dict(zip(totals["state"], totals["users"], strict=True)),
+        "cannot_by_reason": dict(zip(*by_reason(classified).to_dict("list").values(), strict=True)),
+        "new_pool_only": len(new_only),
+    }
+    columns = [c for c in ("username", "status", "enabled", "created", "state", "reason") if c in classified.columns]
+    save_json(run_dir, "report", data)
+    save_frame(run_dir, "report_users", mask_frame(classified[columns], mask))
+    return data

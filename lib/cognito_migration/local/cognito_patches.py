@@ -6,6 +6,7 @@ Applied once, to the moto classes in this process, by ``LocalAWS.start``:
 - A password sign-in of an UNCONFIRMED user with the right password answers UserNotConfirmedException
   (moto's admin flow lets it in).
 - A password sign-in of a RESET_REQUIRED user answers PasswordResetRequiredException.
+- A wrong password answers "Incorrect username or password." (moto's message was the username).
 - UpdateUserPool keeps the settings fixed at creation (AWS does not accept them there); moto's update
   replaced them, so a pool made case-insensitive turned case-sensitive when a trigger was attached.
 """
@@ -96,7 +97,13 @@ def _patch_password_sign_in(method_name: str, flows: tuple[str, ...]) -> None:
                     if user.password != (params or {}).get("PASSWORD"):
                         raise NotAuthorizedError("Incorrect username or password.")
                     raise UserNotConfirmedException("User is not confirmed.")
-        return original(self, *args)
+        try:
+            return original(self, *args)
+        except NotAuthorizedError as exc:
+            # moto puts the username in the message of a wrong-password error; AWS does not.
+            if auth_flow in flows and exc.message == (params or {}).get("USERNAME"):
+                raise NotAuthorizedError("Incorrect username or password.") from None
+            raise
 
     setattr(models.CognitoIdpBackend, method_name, sign_in)
 

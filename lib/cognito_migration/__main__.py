@@ -1,0 +1,53 @@
+"""Command line: ``python -m cognito_migration run --env ENV``.
+
+    python -m cognito_migration run --env local                      # the whole runbook on the local AWS
+    python -m cognito_migration run --env staging --params params/staging.yaml
+    python -m cognito_migration run --env local --users 20000 --replay-share 0.5
+    python -m cognito_migration run --env staging --steps 01_audit_old_pool
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .params import ParameterError
+from .runbook import STEPS, LocalOptions, RunFailed, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cognito_migration", description="Cognito user-pool migration runbook")
+    commands = parser.add_subparsers(dest="command", required=True)
+    runner = commands.add_parser("run", help="execute the notebooks in order and keep the run as a record")
+    runner.add_argument("--env", required=True, help="environment name; reads params/<env>.yaml by default")
+    runner.add_argument("--params", type=Path, help="parameters file (default: params/<env>.yaml)")
+    runner.add_argument("--outputs", type=Path, default=Path("outputs"), help="where runs are kept")
+    runner.add_argument("--steps", nargs="+", default=list(STEPS), help="steps to run (default: all, in order)")
+    runner.add_argument("--users", type=int, default=2000, help="local only: legacy users to seed")
+    runner.add_argument("--seed", type=int, default=7, help="local only: seed of the legacy users")
+    runner.add_argument("--replay-share", type=float, default=0.3,
+                        help="local only: share of legacy users who sign in before the report")
+    args = parser.parse_args(argv)
+    try:
+        result = run(
+            args.env,
+            params_file=args.params,
+            outputs=args.outputs.resolve(),
+            local=LocalOptions(users=args.users, seed=args.seed, replay_share=args.replay_share),
+            steps=tuple(args.steps),
+        )
+    except ParameterError as exc:
+        print(f"parameter error: {exc}", file=sys.stderr)
+        return 2
+    except RunFailed as exc:
+        print(f"run failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"run passed: {result.run_dir}")
+    for step in result.manifest["steps"]:
+        print(f"  {step['step']:<28} {step['outcome']:<7} {step.get('seconds', '')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

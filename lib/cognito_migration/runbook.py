@@ -1,0 +1,183 @@
+"""The runner: executes the notebooks in order with papermill and keeps each run as an audit record.
+
+    python -m cognito_migration run --env local
+
+writes ``outputs/<env>/<run-id>/``: each executed notebook, an HTML copy, the steps' results and
+``run.json``. It stops at the first failing gate; the failed notebook, saved with its error, is the record
+of the failure. For the ``local`` environment it first starts the local AWS in this process and seeds the
+legacy pool, and before the report it replays a wave of sign-ins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import papermill
+from nbconvert import HTMLExporter
+from tqdm.auto import tqdm
+
+from . import aws, params as parameters, records
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ROOT / "notebooks"
+STEPS = ("01_audit_old_pool", "02_create_new_pool", "03_deploy_trigger", "04_smoke_test_sign_in", "05_report")
+PACKAGES = ("boto3", "botocore", "moto", "papermill", "pandas", "pyarrow", "nbconvert", "cognito-migration")
+
+
+class RunFailed(RuntimeError):
+    """A step failed; ``run_dir`` holds the record, with the failed notebook."""
+
+    def __init__(self, message: str, run_dir: Path) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
+
+
+@dataclass
+class LocalOptions:
+    """How the local environment is seeded and exercised (ignored for other environments)."""
+
+    users: int = 2000
+    seed: int = 7
+    replay_share: float = 0.3
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    manifest: dict[str, Any]
+    local: Any = None  # the LocalEnvironment of a local run (closed), with its ground truth
+    replay: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def run(
+    env: str,
+    params_file: Path | None = None,
+    outputs: Path = ROOT / "outputs",
+    local: LocalOptions | None = None,
+    steps: tuple[str, ...] = STEPS,
+    progress: bool = True,
+) -> RunResult:
+    """Runs ``steps`` for ``env``; raises RunFailed (after saving the record) when a step fails."""
+    params_file = params_file or ROOT / "params" / f"{env}.yaml"
+    values = parameters.load_yaml(params_file)
+    checked = parameters.validate(values)  # every parameter error surfaces before anything runs
+    if checked.env != env:
+        raise parameters.ParameterError(f"env: {params_file} says env {checked.env!r}, but --env {env} was asked")
+    unknown_steps = [s for s in steps if s not in STEPS]
+    if unknown_steps:
+        raise parameters.ParameterError(f"steps: unknown {unknown_steps}; choose from {', '.join(STEPS)}")
+
+    run_id = records.new_run_id()
+    run_dir = (outputs / env / run_id).resolve()
+    run_dir.mkdir(parents=True, exist_ok=False)
+    manifest: dict[str, Any] = {
+        "run_id": run_id,
+        "env": env,
+        "params_file": str(params_file),
+        "params_digest": checked.digest(),
+        "params": {k: v for k, v in values.items()},
+        "git_commit": _git_commit(),
+        "packages": _package_versions(),
+        "python": sys.version.split()[0],
+        "started": records.now_iso(),
+        "steps": [],
+    }
+    result = RunResult(run_dir, manifest)
+    with _environment(env, checked, local or LocalOptions()) as local_env:
+        result.local = local_env
+        manifest["caller_identity"] = aws.caller_identity(aws.session(checked))
+        if local_env is not None:
+            manifest["local"] = {"users": len(local_env.legacy.users), "seed": local_env.legacy.seed,
+                                 "endpoint": local_env.aws.endpoint_url}
+        records.save_json(run_dir, "run", manifest)
+        bar = tqdm(steps, desc="runbook", unit="step", disable=not progress)
+        for step in bar:
+            bar.set_postfix_str(step)
+            if local_env is not None and step == "05_report":
+                result.replay = _replay(local_env, checked.new_pool_name, (local or LocalOptions()).replay_share,
+                                        manifest)
+            outcome = _execute(step, {**values, "run_dir": str(run_dir)}, run_dir)
+            manifest["steps"].append(outcome)
+            records.save_json(run_dir, "run", manifest)
+            if outcome["outcome"] != "passed":
+                manifest["ended"], manifest["outcome"] = records.now_iso(), "failed"
+                records.save_json(run_dir, "run", manifest)
+                raise RunFailed(f"step {step} failed: {outcome['error']}\nrecord: {run_dir / (step + '.ipynb')}",
+                                run_dir)
+    manifest["ended"], manifest["outcome"] = records.now_iso(), "passed"
+    records.save_json(run_dir, "run", manifest)
+    return result
+
+
+def _execute(step: str, values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Runs one notebook; the executed copy (and its HTML) are saved whether it passed or failed."""
+    output = run_dir / f"{step}.ipynb"
+    started, clock = records.now_iso(), time.perf_counter()
+    outcome: dict[str, Any] = {"step": step, "started": started, "notebook": output.name}
+    try:
+        papermill.execute_notebook(
+            str(NOTEBOOKS / f"{step}.ipynb"), str(output), parameters=values, cwd=str(ROOT),
+            progress_bar=False, report_mode=False,
+        )
+        outcome["outcome"] = "passed"
+    except papermill.PapermillExecutionError as exc:
+        outcome.update(outcome="failed", error=f"{exc.ename}: {exc.evalue}")
+    outcome["ended"] = records.now_iso()
+    outcome["seconds"] = round(time.perf_counter() - clock, 2)
+    if output.exists():
+        html = run_dir / f"{step}.html"
+        body, _ = HTMLExporter().from_filename(str(output))
+        html.write_text(body, encoding="utf-8")
+        outcome["html"] = html.name
+    return outcome
+
+
+def _replay(local_env: Any, new_pool_name: str, share: float, manifest: dict[str, Any]) -> Any:
+    """The local environment's wave of returning users, so the report has progress to show."""
+    started = records.now_iso()
+    replay = local_env.replay(new_pool_name, share)
+    manifest["steps"].append({"step": "local: replay sign-ins", "started": started, "ended": records.now_iso(),
+                              "outcome": "passed", "sign_ins": dict(replay.counts)})
+    return replay
+
+
+@contextlib.contextmanager
+def _environment(env: str, checked: parameters.Params, options: LocalOptions) -> Iterator[Any]:
+    """For ``local``: the local AWS in this process, seeded. Elsewhere: the operator's own AWS configuration."""
+    if env != "local":
+        yield None
+        return
+    from .local.demo import LocalEnvironment
+
+    with LocalEnvironment(users=options.users, seed=options.seed, region=checked.region) as local_env:
+        yield local_env
+
+
+def _git_commit() -> str:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except OSError:
+        return "unknown"
+    commit = done.stdout.strip() if done.returncode == 0 else "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=10).stdout.strip()
+    return f"{commit}+dirty" if dirty and commit != "unknown" else commit
+
+
+def _package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
