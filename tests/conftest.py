@@ -1,0 +1,47 @@
+"""Shared fixtures: the local AWS over real HTTP, and boto3 clients pointed at it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from cognito_migration.local.server import LOCAL_CREDENTIALS, LocalAWS
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def local_aws() -> Iterator[LocalAWS]:
+    """One local AWS for the session; AWS_ENDPOINT_URL and fake credentials point boto3 at it."""
+    saved = {k: os.environ.get(k) for k in (*LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
+    with LocalAWS() as aws:
+        os.environ.update({**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_DEFAULT_REGION": REGION})
+        yield aws
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def cognito(local_aws: LocalAWS):  # type: ignore[no-untyped-def]
+    return boto3.client("cognito-idp", region_name=REGION, endpoint_url=local_aws.endpoint_url)
+
+
+@pytest.fixture
+def iam(local_aws: LocalAWS):  # type: ignore[no-untyped-def]
+    return boto3.client("iam", region_name=REGION, endpoint_url=local_aws.endpoint_url)
+
+
+@pytest.fixture
+def lam(local_aws: LocalAWS):  # type: ignore[no-untyped-def]
+    return boto3.client("lambda", region_name=REGION, endpoint_url=local_aws.endpoint_url)
+
+
+@pytest.fixture
+def logs(local_aws: LocalAWS):  # type: ignore[no-untyped-def]
+    return boto3.client("logs", region_name=REGION, endpoint_url=local_aws.endpoint_url)
