@@ -1,0 +1,128 @@
+"""The whole runbook through papermill on the local AWS, as `make demo` runs it, checked against the
+legacy generator's ground truth."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from cognito_migration.local.legacy import (
+    DEFAULT_ACCOUNT_ID,
+    LEGACY_MIGRATION_CLIENT_ID,
+    LEGACY_WEB_CLIENT_ID,
+    LegacyPool,
+    expected_migrated,
+    generate_users,
+    has_verified_contact,
+    legacy_pool_id,
+    replay_sample,
+)
+from cognito_migration.runbook import ROOT, STEPS
+
+USERS, SEED, SHARE = 400, 7, 0.3
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outputs = tmp_path_factory.mktemp("outputs")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "cognito_migration", "run", "--env", "local", "--users", str(USERS),
+         "--seed", str(SEED), "--replay-share", str(SHARE), "--outputs", str(outputs)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    (outputs / "runner.log").write_text(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (found,) = list((outputs / "local").iterdir())
+    return found
+
+
+@pytest.fixture(scope="module")
+def legacy() -> LegacyPool:
+    region = "us-east-1"
+    return LegacyPool(legacy_pool_id(region), region, DEFAULT_ACCOUNT_ID, LEGACY_MIGRATION_CLIENT_ID,
+                      LEGACY_WEB_CLIENT_ID, SEED, generate_users(USERS, SEED))
+
+
+def expected_states(legacy: LegacyPool) -> dict[str, set[str]]:
+    """Ground truth from the generator's records, by the report's documented rules."""
+    migrated = expected_migrated(legacy, replay_sample(legacy, SHARE))
+    taken = {name.casefold() for name in migrated}
+    cannot = {
+        u.username for u in legacy.users
+        if u.username not in migrated and (
+            not u.enabled
+            or u.status == "UNCONFIRMED"
+            or (u.status == "FORCE_CHANGE_PASSWORD" and not has_verified_contact(u))
+            or u.username.casefold() in taken
+        )
+    }
+    not_yet = {u.username for u in legacy.users} - migrated - cannot
+    return {"migrated": migrated, "cannot migrate lazily": cannot, "not yet": not_yet}
+
+
+def test_every_step_passed_and_was_recorded(run_dir: Path) -> None:
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["outcome"] == "passed"
+    assert [s["step"] for s in manifest["steps"] if not s["step"].startswith("local")] == list(STEPS)
+    assert manifest["caller_identity"]["Account"] == DEFAULT_ACCOUNT_ID
+    assert len(manifest["params_digest"]) == 64 and manifest["packages"]["moto"] != "not installed"
+    for step in STEPS:
+        notebook = nbformat.read(run_dir / f"{step}.ipynb", as_version=4)
+        assert any(c.get("outputs") for c in notebook.cells if c.cell_type == "code"), step
+        assert "<html" in (run_dir / f"{step}.html").read_text()[:500].lower()
+
+
+def test_report_counts_equal_the_ground_truth(run_dir: Path, legacy: LegacyPool) -> None:
+    expected = expected_states(legacy)
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["users"] == USERS
+    assert report["states"] == {state: len(names) for state, names in expected.items()}
+    assert sum(report["states"].values()) == USERS
+    assert report["new_pool_only"] == 0
+    assert expected["migrated"], "the replay should have migrated somebody"
+
+
+def test_per_user_snapshot_matches_the_ground_truth(run_dir: Path, legacy: LegacyPool) -> None:
+    from cognito_migration.records import mask_text
+
+    expected = expected_states(legacy)
+    snapshot = pd.read_parquet(run_dir / "report_users.parquet")
+    by_masked = dict(zip(snapshot["username"], snapshot["state"], strict=True))
+    for state, names in expected.items():
+        assert {by_masked[mask_text(n)] for n in names} <= {state}
+
+
+def test_canary_migrated_with_groups_and_wrong_password_refused(run_dir: Path) -> None:
+    checks = {c["name"]: c for c in json.loads((run_dir / "smoke.json").read_text())}
+    for name in ("wrong password is refused", "wrong password creates nobody", "right password signs in",
+                 "migrated user is CONFIRMED", "attributes carried", "groups carried",
+                 "forgot password migrates the user", "canaries removed"):
+        assert checks[name]["passed"], checks[name]
+    assert "expected [" in checks["groups carried"]["detail"] and "[]" not in checks["groups carried"]["detail"]
+
+
+def readable(path: Path) -> str:
+    """A file's text; Parquet is compressed, so its cells are read back as CSV."""
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path).to_csv()
+    return path.read_bytes().decode("utf-8", "replace")
+
+
+def test_no_password_and_no_personal_data_in_outputs(run_dir: Path, legacy: LegacyPool) -> None:
+    text = "\n".join(readable(p) for p in run_dir.rglob("*") if p.is_file())
+    text += (run_dir.parent.parent / "runner.log").read_text()
+    passwords = [legacy.password(u.username) for u in legacy.users]
+    assert not [p for p in passwords if p in text]
+    emails = [u.attributes["email"] for u in legacy.users if u.attributes.get("email")]
+    phones = [u.attributes["phone_number"] for u in legacy.users if u.attributes.get("phone_number")]
+    assert not [e for e in emails if e in text]
+    assert not [p for p in phones if p in text]
