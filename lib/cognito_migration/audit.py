@@ -118,13 +118,16 @@ def required_attribute_gaps(users: pd.DataFrame, required: tuple[str, ...]) -> p
     return pd.DataFrame(rows, columns=["attribute", "users missing it"])
 
 
-def case_collisions(users: pd.DataFrame) -> pd.DataFrame:
-    """Usernames that differ only by case: only one of each group can exist in a case-insensitive pool."""
+def case_collisions(users: pd.DataFrame, mask: bool = False) -> pd.DataFrame:
+    """Usernames that differ only by case, one row per group (each username masked when ``mask``): only one
+    of each group can exist in a case-insensitive pool."""
     if users.empty:
-        return pd.DataFrame(columns=["key", "usernames"])
+        return pd.DataFrame(columns=["users", "usernames"])
     keys = users["username"].str.casefold()
     dupes = users[keys.duplicated(keep=False)].assign(key=keys)
-    return dupes.groupby("key")["username"].apply(lambda s: ", ".join(sorted(s))).rename("usernames").reset_index()
+    shown = dupes["username"].map(records.mask_text) if mask else dupes["username"]
+    groups = shown.groupby(dupes["key"]).agg(lambda s: ", ".join(sorted(s)))
+    return pd.DataFrame({"users": dupes.groupby("key").size().values, "usernames": groups.values})
 
 
 def fixed_settings(pool: dict[str, Any], clients: list[dict[str, Any]], params: Params) -> pd.DataFrame:

@@ -92,7 +92,7 @@ def chart(classified: pd.DataFrame, path: Path) -> plt.Figure:
     totals = summary(classified)
     status = by_status(classified).set_index("status")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 2]})
-    left.bar(totals["state"], totals["users"], color=[COLORS[s] for s in totals["state"]])
+    left.bar(totals["state"].str.replace(" ", "\n", n=1), totals["users"], color=[COLORS[s] for s in totals["state"]])
     for x, (users, share) in enumerate(zip(totals["users"], totals["share"], strict=True)):
         left.annotate(f"{users}\n{share}%", (x, users), ha="center", va="bottom", fontsize=9)
     left.set_title(f"{len(classified)} old-pool users")

@@ -4,10 +4,11 @@ over a million users takes hours)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # text bars: they render in JupyterLab and stay readable in saved notebooks and logs
 
 from .aws import RateLimiter, paginate
 
@@ -45,7 +46,7 @@ def scan_users(
 ) -> pd.DataFrame:
     """Every user of the pool, one row each, with a progress bar (users/s and ETA against ``expected``)."""
     rows = []
-    with tqdm(total=expected, desc=label or f"ListUsers {pool_id}", unit="user", mininterval=1.0) as bar:
+    with tqdm(total=expected, desc=label or f"ListUsers {pool_id}", unit="user", mininterval=2.0, file=sys.stderr) as bar:
         for user in paginate(cognito, "list_users", "Users", limiter, UserPoolId=pool_id, PaginationConfig={"PageSize": 60}):
             rows.append(user_row(user))
             bar.update(1)
@@ -66,7 +67,7 @@ def scan_memberships(
     """(group, username) for every member of every group, via ListUsersInGroup."""
     rows = [
         {"group": group, "username": user["Username"]}
-        for group in tqdm(group_names, desc="ListUsersInGroup", unit="group", mininterval=1.0)
+        for group in tqdm(group_names, desc="ListUsersInGroup", unit="group", mininterval=2.0, file=sys.stderr)
         for user in paginate(cognito, "list_users_in_group", "Users", limiter, UserPoolId=pool_id, GroupName=group)
     ]
     return pd.DataFrame(rows, columns=["group", "username"])
