@@ -24,7 +24,8 @@ demo: $(VENV)/.runtime  ## the whole runbook on the local AWS: records in output
 serve: $(VENV)/.runtime  ## the local AWS alone, on port 5000, until Ctrl-C
 	$(PY) -m cognito_migration.local serve --port 5000 $(ARGS)
 
-test: $(VENV)/.dev  ## every test, the end-to-end runbook included
+test: $(VENV)/.dev  ## lint, then every test, the end-to-end runbook included
+	$(PY) -m ruff check lib tests
 	$(PY) -m pytest $(ARGS)
 
 lint: $(VENV)/.dev

@@ -9,6 +9,7 @@ import boto3
 import pytest
 
 from cognito_migration.local.server import LOCAL_CREDENTIALS, LocalAWS
+from trigger_support import lambda_context  # noqa: F401  (a fixture the trigger tests share)
 
 REGION = "us-east-1"
 

@@ -35,9 +35,27 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     outputs = tmp_path_factory.mktemp("outputs")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     done = subprocess.run(
-        [sys.executable, "-m", "cognito_migration", "run", "--env", "local", "--users", str(USERS),
-         "--seed", str(SEED), "--replay-share", str(SHARE), "--outputs", str(outputs)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "cognito_migration",
+            "run",
+            "--env",
+            "local",
+            "--users",
+            str(USERS),
+            "--seed",
+            str(SEED),
+            "--replay-share",
+            str(SHARE),
+            "--outputs",
+            str(outputs),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     (outputs / "runner.log").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -48,8 +66,15 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def legacy() -> LegacyPool:
     region = "us-east-1"
-    return LegacyPool(legacy_pool_id(region), region, DEFAULT_ACCOUNT_ID, LEGACY_MIGRATION_CLIENT_ID,
-                      LEGACY_WEB_CLIENT_ID, SEED, generate_users(USERS, SEED))
+    return LegacyPool(
+        legacy_pool_id(region),
+        region,
+        DEFAULT_ACCOUNT_ID,
+        LEGACY_MIGRATION_CLIENT_ID,
+        LEGACY_WEB_CLIENT_ID,
+        SEED,
+        generate_users(USERS, SEED),
+    )
 
 
 def expected_states(legacy: LegacyPool) -> dict[str, set[str]]:
@@ -57,8 +82,10 @@ def expected_states(legacy: LegacyPool) -> dict[str, set[str]]:
     migrated = expected_migrated(legacy, replay_sample(legacy, SHARE))
     taken = {name.casefold() for name in migrated}
     cannot = {
-        u.username for u in legacy.users
-        if u.username not in migrated and (
+        u.username
+        for u in legacy.users
+        if u.username not in migrated
+        and (
             not u.enabled
             or u.status == "UNCONFIRMED"
             or (u.status == "FORCE_CHANGE_PASSWORD" and not has_verified_contact(u))
@@ -103,9 +130,16 @@ def test_per_user_snapshot_matches_the_ground_truth(run_dir: Path, legacy: Legac
 
 def test_canary_migrated_with_groups_and_wrong_password_refused(run_dir: Path) -> None:
     checks = {c["name"]: c for c in json.loads((run_dir / "smoke.json").read_text())}
-    for name in ("wrong password is refused", "wrong password creates nobody", "right password signs in",
-                 "migrated user is CONFIRMED", "attributes carried", "groups carried",
-                 "forgot password migrates the user", "canaries removed"):
+    for name in (
+        "wrong password is refused",
+        "wrong password creates nobody",
+        "right password signs in",
+        "migrated user is CONFIRMED",
+        "attributes carried",
+        "groups carried",
+        "forgot password migrates the user",
+        "canaries removed",
+    ):
         assert checks[name]["passed"], checks[name]
     assert "expected [" in checks["groups carried"]["detail"] and "[]" not in checks["groups carried"]["detail"]
 

@@ -40,9 +40,19 @@ E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
 def documented_counts(n: int) -> dict[str, int]:
     """The rule from generate_users' docstring, restated independently of the module."""
-    pct = {"unconfirmed": 3, "force_change_password": 2, "reset_required": 1, "disabled": 2, "sms_mfa": 4,
-           "totp_mfa": 2, "no_verified_contact": 2, "bad_phone": 1, "missing_name": 5,
-           "no_custom_attributes": 10, "multi_group": 20}
+    pct = {
+        "unconfirmed": 3,
+        "force_change_password": 2,
+        "reset_required": 1,
+        "disabled": 2,
+        "sms_mfa": 4,
+        "totp_mfa": 2,
+        "no_verified_contact": 2,
+        "bad_phone": 1,
+        "missing_name": 5,
+        "no_custom_attributes": 10,
+        "multi_group": 20,
+    }
     counts = {quirk: n * p // 100 for quirk, p in pct.items()}
     counts["case_duplicate_username"] = counts["case_duplicate_email"] = 2 * (n // 200)
     return counts
@@ -109,8 +119,9 @@ def test_case_duplicates_come_in_pairs(users: list[LegacyUser]) -> None:
 
 
 def test_unverified_users_include_some_that_would_become_reset_required(users: list[LegacyUser]) -> None:
-    stranded = [u for u in users if "no_verified_contact" in u.quirks
-                and u.quirks & {"force_change_password", "totp_mfa"}]
+    stranded = [
+        u for u in users if "no_verified_contact" in u.quirks and u.quirks & {"force_change_password", "totp_mfa"}
+    ]
     assert len(stranded) == 2000 * 2 // 100 // 4
     assert not any(expected_migration(u) for u in stranded)
 
@@ -179,6 +190,7 @@ def test_seeding_twice_leaves_one_pool_with_the_fixed_id() -> None:
 
 # --- over HTTP, against moto's server running in this process ---------------------------------------
 
+
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -195,8 +207,13 @@ def legacy(endpoint: str) -> LegacyPool:
 
 @pytest.fixture(scope="module")
 def cognito(endpoint: str) -> Any:
-    return boto3.client("cognito-idp", region_name=REGION, endpoint_url=endpoint,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        "cognito-idp",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def _all(cognito: Any, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
@@ -238,8 +255,11 @@ def test_http_groups_and_memberships_match_the_records(legacy: LegacyPool, cogni
 
 def _admin_sign_in(cognito: Any, legacy: LegacyPool, username: str, password: str) -> dict[str, Any]:
     return cognito.admin_initiate_auth(  # type: ignore[no-any-return]
-        UserPoolId=legacy.pool_id, ClientId=legacy.migration_client_id, AuthFlow="ADMIN_USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": username, "PASSWORD": password})
+        UserPoolId=legacy.pool_id,
+        ClientId=legacy.migration_client_id,
+        AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": username, "PASSWORD": password},
+    )
 
 
 def test_http_confirmed_user_gets_tokens(legacy: LegacyPool, cognito: Any) -> None:
@@ -261,8 +281,7 @@ def test_http_wrong_password_is_refused(legacy: LegacyPool, cognito: Any) -> Non
     assert caught.value.response["Error"]["Code"] == "NotAuthorizedException"
 
 
-def test_replay_wave_records_outcomes_without_passwords(legacy: LegacyPool, cognito: Any,
-                                                        endpoint: str) -> None:
+def test_replay_wave_records_outcomes_without_passwords(legacy: LegacyPool, cognito: Any, endpoint: str) -> None:
     # A new pool without a trigger: nobody exists there yet, so every sign-in is a UserNotFoundException.
     new_pool = cognito.create_user_pool(PoolName="replay-target")["UserPool"]["Id"]
     client_id = cognito.create_user_pool_client(

@@ -84,17 +84,15 @@ class Pool:
     client_id: str
 
 
-def make_pool(
-    cognito: Any, *, case_sensitive: bool = False, schema: list[dict[str, Any]] | None = None
-) -> Pool:
+def make_pool(cognito: Any, *, case_sensitive: bool = False, schema: list[dict[str, Any]] | None = None) -> Pool:
     """A fresh pool with a unique name and an app client (no secret) allowing the password flows."""
     extra = {"Schema": schema} if schema is not None else {}
     pool = cognito.create_user_pool(
         PoolName=unique("pool"), UsernameConfiguration={"CaseSensitive": case_sensitive}, **extra
     )["UserPool"]
-    client = cognito.create_user_pool_client(
-        UserPoolId=pool["Id"], ClientName="app", ExplicitAuthFlows=PASSWORD_FLOWS
-    )["UserPoolClient"]
+    client = cognito.create_user_pool_client(UserPoolId=pool["Id"], ClientName="app", ExplicitAuthFlows=PASSWORD_FLOWS)[
+        "UserPoolClient"
+    ]
     return Pool(pool["Id"], pool["Arn"], client["ClientId"])
 
 
@@ -168,9 +166,7 @@ def confirmed(email: str = "bob@example.com", **attributes: str) -> dict[str, An
     }
 
 
-def sign_in(
-    cognito: Any, pool: Pool, username: str, password: str = PASSWORD, **extra: Any
-) -> dict[str, Any]:
+def sign_in(cognito: Any, pool: Pool, username: str, password: str = PASSWORD, **extra: Any) -> dict[str, Any]:
     return dict(
         cognito.initiate_auth(
             ClientId=pool.client_id,
@@ -195,9 +191,7 @@ def attributes_of(cognito: Any, pool: Pool, username: str) -> dict[str, str]:
     return {a["Name"]: a["Value"] for a in user["UserAttributes"]}
 
 
-def log_messages(
-    logs: Any, function_name: str, until: Callable[[list[str]], bool], timeout_s: float = 10
-) -> list[str]:
+def log_messages(logs: Any, function_name: str, until: Callable[[list[str]], bool], timeout_s: float = 10) -> list[str]:
     """The function's CloudWatch log lines, polled until `until` holds (the emulator forwards them async)."""
     group = f"/aws/lambda/{function_name}"
     deadline = time.monotonic() + timeout_s
@@ -261,9 +255,7 @@ def test_migration_admin_user_password_auth_migrates(cognito, deploy_function):
 
 def test_migration_reset_required_answers_password_reset_required(cognito, deploy_function):
     pool = make_pool(cognito)
-    deploy_function(
-        pool, ANSWERS_FROM_ENV, environment=answers({**confirmed(), "finalUserStatus": "RESET_REQUIRED"})
-    )
+    deploy_function(pool, ANSWERS_FROM_ENV, environment=answers({**confirmed(), "finalUserStatus": "RESET_REQUIRED"}))
 
     with pytest.raises(ClientError) as exc_info:
         sign_in(cognito, pool, "bob")
@@ -292,9 +284,7 @@ def test_migration_function_error_is_user_lambda_validation_exception(cognito, d
     assert not user_exists(cognito, pool, "bob")
 
 
-def test_migration_timeout_kills_worker_and_next_invocation_starts_cold(
-    cognito, logs, local_aws, deploy_function
-):
+def test_migration_timeout_kills_worker_and_next_invocation_starts_cold(cognito, logs, local_aws, deploy_function):
     pool = make_pool(cognito, schema=[custom("pid")])
     name = deploy_function(
         pool,
@@ -476,9 +466,7 @@ def test_migration_event_has_the_documented_shape(cognito, logs, deploy_function
     sign_in(cognito, pool, "bob", ClientMetadata={"app": "web"})
 
     line = next(
-        m
-        for m in log_messages(logs, name, lambda m: any(x.startswith("EVENT ") for x in m))
-        if m.startswith("EVENT ")
+        m for m in log_messages(logs, name, lambda m: any(x.startswith("EVENT ") for x in m)) if m.startswith("EVENT ")
     )
     event = json.loads(line[len("EVENT ") :])
     assert set(event["callerContext"]) == {"awsSdkVersion", "clientId"}
@@ -508,9 +496,7 @@ def test_forgot_password_of_unknown_user_migrates_reset_required(cognito, logs, 
     assert "CodeDeliveryDetails" in answer
     assert cognito.admin_get_user(UserPoolId=pool.id, Username="carol")["UserStatus"] == "RESET_REQUIRED"
     line = next(
-        m
-        for m in log_messages(logs, name, lambda m: any(x.startswith("EVENT ") for x in m))
-        if m.startswith("EVENT ")
+        m for m in log_messages(logs, name, lambda m: any(x.startswith("EVENT ") for x in m)) if m.startswith("EVENT ")
     )
     event = json.loads(line[len("EVENT ") :])
     assert event["triggerSource"] == "UserMigration_ForgotPassword"
@@ -531,9 +517,7 @@ def existing_user(cognito: Any, pool: Pool, username: str = "dave") -> None:
     cognito.admin_set_user_password(UserPoolId=pool.id, Username=username, Password=PASSWORD, Permanent=True)
 
 
-def test_post_authentication_runs_after_sign_in_with_user_attributes(
-    cognito, logs, local_aws, deploy_function
-):
+def test_post_authentication_runs_after_sign_in_with_user_attributes(cognito, logs, local_aws, deploy_function):
     pool = make_pool(cognito)
     existing_user(cognito, pool)
     name = deploy_function(
@@ -617,9 +601,7 @@ def test_pre_sign_up_refusal_refuses_sign_up(cognito, deploy_function):
 # --- cognito_patches: where moto differs from AWS -------------------------------------------------------
 
 
-def test_case_insensitive_pool_treats_usernames_differing_by_case_as_one_user(
-    cognito, local_aws, deploy_function
-):
+def test_case_insensitive_pool_treats_usernames_differing_by_case_as_one_user(cognito, local_aws, deploy_function):
     pool = make_pool(cognito, case_sensitive=False)
     deploy_function(pool, ANSWERS_FROM_ENV, environment=answers(confirmed()))
     invoked = local_aws.middleware.stats.counts.get("invoked:UserMigration", 0)
@@ -691,11 +673,7 @@ def test_wrong_password_message_does_not_name_the_user(cognito):
 
 
 def pick(users: list[LegacyUser], condition: Callable[[LegacyUser], bool]) -> LegacyUser:
-    return next(
-        u
-        for u in users
-        if condition(u) and not {"case_duplicate_username", "case_duplicate_email"} & u.quirks
-    )
+    return next(u for u in users if condition(u) and not {"case_duplicate_username", "case_duplicate_email"} & u.quirks)
 
 
 def test_real_trigger_migrates_legacy_users(cognito, logs, local_aws, deploy_function):
@@ -723,9 +701,7 @@ def test_real_trigger_migrates_legacy_users(cognito, logs, local_aws, deploy_fun
     )
     for group in GROUP_NAMES:
         cognito.create_group(UserPoolId=pool.id, GroupName=group)
-    environment = deploy.function_environment(
-        settings, cognito.describe_user_pool(UserPoolId=pool.id)["UserPool"]
-    )
+    environment = deploy.function_environment(settings, cognito.describe_user_pool(UserPoolId=pool.id)["UserPool"])
     name = deploy_function(
         pool,
         deploy.build_package().zip_bytes,
@@ -746,9 +722,7 @@ def test_real_trigger_migrates_legacy_users(cognito, logs, local_aws, deploy_fun
             and u.attributes["email_verified"] == "true"
         ),
     )
-    wrong = pick(
-        legacy.users, lambda u: u.status == "CONFIRMED" and u.enabled and u.mfa is None and u is not happy
-    )
+    wrong = pick(legacy.users, lambda u: u.status == "CONFIRMED" and u.enabled and u.mfa is None and u is not happy)
     sms = pick(legacy.users, lambda u: u.mfa == "SMS_MFA" and u.enabled)
     disabled = pick(legacy.users, lambda u: not u.enabled)
     unconfirmed = pick(legacy.users, lambda u: u.status == "UNCONFIRMED" and u.enabled)
@@ -768,8 +742,7 @@ def test_real_trigger_migrates_legacy_users(cognito, logs, local_aws, deploy_fun
     assert sorted(g["GroupName"] for g in groups) == sorted(happy.groups)
     # The password was kept: the second sign-in needs no migration.
     assert (
-        "AccessToken"
-        in sign_in(cognito, pool, happy.username, legacy.password(happy.username))["AuthenticationResult"]
+        "AccessToken" in sign_in(cognito, pool, happy.username, legacy.password(happy.username))["AuthenticationResult"]
     )
 
     # Wrong password: refused, nobody created.

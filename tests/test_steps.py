@@ -189,13 +189,9 @@ def old_pool(cognito) -> dict[str, Any]:
         GenerateSecret=True,
         ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
     )
-    cognito.create_user_pool_client(
-        UserPoolId=pool_id, ClientName="mobile", ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH"]
-    )
+    cognito.create_user_pool_client(UserPoolId=pool_id, ClientName="mobile", ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH"])
     for name, precedence in (("admins", 1), ("editors", 10), ("viewers", 100)):
-        cognito.create_group(
-            UserPoolId=pool_id, GroupName=name, Description=f"{name} group", Precedence=precedence
-        )
+        cognito.create_group(UserPoolId=pool_id, GroupName=name, Description=f"{name} group", Precedence=precedence)
     return dict(cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"])
 
 
@@ -230,8 +226,7 @@ def test_pool_apply_creates_pool_clients_and_groups_and_a_rerun_creates_nothing(
         assert "ALLOW_USER_PASSWORD_AUTH" in client["ExplicitAuthFlows"]
         assert set(old_clients[name]["ExplicitAuthFlows"]) <= set(client["ExplicitAuthFlows"])
     assert (
-        new_clients["web"]["ClientSecret"]
-        and new_clients["web"]["ClientSecret"] != old_clients["web"]["ClientSecret"]
+        new_clients["web"]["ClientSecret"] and new_clients["web"]["ClientSecret"] != old_clients["web"]["ClientSecret"]
     )
     assert "ClientSecret" not in new_clients["mobile"]
     groups = {g["GroupName"]: g for g in scan.list_groups(cognito, new["Id"])}
@@ -270,9 +265,7 @@ def test_find_new_pool_refuses_a_same_named_pool_without_the_tag(cognito, old_po
     with pytest.raises(pool.PoolError) as exc_info:
         pool.find_new_pool(cognito, params)
 
-    assert str(exc_info.value).startswith(
-        f"new_pool_name: a pool named {params.new_pool_name} exists but was not made"
-    )
+    assert str(exc_info.value).startswith(f"new_pool_name: a pool named {params.new_pool_name} exists but was not made")
     with pytest.raises(pool.PoolError):
         pool.plan(cognito, params, old_pool)
 
@@ -293,9 +286,7 @@ def test_build_package_is_byte_identical_across_calls():
 def test_role_policy_names_only_the_two_pools_and_no_wildcard():
     policy = deploy.role_policy(OLD_POOL_ARN, NEW_POOL_ARN, "migration")
 
-    cognito_statements = [
-        s for s in policy["Statement"] if any(a.startswith("cognito-idp:") for a in s["Action"])
-    ]
+    cognito_statements = [s for s in policy["Statement"] if any(a.startswith("cognito-idp:") for a in s["Action"])]
     assert {r for s in cognito_statements for r in s["Resource"]} == {OLD_POOL_ARN, NEW_POOL_ARN}
     assert {a for s in cognito_statements for a in s["Action"]} == set(deploy.OLD_POOL_ACTIONS) | set(
         deploy.NEW_POOL_ACTIONS
@@ -307,8 +298,7 @@ def test_role_policy_names_only_the_two_pools_and_no_wildcard():
         for resource in statement["Resource"]:
             assert resource != "*"
             assert (
-                "*" not in resource
-                or resource == f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/migration:*"
+                "*" not in resource or resource == f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/migration:*"
             )
 
 
@@ -335,9 +325,7 @@ def test_deploy_apply_twice_creates_one_role_function_and_permission(cognito, ia
         for f in aws.paginate(lam, "list_functions", "Functions")
         if f["FunctionName"] == params.migration_function_name
     ]
-    statements = json.loads(lam.get_policy(FunctionName=params.migration_function_name)["Policy"])[
-        "Statement"
-    ]
+    statements = json.loads(lam.get_policy(FunctionName=params.migration_function_name)["Policy"])["Statement"]
     assert len(roles) == 1
     assert len(functions) == 1
     assert [s["Sid"] for s in statements] == [deploy.STATEMENT_ID]
@@ -364,9 +352,7 @@ def test_deployed_permission_names_source_arn_and_source_account(cognito, iam, l
 
     deploy.apply(cognito, iam, lam, deploy.plan(iam, lam, params, old, new), params, dry_run=False)
 
-    statement = json.loads(lam.get_policy(FunctionName=params.migration_function_name)["Policy"])[
-        "Statement"
-    ][0]
+    statement = json.loads(lam.get_policy(FunctionName=params.migration_function_name)["Policy"])["Statement"][0]
     assert statement["Principal"] == {"Service": "cognito-idp.amazonaws.com"}
     assert statement["Action"] == "lambda:InvokeFunction"
     assert statement["Condition"] == {
@@ -388,9 +374,7 @@ def test_deployed_function_environment_and_role_policy(cognito, iam, lam, pools_
     assert variables["MFA_POLICY"] == "reset_required"
     allowed = variables["ALLOWED_ATTRIBUTES"].split(",")
     assert "custom:tier" in allowed and "email" in allowed and "sub" not in allowed
-    document = iam.get_role_policy(RoleName=the_plan.role_name, PolicyName="cognito-migration")[
-        "PolicyDocument"
-    ]
+    document = iam.get_role_policy(RoleName=the_plan.role_name, PolicyName="cognito-migration")["PolicyDocument"]
     document = json.loads(document) if isinstance(document, str) else document
     assert document == deploy.role_policy(old["Arn"], new["Arn"], params.migration_function_name)
 
@@ -432,9 +416,7 @@ POOL_SETTINGS: dict[str, Any] = {
 
 
 def test_attach_triggers_keeps_every_other_setting(cognito):
-    created = cognito.create_user_pool(
-        PoolName=unique("attach"), UsernameConfiguration={"CaseSensitive": False}
-    )
+    created = cognito.create_user_pool(PoolName=unique("attach"), UsernameConfiguration={"CaseSensitive": False})
     pool_id = created["UserPool"]["Id"]
     cognito.update_user_pool(
         UserPoolId=pool_id,
@@ -458,9 +440,7 @@ def test_attach_triggers_keeps_every_other_setting(cognito):
         "PostAuthentication": function_arn,
     }
     ignored = ("LambdaConfig", "LastModifiedDate")
-    assert {k: v for k, v in after.items() if k not in ignored} == {
-        k: v for k, v in before.items() if k not in ignored
-    }
+    assert {k: v for k, v in after.items() if k not in ignored} == {k: v for k, v in before.items() if k not in ignored}
 
 
 # --- report ---------------------------------------------------------------------------------------------
@@ -494,17 +474,13 @@ def old_users_frame() -> pd.DataFrame:
 
 
 def new_users_frame() -> pd.DataFrame:
-    return pd.DataFrame(
-        {"username": ["alice", "Gina", "zed"], "status": ["CONFIRMED", "CONFIRMED", "UNCONFIRMED"]}
-    )
+    return pd.DataFrame({"username": ["alice", "Gina", "zed"], "status": ["CONFIRMED", "CONFIRMED", "UNCONFIRMED"]})
 
 
 def test_report_classify_gives_each_old_user_one_state_and_reason():
     classified = report.classify(old_users_frame(), new_users_frame(), case_sensitive=False)
 
-    states = dict(
-        zip(classified["username"], zip(classified["state"], classified["reason"], strict=True), strict=True)
-    )
+    states = dict(zip(classified["username"], zip(classified["state"], classified["reason"], strict=True), strict=True))
     assert states == {
         "alice": (report.MIGRATED, ""),
         "bob": (report.NOT_YET, ""),
@@ -713,9 +689,7 @@ def test_paginate_returns_every_item_across_pages(cognito):
 
     limiter = CountingLimiter(rate=1000)
     groups = list(
-        aws.paginate(
-            cognito, "list_groups", "Groups", limiter, UserPoolId=pool_id, PaginationConfig={"PageSize": 10}
-        )
+        aws.paginate(cognito, "list_groups", "Groups", limiter, UserPoolId=pool_id, PaginationConfig={"PageSize": 10})
     )
 
     assert sorted(g["GroupName"] for g in groups) == sorted(names)

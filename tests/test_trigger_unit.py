@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
+
 from trigger_support import (
     FAKE_PASSWORD,
     FakeCognito,
     FakeUser,
     alice,
     client_error,
-    lambda_context,  # noqa: F401  (a fixture)
     load_event,
     load_trigger,
 )
@@ -99,13 +99,23 @@ def test_without_allowed_list_every_attribute_but_sub_is_copied(pools, lambda_co
     for name in ("ALLOWED_ATTRIBUTES", "ATTRIBUTE_DEFAULTS", "LEGACY_SUB_ATTRIBUTE"):
         monkeypatch.delenv(name)
     attributes = sign_in(lambda_context)["response"]["userAttributes"]
-    assert set(attributes) == {"email", "email_verified", "phone_number", "phone_number_verified",
-                               "custom:tier", "locale"}
+    assert set(attributes) == {
+        "email",
+        "email_verified",
+        "phone_number",
+        "phone_number_verified",
+        "custom:tier",
+        "locale",
+    }
 
 
 def test_build_user_attributes_fills_empty_values_and_drops_sub():
-    old = [{"Name": "sub", "Value": "s-1"}, {"Name": "name", "Value": ""},
-           {"Name": "email", "Value": "a@b.c"}, {"Name": "identities", "Value": "[]"}]
+    old = [
+        {"Name": "sub", "Value": "s-1"},
+        {"Name": "name", "Value": ""},
+        {"Name": "email", "Value": "a@b.c"},
+        {"Name": "identities", "Value": "[]"},
+    ]
     attributes = trigger.build_user_attributes(old, {"sub", "name", "email"}, {"name": "-"}, None)
     assert attributes == {"name": "-", "email": "a@b.c"}
 
@@ -146,8 +156,9 @@ def test_every_refusal_says_the_same_thing(pools, lambda_context, caplog, userna
         ("refuse", "true", None),
     ],
 )
-def test_mfa_challenge_follows_the_policy(pools, lambda_context, monkeypatch, challenge, policy,
-                                          phone_verified, expected):
+def test_mfa_challenge_follows_the_policy(
+    pools, lambda_context, monkeypatch, challenge, policy, phone_verified, expected
+):
     old, _ = pools
     old.users["alice"] = alice(challenge=challenge, attributes={"phone_number_verified": phone_verified})
     monkeypatch.setenv("MFA_POLICY", policy)
@@ -177,8 +188,9 @@ def test_unknown_challenge_is_refused(pools, lambda_context):
 
 def test_reset_required_without_verified_contact_is_refused(pools, lambda_context):
     old, _ = pools
-    old.users["alice"] = alice(challenge="SMS_MFA",
-                               attributes={"email_verified": "false", "phone_number_verified": "false"})
+    old.users["alice"] = alice(
+        challenge="SMS_MFA", attributes={"email_verified": "false", "phone_number_verified": "false"}
+    )
     with pytest.raises(trigger.Refused, match="no verified email or phone"):
         sign_in(lambda_context)
 
@@ -191,8 +203,10 @@ def test_confirmed_user_needs_no_verified_contact(pools, lambda_context):
 
 @pytest.mark.parametrize(
     "failure",
-    [client_error("TooManyRequestsException", "AdminInitiateAuth"),
-     ReadTimeoutError(endpoint_url="https://cognito-idp.us-east-1.amazonaws.com/")],
+    [
+        client_error("TooManyRequestsException", "AdminInitiateAuth"),
+        ReadTimeoutError(endpoint_url="https://cognito-idp.us-east-1.amazonaws.com/"),
+    ],
     ids=["throttled", "timeout"],
 )
 def test_old_pool_failure_fails_closed(pools, lambda_context, caplog, failure):
@@ -259,8 +273,9 @@ def test_forgot_password_without_verified_contact_is_refused(pools, lambda_conte
 def test_group_copy_reads_every_page_and_adds_only_missing_groups(lambda_context, caplog, monkeypatch):
     wanted = [f"group-{n:02}" for n in range(25)]
     old = FakeCognito({"alice": FakeUser(groups=list(wanted))}, page_size=10)
-    new = FakeCognito({"alice": FakeUser(groups=["group-00", "group-01"])},
-                      groups=set(wanted) - {"group-24"}, page_size=10)
+    new = FakeCognito(
+        {"alice": FakeUser(groups=["group-00", "group-01"])}, groups=set(wanted) - {"group-24"}, page_size=10
+    )
     monkeypatch.setattr(trigger, "_clients", {"old": old, "new": new})
     event = load_event("post_authentication")
 

@@ -82,8 +82,13 @@ class FakePaginator:
 class FakeCognito:
     """Just enough of a cognito-idp client for the trigger, with Cognito's error codes."""
 
-    def __init__(self, users: dict[str, FakeUser] | None = None, groups: set[str] | None = None,
-                 page_size: int = 10, fail_with: Exception | None = None) -> None:
+    def __init__(
+        self,
+        users: dict[str, FakeUser] | None = None,
+        groups: set[str] | None = None,
+        page_size: int = 10,
+        fail_with: Exception | None = None,
+    ) -> None:
         self.users = users or {}
         self.groups = groups if groups is not None else set()
         self.page_size = page_size
@@ -97,8 +102,9 @@ class FakeCognito:
             raise client_error("UserNotFoundException", operation, "User does not exist.")
         return self.users[username]
 
-    def admin_initiate_auth(self, UserPoolId: str, ClientId: str, AuthFlow: str,
-                            AuthParameters: dict[str, str]) -> dict[str, Any]:
+    def admin_initiate_auth(
+        self, UserPoolId: str, ClientId: str, AuthFlow: str, AuthParameters: dict[str, str]
+    ) -> dict[str, Any]:
         self.calls.append(("admin_initiate_auth", UserPoolId))
         assert AuthFlow == "ADMIN_USER_PASSWORD_AUTH"
         user = self.user(AuthParameters["USERNAME"], "AdminInitiateAuth")

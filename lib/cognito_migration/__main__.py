@@ -1,9 +1,9 @@
 """Command line: ``python -m cognito_migration run --env ENV``.
 
-    python -m cognito_migration run --env local                      # the whole runbook on the local AWS
-    python -m cognito_migration run --env staging --params params/staging.yaml
-    python -m cognito_migration run --env local --users 20000 --replay-share 0.5
-    python -m cognito_migration run --env staging --steps 01_audit_old_pool
+python -m cognito_migration run --env local                      # the whole runbook on the local AWS
+python -m cognito_migration run --env staging --params params/staging.yaml
+python -m cognito_migration run --env local --users 20000 --replay-share 0.5
+python -m cognito_migration run --env staging --steps 01_audit_old_pool
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from .runbook import STEPS, LocalOptions, RunFailed, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cognito_migration", description="Cognito user-pool migration runbook")
+    parser = argparse.ArgumentParser(
+        prog="python -m cognito_migration", description="Cognito user-pool migration runbook"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     runner = commands.add_parser("run", help="execute the notebooks in order and keep the run as a record")
     runner.add_argument("--env", required=True, help="environment name; reads params/<env>.yaml by default")
@@ -26,8 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     runner.add_argument("--steps", nargs="+", default=list(STEPS), help="steps to run (default: all, in order)")
     runner.add_argument("--users", type=int, default=2000, help="local only: legacy users to seed")
     runner.add_argument("--seed", type=int, default=7, help="local only: seed of the legacy users")
-    runner.add_argument("--replay-share", type=float, default=0.3,
-                        help="local only: share of legacy users who sign in before the report")
+    runner.add_argument(
+        "--replay-share",
+        type=float,
+        default=0.3,
+        help="local only: share of legacy users who sign in before the report",
+    )
     args = parser.parse_args(argv)
     try:
         result = run(

@@ -144,8 +144,11 @@ def fixed_settings(pool: dict[str, Any], clients: list[dict[str, Any]], params: 
         ("AliasAttributes", pool.get("AliasAttributes") or [], pool.get("AliasAttributes") or []),
         ("Required attributes", old_required, sorted(params.target_required_attributes)),
         ("Custom attributes", custom, custom),
-        ("Client secrets", sorted(c["ClientName"] for c in clients if c.get("ClientSecret")),
-         sorted(c["ClientName"] for c in clients if c.get("ClientSecret"))),
+        (
+            "Client secrets",
+            sorted(c["ClientName"] for c in clients if c.get("ClientSecret")),
+            sorted(c["ClientName"] for c in clients if c.get("ClientSecret")),
+        ),
         ("SMS configuration", bool(pool.get("SmsConfiguration")), bool(pool.get("SmsConfiguration"))),
     ]
     frame = pd.DataFrame(rows, columns=["setting", "old pool", "target"])
@@ -211,11 +214,15 @@ def save_records(audit: Audit, params: Params) -> list[str]:
     paths = [
         records.save_frame(run_dir, "old_users", records.mask_frame(users, params.mask_pii)),
         records.save_frame(run_dir, "old_memberships", records.mask_frame(audit.memberships, params.mask_pii)),
-        records.save_json(run_dir, "audit", {
-            "pool_id": audit.pool.get("Id"),
-            "users": len(audit.users),
-            "groups": len(audit.groups),
-            "checks": [c.__dict__ for c in audit.checks],
-        }),
+        records.save_json(
+            run_dir,
+            "audit",
+            {
+                "pool_id": audit.pool.get("Id"),
+                "users": len(audit.users),
+                "groups": len(audit.groups),
+                "checks": [c.__dict__ for c in audit.checks],
+            },
+        ),
     ]
     return [str(p) for p in paths]

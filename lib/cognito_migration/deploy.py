@@ -81,8 +81,12 @@ def role_policy(old_pool_arn: str, new_pool_arn: str, function_name: str) -> dic
             {"Sid": "ReadOldPool", "Effect": "Allow", "Action": list(OLD_POOL_ACTIONS), "Resource": [old_pool_arn]},
             {"Sid": "CopyGroups", "Effect": "Allow", "Action": list(NEW_POOL_ACTIONS), "Resource": [new_pool_arn]},
             {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogGroup"], "Resource": [log_group]},
-            {"Sid": "LogStreams", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-             "Resource": [f"{log_group}:*"]},
+            {
+                "Sid": "LogStreams",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [f"{log_group}:*"],
+            },
         ],
     }
 
@@ -123,7 +127,10 @@ class DeployPlan:
         fn = self.existing_function
         if fn is None:
             fn_action = "create"
-        elif fn.get("CodeSha256") != self.package.lambda_sha256 or fn.get("Environment", {}).get("Variables") != self.environment:
+        elif (
+            fn.get("CodeSha256") != self.package.lambda_sha256
+            or fn.get("Environment", {}).get("Variables") != self.environment
+        ):
             fn_action = "update"
         else:
             fn_action = "unchanged"
@@ -133,17 +140,25 @@ class DeployPlan:
             ("IAM role", self.role_name, "exists (policy re-applied)" if self.role_exists else "create"),
             ("Lambda function", wanted["UserMigration"].rsplit(":", 1)[-1], fn_action),
             ("invoke permission", STATEMENT_ID, "ensure"),
-            ("trigger UserMigration", self.new_pool["Id"],
-             "unchanged" if current.get("UserMigration") == wanted["UserMigration"] else "attach"),
-            ("trigger PostAuthentication", self.new_pool["Id"],
-             "unchanged" if current.get("PostAuthentication") == wanted["PostAuthentication"] else "attach"),
+            (
+                "trigger UserMigration",
+                self.new_pool["Id"],
+                "unchanged" if current.get("UserMigration") == wanted["UserMigration"] else "attach",
+            ),
+            (
+                "trigger PostAuthentication",
+                self.new_pool["Id"],
+                "unchanged" if current.get("PostAuthentication") == wanted["PostAuthentication"] else "attach",
+            ),
         ]
         return pd.DataFrame(rows, columns=["resource", "name", "action"])
 
 
 def plan(iam: Any, lam: Any, params: Params, old_pool: dict[str, Any], new_pool: dict[str, Any]) -> DeployPlan:
     role_name = f"{params.migration_function_name}-role"
-    function_arn = f"arn:aws:lambda:{params.region}:{account_of(new_pool['Arn'])}:function:{params.migration_function_name}"
+    function_arn = (
+        f"arn:aws:lambda:{params.region}:{account_of(new_pool['Arn'])}:function:{params.migration_function_name}"
+    )
     return DeployPlan(
         role_name=role_name,
         policy=role_policy(old_pool["Arn"], new_pool["Arn"], params.migration_function_name),
@@ -169,7 +184,9 @@ def apply(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Params
     role_arn = ensure_role(iam, the_plan.role_name, the_plan.policy)
     function_arn = ensure_function(lam, params.migration_function_name, role_arn, the_plan)
     ensure_permission(lam, params.migration_function_name, the_plan.new_pool["Arn"])
-    attach_triggers(cognito, the_plan.new_pool["Id"], {"UserMigration": function_arn, "PostAuthentication": function_arn})
+    attach_triggers(
+        cognito, the_plan.new_pool["Id"], {"UserMigration": function_arn, "PostAuthentication": function_arn}
+    )
     summary["function_arn"] = function_arn
     return summary
 
@@ -290,29 +307,62 @@ def verify(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Param
     function = _get_function(lam, name) or {}
     policy = iam.get_role_policy(RoleName=the_plan.role_name, PolicyName="cognito-migration")["PolicyDocument"]
     policy = json.loads(policy) if isinstance(policy, str) else policy
-    cognito_resources = {r for s in policy["Statement"] if any(a.startswith("cognito-idp:") for a in s["Action"])
-                         for r in s["Resource"]}
+    cognito_resources = {
+        r for s in policy["Statement"] if any(a.startswith("cognito-idp:") for a in s["Action"]) for r in s["Resource"]
+    }
     pool_arns = {the_plan.policy["Statement"][0]["Resource"][0], the_plan.new_pool["Arn"]}
     statements = json.loads(lam.get_policy(FunctionName=name)["Policy"])["Statement"]
     permission = next((s for s in statements if s.get("Sid") == STATEMENT_ID), {})
     condition = permission.get("Condition") or {}
     after = cognito.describe_user_pool(UserPoolId=the_plan.new_pool["Id"])["UserPool"]
-    changed = sorted(k for k in set(after) | set(the_plan.new_pool)
-                     if k not in ("LambdaConfig", "LastModifiedDate") and after.get(k) != the_plan.new_pool.get(k))
+    changed = sorted(
+        k
+        for k in set(after) | set(the_plan.new_pool)
+        if k not in ("LambdaConfig", "LastModifiedDate") and after.get(k) != the_plan.new_pool.get(k)
+    )
     lambda_config = after.get("LambdaConfig") or {}
     return [
-        Check("deployed code is this package", function.get("CodeSha256") == the_plan.package.lambda_sha256, "blocker",
-              f"sha256 {the_plan.package.sha256[:16]}…", "re-run this step"),
-        Check("function configured", (function.get("Environment") or {}).get("Variables") == the_plan.environment,
-              "blocker", f"handler {function.get('Handler')}, timeout {function.get('Timeout')} s", "re-run this step"),
-        Check("role reaches only the two pools", cognito_resources == pool_arns, "blocker",
-              f"cognito-idp resources: {sorted(cognito_resources)}", "re-run this step: the policy is rewritten"),
-        Check("invoke permission scoped to the new pool",
-              condition.get("ArnLike", {}).get("AWS:SourceArn") == the_plan.new_pool["Arn"]
-              and condition.get("StringEquals", {}).get("AWS:SourceAccount") == account_of(the_plan.new_pool["Arn"]),
-              "blocker", f"condition: {condition}", "re-run this step"),
-        Check("triggers attached", all(lambda_config.get(k) == v for k, v in the_plan.lambda_config.items()),
-              "blocker", f"LambdaConfig: {sorted(lambda_config)}", "re-run this step"),
-        Check("no other pool setting changed", not changed, "blocker", f"changed: {changed or 'none'}",
-              "compare with the previous LambdaConfig in deploy.json and restore by hand"),
+        Check(
+            "deployed code is this package",
+            function.get("CodeSha256") == the_plan.package.lambda_sha256,
+            "blocker",
+            f"sha256 {the_plan.package.sha256[:16]}…",
+            "re-run this step",
+        ),
+        Check(
+            "function configured",
+            (function.get("Environment") or {}).get("Variables") == the_plan.environment,
+            "blocker",
+            f"handler {function.get('Handler')}, timeout {function.get('Timeout')} s",
+            "re-run this step",
+        ),
+        Check(
+            "role reaches only the two pools",
+            cognito_resources == pool_arns,
+            "blocker",
+            f"cognito-idp resources: {sorted(cognito_resources)}",
+            "re-run this step: the policy is rewritten",
+        ),
+        Check(
+            "invoke permission scoped to the new pool",
+            condition.get("ArnLike", {}).get("AWS:SourceArn") == the_plan.new_pool["Arn"]
+            and condition.get("StringEquals", {}).get("AWS:SourceAccount") == account_of(the_plan.new_pool["Arn"]),
+            "blocker",
+            f"condition: {condition}",
+            "re-run this step",
+        ),
+        Check(
+            "triggers attached",
+            all(lambda_config.get(k) == v for k, v in the_plan.lambda_config.items()),
+            "blocker",
+            f"LambdaConfig: {sorted(lambda_config)}",
+            "re-run this step",
+        ),
+        Check(
+            "no other pool setting changed",
+            not changed,
+            "blocker",
+            f"changed: {changed or 'none'}",
+            "compare with the previous LambdaConfig in deploy.json and restore by hand",
+        ),
     ]

@@ -136,7 +136,9 @@ def _check(p: Params) -> None:
             f"old_user_pool_id: {p.old_user_pool_id} is not in region {p.region}; set region to the pool's Region"
         )
     if not p.old_client_id:
-        raise ParameterError("old_client_id: required: an old-pool app client that allows ALLOW_ADMIN_USER_PASSWORD_AUTH")
+        raise ParameterError(
+            "old_client_id: required: an old-pool app client that allows ALLOW_ADMIN_USER_PASSWORD_AUTH"
+        )
     if not NAME.match(p.new_pool_name) or not NAME.match(p.migration_function_name):
         raise ParameterError("new_pool_name / migration_function_name: use letters, digits, '.', '_' or '-' (max 64)")
     if p.mfa_policy not in MFA_POLICIES:

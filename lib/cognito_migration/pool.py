@@ -83,7 +83,8 @@ def schema_for_create(old_schema: list[dict[str, Any]], required: tuple[str, ...
 def find_new_pool(cognito: Any, params: Params) -> dict[str, Any] | None:
     """The new pool, found by name and by the tag naming the old pool; None when it does not exist yet."""
     candidates = [
-        p for p in paginate(cognito, "list_user_pools", "UserPools", PaginationConfig={"PageSize": 60})
+        p
+        for p in paginate(cognito, "list_user_pools", "UserPools", PaginationConfig={"PageSize": 60})
         if p.get("Name") == params.new_pool_name
     ]
     matches = []
@@ -93,11 +94,15 @@ def find_new_pool(cognito: Any, params: Params) -> dict[str, Any] | None:
             matches.append(described)
     if len(matches) > 1:
         ids = ", ".join(m["Id"] for m in matches)
-        raise PoolError(f"new_pool_name: {len(matches)} pools named {params.new_pool_name} come from this old pool "
-                        f"({ids}); delete the extra ones or choose another new_pool_name")
+        raise PoolError(
+            f"new_pool_name: {len(matches)} pools named {params.new_pool_name} come from this old pool "
+            f"({ids}); delete the extra ones or choose another new_pool_name"
+        )
     if not matches and candidates:
-        raise PoolError(f"new_pool_name: a pool named {params.new_pool_name} exists but was not made from "
-                        f"{params.old_user_pool_id}; choose another new_pool_name")
+        raise PoolError(
+            f"new_pool_name: a pool named {params.new_pool_name} exists but was not made from "
+            f"{params.old_user_pool_id}; choose another new_pool_name"
+        )
     return matches[0] if matches else None
 
 
@@ -132,13 +137,33 @@ class Plan:
 
     @property
     def actions(self) -> pd.DataFrame:
-        rows = [("user pool", self.pool_input["PoolName"], "exists" if self.new_pool else "create",
-                 f"case sensitive: {self.pool_input['UsernameConfiguration']['CaseSensitive']}; required: "
-                 + ", ".join(a["Name"] for a in self.pool_input["Schema"] if a.get("Required")))]
-        rows += [("app client", c["ClientName"], "exists" if c["ClientName"] in self.existing_clients else "create",
-                  "flows + " + ", ".join(MIGRATION_FLOWS)) for c in self.old_clients]
-        rows += [("group", g["GroupName"], "exists" if g["GroupName"] in self.existing_groups else "create",
-                  g.get("Description") or "") for g in self.old_groups]
+        rows = [
+            (
+                "user pool",
+                self.pool_input["PoolName"],
+                "exists" if self.new_pool else "create",
+                f"case sensitive: {self.pool_input['UsernameConfiguration']['CaseSensitive']}; required: "
+                + ", ".join(a["Name"] for a in self.pool_input["Schema"] if a.get("Required")),
+            )
+        ]
+        rows += [
+            (
+                "app client",
+                c["ClientName"],
+                "exists" if c["ClientName"] in self.existing_clients else "create",
+                "flows + " + ", ".join(MIGRATION_FLOWS),
+            )
+            for c in self.old_clients
+        ]
+        rows += [
+            (
+                "group",
+                g["GroupName"],
+                "exists" if g["GroupName"] in self.existing_groups else "create",
+                g.get("Description") or "",
+            )
+            for g in self.old_groups
+        ]
         return pd.DataFrame(rows, columns=["resource", "name", "action", "detail"])
 
     @property
@@ -181,7 +206,11 @@ def apply(cognito: Any, the_plan: Plan, dry_run: bool) -> dict[str, Any]:
 
 def password_client(cognito: Any, pool_id: str) -> dict[str, Any]:
     """An app client of the pool that allows USER_PASSWORD_AUTH (the flow that fires the migration)."""
-    clients = [c for c in scan.list_clients(cognito, pool_id) if "ALLOW_USER_PASSWORD_AUTH" in (c.get("ExplicitAuthFlows") or [])]
+    clients = [
+        c
+        for c in scan.list_clients(cognito, pool_id)
+        if "ALLOW_USER_PASSWORD_AUTH" in (c.get("ExplicitAuthFlows") or [])
+    ]
     if not clients:
         raise PoolError(f"pool {pool_id} has no app client allowing ALLOW_USER_PASSWORD_AUTH: run step 2 again")
     return sorted(clients, key=lambda c: (bool(c.get("ClientSecret")), c["ClientName"]))[0]
@@ -191,16 +220,25 @@ def require_new_pool(cognito: Any, params: Params) -> dict[str, Any]:
     """The new pool for the later steps; a clear error when step 2 has not created it."""
     found = find_new_pool(cognito, params)
     if found is None:
-        raise PoolError(f"no pool named {params.new_pool_name} made from {params.old_user_pool_id}: "
-                        "run step 2 (02_create_new_pool) with dry_run: false first")
+        raise PoolError(
+            f"no pool named {params.new_pool_name} made from {params.old_user_pool_id}: "
+            "run step 2 (02_create_new_pool) with dry_run: false first"
+        )
     return found
 
 
 def verify(cognito: Any, params: Params, the_plan: Plan) -> list[Check]:
     """What step 2 promises, read back from AWS: the pool with the declared settings, clients, groups."""
     if params.dry_run:
-        return [Check("dry run", True, "info", f"{the_plan.changes} change(s) planned, nothing written",
-                      "set dry_run: false to create them")]
+        return [
+            Check(
+                "dry run",
+                True,
+                "info",
+                f"{the_plan.changes} change(s) planned, nothing written",
+                "set dry_run: false to create them",
+            )
+        ]
     new = find_new_pool(cognito, params)
     if new is None:
         return [Check("new pool exists", False, "blocker", "not found by name and tag", "re-run this step")]
@@ -209,19 +247,45 @@ def verify(cognito: Any, params: Params, the_plan: Plan) -> list[Check]:
     clients = {c["ClientName"]: c for c in scan.list_clients(cognito, new["Id"])}
     groups = {g["GroupName"] for g in scan.list_groups(cognito, new["Id"])}
     missing_clients = sorted({c["ClientName"] for c in the_plan.old_clients} - set(clients))
-    no_password_flow = sorted(n for n, c in clients.items()
-                              if "ALLOW_USER_PASSWORD_AUTH" not in (c.get("ExplicitAuthFlows") or []))
+    no_password_flow = sorted(
+        n for n, c in clients.items() if "ALLOW_USER_PASSWORD_AUTH" not in (c.get("ExplicitAuthFlows") or [])
+    )
     missing_groups = sorted({g["GroupName"] for g in the_plan.old_groups} - groups)
     return [
         Check("new pool exists", True, "blocker", new["Id"]),
-        Check("case sensitivity as declared", case == params.target_case_sensitive, "blocker",
-              f"CaseSensitive={case}", "delete the new pool and re-run: this setting is fixed at creation"),
-        Check("required attributes as declared", set(params.target_required_attributes) <= set(required), "blocker",
-              f"required: {required}", "delete the new pool and re-run: required attributes are fixed at creation"),
-        Check("every app client copied", not missing_clients, "blocker", f"missing: {missing_clients or 'none'}",
-              "re-run this step"),
-        Check("clients allow USER_PASSWORD_AUTH", not no_password_flow, "blocker",
-              f"without it: {no_password_flow or 'none'}", "the migration trigger only fires on password sign-ins"),
-        Check("every group copied", not missing_groups, "blocker", f"missing: {missing_groups or 'none'}",
-              "re-run this step"),
+        Check(
+            "case sensitivity as declared",
+            case == params.target_case_sensitive,
+            "blocker",
+            f"CaseSensitive={case}",
+            "delete the new pool and re-run: this setting is fixed at creation",
+        ),
+        Check(
+            "required attributes as declared",
+            set(params.target_required_attributes) <= set(required),
+            "blocker",
+            f"required: {required}",
+            "delete the new pool and re-run: required attributes are fixed at creation",
+        ),
+        Check(
+            "every app client copied",
+            not missing_clients,
+            "blocker",
+            f"missing: {missing_clients or 'none'}",
+            "re-run this step",
+        ),
+        Check(
+            "clients allow USER_PASSWORD_AUTH",
+            not no_password_flow,
+            "blocker",
+            f"without it: {no_password_flow or 'none'}",
+            "the migration trigger only fires on password sign-ins",
+        ),
+        Check(
+            "every group copied",
+            not missing_groups,
+            "blocker",
+            f"missing: {missing_groups or 'none'}",
+            "re-run this step",
+        ),
     ]

@@ -32,8 +32,11 @@ def classify(old_users: pd.DataFrame, new_users: pd.DataFrame, case_sensitive: b
     """One row per old-pool user with ``state`` (migrated / not yet / cannot migrate lazily) and ``reason``."""
     old = old_users.copy()
     old["key"] = normalise(old["username"], case_sensitive)
-    new_by_key = pd.Series(new_users["username"].values, index=normalise(new_users["username"], case_sensitive)) \
-        if not new_users.empty else pd.Series(dtype=object)
+    new_by_key = (
+        pd.Series(new_users["username"].values, index=normalise(new_users["username"], case_sensitive))
+        if not new_users.empty
+        else pd.Series(dtype=object)
+    )
     holder = old["key"].map(new_by_key)
     migrated = holder == old["username"]
     taken = holder.notna() & ~migrated
@@ -69,11 +72,13 @@ def summary(classified: pd.DataFrame) -> pd.DataFrame:
     """Counts and shares per state; the counts add up to the number of old-pool users."""
     counts = classified["state"].value_counts().reindex(list(CATEGORIES), fill_value=0)
     total = int(counts.sum())
-    return pd.DataFrame({
-        "state": list(CATEGORIES),
-        "users": [int(v) for v in counts.values],
-        "share": [round(100 * v / total, 1) if total else 0.0 for v in counts.values],
-    })
+    return pd.DataFrame(
+        {
+            "state": list(CATEGORIES),
+            "users": [int(v) for v in counts.values],
+            "share": [round(100 * v / total, 1) if total else 0.0 for v in counts.values],
+        }
+    )
 
 
 def by_reason(classified: pd.DataFrame) -> pd.DataFrame:
@@ -113,8 +118,13 @@ def verify(classified: pd.DataFrame, old_users: pd.DataFrame) -> list[Check]:
     counted = int(summary(classified)["users"].sum())
     unique = classified["username"].is_unique
     return [
-        Check("every old-pool user counted once", counted == len(old_users) and unique, "blocker",
-              f"{counted} counted, {len(old_users)} read", "re-run the report: a page was lost"),
+        Check(
+            "every old-pool user counted once",
+            counted == len(old_users) and unique,
+            "blocker",
+            f"{counted} counted, {len(old_users)} read",
+            "re-run the report: a page was lost",
+        ),
     ]
 
 

@@ -24,7 +24,8 @@ import papermill
 from nbconvert import HTMLExporter
 from tqdm.auto import tqdm
 
-from . import aws, params as parameters, records
+from . import aws, records
+from . import params as parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -96,23 +97,28 @@ def run(
         result.local = local_env
         manifest["caller_identity"] = aws.caller_identity(aws.session(checked))
         if local_env is not None:
-            manifest["local"] = {"users": len(local_env.legacy.users), "seed": local_env.legacy.seed,
-                                 "endpoint": local_env.aws.endpoint_url}
+            manifest["local"] = {
+                "users": len(local_env.legacy.users),
+                "seed": local_env.legacy.seed,
+                "endpoint": local_env.aws.endpoint_url,
+            }
         records.save_json(run_dir, "run", manifest)
         bar = tqdm(steps, desc="runbook", unit="step", disable=not progress)
         for step in bar:
             bar.set_postfix_str(step)
             if local_env is not None and step == "05_report":
-                result.replay = _replay(local_env, checked.new_pool_name, (local or LocalOptions()).replay_share,
-                                        manifest)
+                result.replay = _replay(
+                    local_env, checked.new_pool_name, (local or LocalOptions()).replay_share, manifest
+                )
             outcome = _execute(step, {**values, "run_dir": str(run_dir)}, run_dir)
             manifest["steps"].append(outcome)
             records.save_json(run_dir, "run", manifest)
             if outcome["outcome"] != "passed":
                 manifest["ended"], manifest["outcome"] = records.now_iso(), "failed"
                 records.save_json(run_dir, "run", manifest)
-                raise RunFailed(f"step {step} failed: {outcome['error']}\nrecord: {run_dir / (step + '.ipynb')}",
-                                run_dir)
+                raise RunFailed(
+                    f"step {step} failed: {outcome['error']}\nrecord: {run_dir / (step + '.ipynb')}", run_dir
+                )
     manifest["ended"], manifest["outcome"] = records.now_iso(), "passed"
     records.save_json(run_dir, "run", manifest)
     return result
@@ -125,8 +131,12 @@ def _execute(step: str, values: dict[str, Any], run_dir: Path) -> dict[str, Any]
     outcome: dict[str, Any] = {"step": step, "started": started, "notebook": output.name}
     try:
         papermill.execute_notebook(
-            str(NOTEBOOKS / f"{step}.ipynb"), str(output), parameters=values, cwd=str(ROOT),
-            progress_bar=False, report_mode=False,
+            str(NOTEBOOKS / f"{step}.ipynb"),
+            str(output),
+            parameters=values,
+            cwd=str(ROOT),
+            progress_bar=False,
+            report_mode=False,
         )
         outcome["outcome"] = "passed"
     except papermill.PapermillExecutionError as exc:
@@ -145,8 +155,15 @@ def _replay(local_env: Any, new_pool_name: str, share: float, manifest: dict[str
     """The local environment's wave of returning users, so the report has progress to show."""
     started = records.now_iso()
     replay = local_env.replay(new_pool_name, share)
-    manifest["steps"].append({"step": "local: replay sign-ins", "started": started, "ended": records.now_iso(),
-                              "outcome": "passed", "sign_ins": dict(replay.counts)})
+    manifest["steps"].append(
+        {
+            "step": "local: replay sign-ins",
+            "started": started,
+            "ended": records.now_iso(),
+            "outcome": "passed",
+            "sign_ins": dict(replay.counts),
+        }
+    )
     return replay
 
 
@@ -168,8 +185,9 @@ def _git_commit() -> str:
     except OSError:
         return "unknown"
     commit = done.stdout.strip() if done.returncode == 0 else "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=10).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True, timeout=10
+    ).stdout.strip()
     return f"{commit}+dirty" if dirty and commit != "unknown" else commit
 
 

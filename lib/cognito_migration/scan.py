@@ -46,8 +46,12 @@ def scan_users(
 ) -> pd.DataFrame:
     """Every user of the pool, one row each, with a progress bar (users/s and ETA against ``expected``)."""
     rows = []
-    with tqdm(total=expected, desc=label or f"ListUsers {pool_id}", unit="user", mininterval=2.0, file=sys.stderr) as bar:
-        for user in paginate(cognito, "list_users", "Users", limiter, UserPoolId=pool_id, PaginationConfig={"PageSize": 60}):
+    with tqdm(
+        total=expected, desc=label or f"ListUsers {pool_id}", unit="user", mininterval=2.0, file=sys.stderr
+    ) as bar:
+        for user in paginate(
+            cognito, "list_users", "Users", limiter, UserPoolId=pool_id, PaginationConfig={"PageSize": 60}
+        ):
             rows.append(user_row(user))
             bar.update(1)
     frame = pd.DataFrame(rows, columns=None if rows else list(USER_COLUMNS))

@@ -35,8 +35,13 @@ def generate_password(length: int = 24) -> str:
     """A password that satisfies any Cognito password policy (upper, lower, digit, symbol)."""
     alphabet = string.ascii_letters + string.digits
     body = "".join(secrets.choice(alphabet) for _ in range(length - 4))
-    return body + secrets.choice(string.ascii_uppercase) + secrets.choice(string.ascii_lowercase) + \
-        secrets.choice(string.digits) + secrets.choice("!#%+-=^_")
+    return (
+        body
+        + secrets.choice(string.ascii_uppercase)
+        + secrets.choice(string.ascii_lowercase)
+        + secrets.choice(string.digits)
+        + secrets.choice("!#%+-=^_")
+    )
 
 
 def secret_hash(username: str, client: dict[str, Any]) -> dict[str, str]:
@@ -55,8 +60,9 @@ def canary_attributes(username: str, required: tuple[str, ...]) -> dict[str, str
     return attributes
 
 
-def create_canary(cognito: Any, pool_id: str, username: str, attributes: dict[str, str],
-                  groups: tuple[str, ...], password: str) -> Canary:
+def create_canary(
+    cognito: Any, pool_id: str, username: str, attributes: dict[str, str], groups: tuple[str, ...], password: str
+) -> Canary:
     cognito.admin_create_user(
         UserPoolId=pool_id,
         Username=username,
@@ -73,11 +79,13 @@ def create_canary(cognito: Any, pool_id: str, username: str, attributes: dict[st
 def _sign_in(cognito: Any, client: dict[str, Any], username: str, password: str) -> dict[str, Any] | str:
     """Tokens/challenge as a dict, or the error code of a refusal."""
     try:
-        return dict(cognito.initiate_auth(
-            ClientId=client["ClientId"],
-            AuthFlow="USER_PASSWORD_AUTH",
-            AuthParameters={"USERNAME": username, "PASSWORD": password, **secret_hash(username, client)},
-        ))
+        return dict(
+            cognito.initiate_auth(
+                ClientId=client["ClientId"],
+                AuthFlow="USER_PASSWORD_AUTH",
+                AuthParameters={"USERNAME": username, "PASSWORD": password, **secret_hash(username, client)},
+            )
+        )
     except ClientError as exc:
         return error_code(exc)
 
@@ -97,8 +105,13 @@ def _groups_of(cognito: Any, pool_id: str, username: str) -> set[str]:
 
 
 def run_smoke_test(
-    cognito: Any, old_pool_id: str, new_pool_id: str, client: dict[str, Any], required: tuple[str, ...],
-    groups: list[str], run_id: str,
+    cognito: Any,
+    old_pool_id: str,
+    new_pool_id: str,
+    client: dict[str, Any],
+    required: tuple[str, ...],
+    groups: list[str],
+    run_id: str,
 ) -> list[Check]:
     """Runs every canary check; removes the canaries from both pools before returning."""
     suffix = run_id.lower().replace(":", "")[-16:] + secrets.token_hex(3)
@@ -107,13 +120,15 @@ def run_smoke_test(
     checks: list[Check] = []
     try:
         password = generate_password()
-        canary = create_canary(cognito, old_pool_id, sign_in_name, canary_attributes(sign_in_name, required),
-                               canary_groups, password)
+        canary = create_canary(
+            cognito, old_pool_id, sign_in_name, canary_attributes(sign_in_name, required), canary_groups, password
+        )
         checks += _wrong_password_checks(cognito, new_pool_id, client, canary)
         checks += _sign_in_checks(cognito, new_pool_id, client, canary, password)
         del password
-        reset = create_canary(cognito, old_pool_id, reset_name, canary_attributes(reset_name, required), (),
-                              generate_password())
+        reset = create_canary(
+            cognito, old_pool_id, reset_name, canary_attributes(reset_name, required), (), generate_password()
+        )
         checks += _forgot_password_checks(cognito, new_pool_id, client, reset)
     finally:
         checks.append(_remove_canaries(cognito, (old_pool_id, new_pool_id), (sign_in_name, reset_name)))
@@ -124,12 +139,20 @@ def _wrong_password_checks(cognito: Any, pool_id: str, client: dict[str, Any], c
     answer = _sign_in(cognito, client, canary.username, generate_password())
     created = _new_user(cognito, pool_id, canary.username)
     return [
-        Check("wrong password is refused", isinstance(answer, str), "blocker",
-              f"answer: {answer if isinstance(answer, str) else 'signed in'}",
-              "the trigger must check the password against the old pool: do not deploy it"),
-        Check("wrong password creates nobody", created is None, "blocker",
-              "no user in the new pool" if created is None else "a user was created",
-              "the trigger must fail closed on a refused password"),
+        Check(
+            "wrong password is refused",
+            isinstance(answer, str),
+            "blocker",
+            f"answer: {answer if isinstance(answer, str) else 'signed in'}",
+            "the trigger must check the password against the old pool: do not deploy it",
+        ),
+        Check(
+            "wrong password creates nobody",
+            created is None,
+            "blocker",
+            "no user in the new pool" if created is None else "a user was created",
+            "the trigger must fail closed on a refused password",
+        ),
     ]
 
 
@@ -140,33 +163,66 @@ def _sign_in_checks(cognito: Any, pool_id: str, client: dict[str, Any], canary: 
     missing = {k: v for k, v in canary.attributes.items() if attributes.get(k) != v}
     groups = _groups_of(cognito, pool_id, canary.username) if user else set()
     return [
-        Check("right password signs in", isinstance(answer, dict) and "AuthenticationResult" in answer, "blocker",
-              f"answer: {answer if isinstance(answer, str) else next(iter(k for k in answer if k != 'ResponseMetadata'), '')}",
-              "read the trigger's log in CloudWatch (/aws/lambda/<function>) for the reason"),
-        Check("migrated user is CONFIRMED", (user or {}).get("UserStatus") == "CONFIRMED", "blocker",
-              f"status: {(user or {}).get('UserStatus')}", "the trigger must return finalUserStatus CONFIRMED"),
-        Check("attributes carried", user is not None and not missing, "blocker",
-              f"differing: {sorted(missing)}" if missing else "all carried",
-              "check ALLOWED_ATTRIBUTES and attribute_defaults"),
-        Check("groups carried", groups == set(canary.groups), "blocker",
-              f"expected {sorted(canary.groups)}, got {sorted(groups)}",
-              "attach the function as the PostAuthentication trigger and create the groups (step 2)"),
+        Check(
+            "right password signs in",
+            isinstance(answer, dict) and "AuthenticationResult" in answer,
+            "blocker",
+            f"answer: {answer if isinstance(answer, str) else _answer_kind(answer)}",
+            "read the trigger's log in CloudWatch (/aws/lambda/<function>) for the reason",
+        ),
+        Check(
+            "migrated user is CONFIRMED",
+            (user or {}).get("UserStatus") == "CONFIRMED",
+            "blocker",
+            f"status: {(user or {}).get('UserStatus')}",
+            "the trigger must return finalUserStatus CONFIRMED",
+        ),
+        Check(
+            "attributes carried",
+            user is not None and not missing,
+            "blocker",
+            f"differing: {sorted(missing)}" if missing else "all carried",
+            "check ALLOWED_ATTRIBUTES and attribute_defaults",
+        ),
+        Check(
+            "groups carried",
+            groups == set(canary.groups),
+            "blocker",
+            f"expected {sorted(canary.groups)}, got {sorted(groups)}",
+            "attach the function as the PostAuthentication trigger and create the groups (step 2)",
+        ),
     ]
+
+
+def _answer_kind(answer: dict[str, Any]) -> str:
+    """AuthenticationResult or the challenge name: never the tokens themselves."""
+    return "AuthenticationResult" if "AuthenticationResult" in answer else str(answer.get("ChallengeName"))
 
 
 def _forgot_password_checks(cognito: Any, pool_id: str, client: dict[str, Any], canary: Canary) -> list[Check]:
     try:
-        answer = cognito.forgot_password(ClientId=client["ClientId"], Username=canary.username,
-                                         **_secret_hash_param(canary.username, client))
+        answer = cognito.forgot_password(
+            ClientId=client["ClientId"], Username=canary.username, **_secret_hash_param(canary.username, client)
+        )
         outcome = "code sent" if answer.get("CodeDeliveryDetails") else "no delivery"
     except ClientError as exc:
         outcome = error_code(exc)
     user = _new_user(cognito, pool_id, canary.username)
     return [
-        Check("forgot password migrates the user", outcome == "code sent" and user is not None, "blocker",
-              f"answer: {outcome}", "the trigger must handle UserMigration_ForgotPassword"),
-        Check("forgot-password user must reset", (user or {}).get("UserStatus") == "RESET_REQUIRED", "blocker",
-              f"status: {(user or {}).get('UserStatus')}", "the trigger must return RESET_REQUIRED without a password"),
+        Check(
+            "forgot password migrates the user",
+            outcome == "code sent" and user is not None,
+            "blocker",
+            f"answer: {outcome}",
+            "the trigger must handle UserMigration_ForgotPassword",
+        ),
+        Check(
+            "forgot-password user must reset",
+            (user or {}).get("UserStatus") == "RESET_REQUIRED",
+            "blocker",
+            f"status: {(user or {}).get('UserStatus')}",
+            "the trigger must return RESET_REQUIRED without a password",
+        ),
     ]
 
 
@@ -184,5 +240,10 @@ def _remove_canaries(cognito: Any, pool_ids: tuple[str, ...], usernames: tuple[s
             except ClientError as exc:
                 if error_code(exc) != "UserNotFoundException":
                     left.append(f"{username} in {pool_id} ({error_code(exc)})")
-    return Check("canaries removed", not left, "blocker", "; ".join(left) or "from both pools",
-                 f"delete users named {CANARY_PREFIX}* by hand")
+    return Check(
+        "canaries removed",
+        not left,
+        "blocker",
+        "; ".join(left) or "from both pools",
+        f"delete users named {CANARY_PREFIX}* by hand",
+    )

@@ -47,10 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         with LocalEnvironment(users=args.users, seed=args.seed, region=args.region, port=args.port) as local:
             print(f"local AWS listening on {local.aws.endpoint_url}", flush=True)
-            print(f"legacy pool {local.legacy.pool_id}: {len(local.legacy.users)} users; "
-                  f"trigger client {local.legacy.migration_client_id}", flush=True)
-            print(f"export AWS_ENDPOINT_URL={local.aws.endpoint_url} AWS_ACCESS_KEY_ID=testing "
-                  "AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=" + args.region, flush=True)
+            print(
+                f"legacy pool {local.legacy.pool_id}: {len(local.legacy.users)} users; "
+                f"trigger client {local.legacy.migration_client_id}",
+                flush=True,
+            )
+            print(
+                f"export AWS_ENDPOINT_URL={local.aws.endpoint_url} AWS_ACCESS_KEY_ID=testing "
+                "AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=" + args.region,
+                flush=True,
+            )
             try:
                 threading.Event().wait()
             except KeyboardInterrupt:
@@ -59,8 +65,15 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.update({k: os.environ.get(k, v) for k, v in LOCAL_CREDENTIALS.items()})
     # The records are generated again from the seed: the same users, the same derived passwords.
-    legacy = LegacyPool(legacy_pool_id(args.region), args.region, DEFAULT_ACCOUNT_ID, LEGACY_MIGRATION_CLIENT_ID,
-                        LEGACY_WEB_CLIENT_ID, args.seed, generate_users(args.users, args.seed))
+    legacy = LegacyPool(
+        legacy_pool_id(args.region),
+        args.region,
+        DEFAULT_ACCOUNT_ID,
+        LEGACY_MIGRATION_CLIENT_ID,
+        LEGACY_WEB_CLIENT_ID,
+        args.seed,
+        generate_users(args.users, args.seed),
+    )
     result = replay_into(legacy, args.endpoint, args.new_pool_name, args.share)
     print(", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items())))
     return 0

@@ -243,7 +243,9 @@ def _validate_migration_response(
         raise CognitoError("InvalidLambdaResponseException", f"Invalid messageAction: {action}")
     attributes = dict(attributes)
     new_username = str(attributes.pop("username", username))
-    problems = [f"{name}: Attribute does not exist in the schema." for name in attributes if name in READ_ONLY_ATTRIBUTES]
+    problems = [
+        f"{name}: Attribute does not exist in the schema." for name in attributes if name in READ_ONLY_ATTRIBUTES
+    ]
     problems += [
         f"{name}: Attribute does not exist in the schema."
         for name in attributes
@@ -255,7 +257,9 @@ def _validate_migration_response(
         if schema.required and name not in READ_ONLY_ATTRIBUTES and not attributes.get(name)
     ]
     if problems:
-        raise CognitoError("InvalidParameterException", "Attributes did not conform to the schema: " + " ".join(problems))
+        raise CognitoError(
+            "InvalidParameterException", "Attributes did not conform to the schema: " + " ".join(problems)
+        )
     if final_status == "RESET_REQUIRED" and not any(
         attributes.get(f"{kind}_verified") == "true" and attributes.get(kind) for kind in ("email", "phone_number")
     ):
@@ -329,7 +333,10 @@ def _error(start_response: Callable[..., Any], error: CognitoError) -> list[byte
     payload = json.dumps({"__type": error.code, "message": error.message}).encode()
     start_response(
         "400 Bad Request",
-        [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(payload))),
-         ("x-amzn-ErrorType", error.code)],
+        [
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("Content-Length", str(len(payload))),
+            ("x-amzn-ErrorType", error.code),
+        ],
     )
     return [payload]

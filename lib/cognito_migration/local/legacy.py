@@ -15,8 +15,8 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 DEFAULT_ACCOUNT_ID = "123456789012"  # moto's default account
@@ -32,20 +32,30 @@ def legacy_pool_id(region: str) -> str:
 
 # (name, description, precedence): 12 groups, more than the first page of 10 that peers read.
 GROUPS: tuple[tuple[str, str, int], ...] = (
-    ("admins", "Full administrative access", 1), ("ops", "Operations on-call", 2),
-    ("engineering", "Product engineering", 3), ("auditors", "Read-only audit access", 4),
-    ("billing", "Invoices and payment methods", 5), ("support", "Customer support agents", 6),
-    ("editors", "Can edit content", 10), ("partners", "External partner accounts", 20),
-    ("sales", "Sales team", 30), ("marketing", "Marketing team", 40),
-    ("beta-testers", "Early access to new features", 50), ("viewers", "Read-only users", 100),
+    ("admins", "Full administrative access", 1),
+    ("ops", "Operations on-call", 2),
+    ("engineering", "Product engineering", 3),
+    ("auditors", "Read-only audit access", 4),
+    ("billing", "Invoices and payment methods", 5),
+    ("support", "Customer support agents", 6),
+    ("editors", "Can edit content", 10),
+    ("partners", "External partner accounts", 20),
+    ("sales", "Sales team", 30),
+    ("marketing", "Marketing team", 40),
+    ("beta-testers", "Early access to new features", 50),
+    ("viewers", "Read-only users", 100),
 )
 GROUP_NAMES = tuple(name for name, _, _ in GROUPS)
-_FIRST = ("james mary john patricia robert jennifer michael linda william elizabeth david barbara richard "
-          "susan joseph jessica thomas sarah charles karen daniel nancy matthew lisa anthony betty mark "
-          "sandra paul ashley steven emily andrew donna kevin michelle brian carol george amanda").split()
-_LAST = ("smith johnson williams brown jones garcia miller davis rodriguez martinez hernandez lopez "
-         "gonzalez wilson anderson thomas taylor moore jackson martin lee perez thompson white harris "
-         "sanchez clark ramirez lewis robinson walker young allen king wright scott torres hill").split()
+_FIRST = (
+    "james mary john patricia robert jennifer michael linda william elizabeth david barbara richard "
+    "susan joseph jessica thomas sarah charles karen daniel nancy matthew lisa anthony betty mark "
+    "sandra paul ashley steven emily andrew donna kevin michelle brian carol george amanda"
+).split()
+_LAST = (
+    "smith johnson williams brown jones garcia miller davis rodriguez martinez hernandez lopez "
+    "gonzalez wilson anderson thomas taylor moore jackson martin lee perez thompson white harris "
+    "sanchez clark ramirez lewis robinson walker young allen king wright scott torres hill"
+).split()
 _DOMAINS = ("example.com", "example.org", "example.net", "mail.example.com")
 _BAD_PHONE_FORMATS = ("({a}) {b}-{c}", "{a}.{b}.{c}", "{a} {b} {c}", "1-{a}-{b}-{c}")
 _FIRST_SIGNUP, _SIGNUP_SPAN_DAYS = datetime(2017, 1, 1, tzinfo=UTC), 8 * 365
@@ -73,8 +83,12 @@ def demo_password(username: str, seed: int) -> str:
     digest = hmac.new(key, username.encode(), hashlib.sha256).digest()
     body = base64.urlsafe_b64encode(digest).decode().rstrip("=")[:12]
     # The tail guarantees every character class whatever the body happened to contain.
-    tail = ("ABCDEFGHJKLMNPQRSTUVWXYZ"[digest[-1] % 24] + "abcdefghijkmnpqrstuvwxyz"[digest[-2] % 24]
-            + str(digest[-3] % 10) + "!#%*+-=?@^_~"[digest[-4] % 12])
+    tail = (
+        "ABCDEFGHJKLMNPQRSTUVWXYZ"[digest[-1] % 24]
+        + "abcdefghijkmnpqrstuvwxyz"[digest[-2] % 24]
+        + str(digest[-3] % 10)
+        + "!#%*+-=?@^_~"[digest[-4] % 12]
+    )
     return body + tail
 
 
@@ -87,12 +101,18 @@ def quirk_quotas(count: int) -> dict[str, int]:
     """Exact number of users carrying each quota-driven quirk among `count` users (see generate_users)."""
     pairs = count // 200
     return {
-        "unconfirmed": count * 3 // 100, "force_change_password": count * 2 // 100,
-        "reset_required": count // 100, "disabled": count * 2 // 100,
-        "sms_mfa": count * 4 // 100, "totp_mfa": count * 2 // 100,
-        "no_verified_contact": count * 2 // 100, "bad_phone": count // 100,
-        "missing_name": count * 5 // 100, "no_custom_attributes": count // 10,
-        "case_duplicate_username": 2 * pairs, "case_duplicate_email": 2 * pairs,
+        "unconfirmed": count * 3 // 100,
+        "force_change_password": count * 2 // 100,
+        "reset_required": count // 100,
+        "disabled": count * 2 // 100,
+        "sms_mfa": count * 4 // 100,
+        "totp_mfa": count * 2 // 100,
+        "no_verified_contact": count * 2 // 100,
+        "bad_phone": count // 100,
+        "missing_name": count * 5 // 100,
+        "no_custom_attributes": count // 10,
+        "case_duplicate_username": 2 * pairs,
+        "case_duplicate_email": 2 * pairs,
         "multi_group": count // 5,
     }
 
@@ -152,15 +172,22 @@ def _unique_people(rng: random.Random, count: int) -> list[tuple[str, str, str]]
 
 def _draft_user(rng: random.Random, username: str, first: str, last: str) -> dict[str, Any]:
     return {
-        "username": username, "given": first.capitalize(), "family": last.capitalize(),
-        "email": f"{username}@{rng.choice(_DOMAINS)}", "phone": _e164(rng) if rng.random() < 0.5 else None,
+        "username": username,
+        "given": first.capitalize(),
+        "family": last.capitalize(),
+        "email": f"{username}@{rng.choice(_DOMAINS)}",
+        "phone": _e164(rng) if rng.random() < 0.5 else None,
         "tier": rng.choices(("free", "pro", "enterprise"), weights=(70, 25, 5))[0],
         "created_at": _FIRST_SIGNUP + timedelta(seconds=rng.randrange(_SIGNUP_SPAN_DAYS * 86400)),
         "sub": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         # Most users sit in one group, viewers above all; multi_group users get theirs later.
         "groups": (rng.choices(GROUP_NAMES, weights=(1, 1, 3, 1, 2, 4, 4, 3, 3, 3, 5, 20))[0],)
-        if rng.random() < 0.75 else (),
-        "status": "CONFIRMED", "enabled": True, "mfa": None, "quirks": set(),
+        if rng.random() < 0.75
+        else (),
+        "status": "CONFIRMED",
+        "enabled": True,
+        "mfa": None,
+        "quirks": set(),
     }
 
 
@@ -168,8 +195,9 @@ def _e164(rng: random.Random) -> str:
     return f"+1555{rng.randrange(10**7):07d}"  # 555: fictional numbers
 
 
-def _pick(rng: random.Random, drafts: Sequence[dict[str, Any]], k: int,
-          exclude: Iterable[str] = ()) -> list[dict[str, Any]]:
+def _pick(
+    rng: random.Random, drafts: Sequence[dict[str, Any]], k: int, exclude: Iterable[str] = ()
+) -> list[dict[str, Any]]:
     """k random drafts carrying none of the `exclude` quirks; fails loudly if the rule cannot be met."""
     banned = set(exclude)
     candidates = [d for d in drafts if not banned & d["quirks"]]
@@ -180,14 +208,17 @@ def _pick(rng: random.Random, drafts: Sequence[dict[str, Any]], k: int,
 
 def _assign_states(rng: random.Random, drafts: list[dict[str, Any]], q: dict[str, int]) -> None:
     order = rng.sample(drafts, len(drafts))
-    slices = (("unconfirmed", "UNCONFIRMED", True, None),
-              ("force_change_password", "FORCE_CHANGE_PASSWORD", True, None),
-              ("reset_required", "RESET_REQUIRED", True, None), ("disabled", "CONFIRMED", False, None),
-              ("sms_mfa", "CONFIRMED", True, "SMS_MFA"),
-              ("totp_mfa", "CONFIRMED", True, "SOFTWARE_TOKEN_MFA"))
+    slices = (
+        ("unconfirmed", "UNCONFIRMED", True, None),
+        ("force_change_password", "FORCE_CHANGE_PASSWORD", True, None),
+        ("reset_required", "RESET_REQUIRED", True, None),
+        ("disabled", "CONFIRMED", False, None),
+        ("sms_mfa", "CONFIRMED", True, "SMS_MFA"),
+        ("totp_mfa", "CONFIRMED", True, "SOFTWARE_TOKEN_MFA"),
+    )
     start = 0
     for quirk, status, enabled, mfa in slices:
-        for d in order[start:start + q[quirk]]:
+        for d in order[start : start + q[quirk]]:
             d.update(status=status, enabled=enabled, mfa=mfa)
             d["quirks"].add(quirk)
             if mfa == "SMS_MFA" and d["phone"] is None:
@@ -244,9 +275,17 @@ def _finish(d: dict[str, Any]) -> LegacyUser:
     if "no_custom_attributes" not in quirks:
         attrs["custom:tier"] = d["tier"]
         attrs["custom:signup_year"] = str(d["created_at"].year)
-    return LegacyUser(username=d["username"], attributes=attrs, status=d["status"], enabled=d["enabled"],
-                      mfa=d["mfa"], groups=d["groups"], quirks=frozenset(quirks),
-                      created_at=d["created_at"], sub=d["sub"])
+    return LegacyUser(
+        username=d["username"],
+        attributes=attrs,
+        status=d["status"],
+        enabled=d["enabled"],
+        mfa=d["mfa"],
+        groups=d["groups"],
+        quirks=frozenset(quirks),
+        created_at=d["created_at"],
+        sub=d["sub"],
+    )
 
 
 def has_verified_contact(user: LegacyUser) -> bool:
@@ -265,8 +304,9 @@ def expected_migration(user: LegacyUser) -> bool:
     return not (becomes_reset_required and not has_verified_contact(user))
 
 
-def expected_migrated(legacy: LegacyPool, sampled_usernames_in_order: Iterable[str],
-                      case_sensitive: bool = False) -> set[str]:
+def expected_migrated(
+    legacy: LegacyPool, sampled_usernames_in_order: Iterable[str], case_sensitive: bool = False
+) -> set[str]:
     """Usernames that end up in the new pool after these sign-ins, in this order. In a case-insensitive
     new pool, once "Jane.Doe" has migrated, "jane.doe" IS that user: only the first to sign in migrates."""
     migrated: set[str] = set()
@@ -326,32 +366,58 @@ def pool_config(region: str, account_id: str) -> dict[str, Any]:
     from moto.cognitoidp.models import CognitoIdpUserPoolAttribute
 
     # moto keeps only the Schema it is given, while AWS always lists every standard attribute: declare them.
-    schema: list[dict[str, Any]] = [{"Name": n, "Required": n == "email"}
-                                    for n in CognitoIdpUserPoolAttribute.STANDARD_SCHEMA]
+    schema: list[dict[str, Any]] = [
+        {"Name": n, "Required": n == "email"} for n in CognitoIdpUserPoolAttribute.STANDARD_SCHEMA
+    ]
     # Bare names: moto and Cognito add "custom:" themselves ("custom:tier" would be custom:custom:tier).
-    schema += [{"Name": "tier", "AttributeDataType": "String", "Mutable": True,
-                "StringAttributeConstraints": {"MinLength": "1", "MaxLength": "32"}},
-               {"Name": "signup_year", "AttributeDataType": "Number", "Mutable": True,
-                "NumberAttributeConstraints": {"MinValue": "1990", "MaxValue": "2100"}}]
+    schema += [
+        {
+            "Name": "tier",
+            "AttributeDataType": "String",
+            "Mutable": True,
+            "StringAttributeConstraints": {"MinLength": "1", "MaxLength": "32"},
+        },
+        {
+            "Name": "signup_year",
+            "AttributeDataType": "Number",
+            "Mutable": True,
+            "NumberAttributeConstraints": {"MinValue": "1990", "MaxValue": "2100"},
+        },
+    ]
     return {
         "UsernameConfiguration": {"CaseSensitive": True},
         "AutoVerifiedAttributes": ["email"],
         "MfaConfiguration": "OPTIONAL",
-        "Policies": {"PasswordPolicy": {"MinimumLength": 8, "RequireUppercase": True,
-                                        "RequireLowercase": True, "RequireNumbers": True,
-                                        "RequireSymbols": True, "TemporaryPasswordValidityDays": 7}},
+        "Policies": {
+            "PasswordPolicy": {
+                "MinimumLength": 8,
+                "RequireUppercase": True,
+                "RequireLowercase": True,
+                "RequireNumbers": True,
+                "RequireSymbols": True,
+                "TemporaryPasswordValidityDays": 7,
+            }
+        },
         "Schema": schema,
-        "SmsConfiguration": {"SnsCallerArn": f"arn:aws:iam::{account_id}:role/{LEGACY_POOL_NAME}-sms",
-                             "ExternalId": LEGACY_POOL_NAME, "SnsRegion": region},
+        "SmsConfiguration": {
+            "SnsCallerArn": f"arn:aws:iam::{account_id}:role/{LEGACY_POOL_NAME}-sms",
+            "ExternalId": LEGACY_POOL_NAME,
+            "SnsRegion": region,
+        },
         "UserPoolTags": {"app": "legacy"},
         "DeletionProtection": "ACTIVE",
-        "AccountRecoverySetting": {"RecoveryMechanisms": [{"Priority": 1, "Name": "verified_email"},
-                                                          {"Priority": 2, "Name": "verified_phone_number"}]},
+        "AccountRecoverySetting": {
+            "RecoveryMechanisms": [
+                {"Priority": 1, "Name": "verified_email"},
+                {"Priority": 2, "Name": "verified_phone_number"},
+            ]
+        },
     }
 
 
-def seed_legacy_pool(users: int = 2000, seed: int = 7, region: str = "us-east-1",
-                     account_id: str = DEFAULT_ACCOUNT_ID) -> LegacyPool:
+def seed_legacy_pool(
+    users: int = 2000, seed: int = 7, region: str = "us-east-1", account_id: str = DEFAULT_ACCOUNT_ID
+) -> LegacyPool:
     """(Re)create the legacy pool, its two clients, 12 groups and `users` users in moto's in-process
     backend. Idempotent: an existing pool with the fixed id is replaced."""
     from moto.cognitoidp.models import cognitoidp_backends
@@ -365,20 +431,27 @@ def seed_legacy_pool(users: int = 2000, seed: int = 7, region: str = "us-east-1"
     del backend.user_pools[pool.id]
     pool.id, pool.arn = pool_id, _pool_arn(region, account_id, pool_id)
     backend.user_pools[pool_id] = pool
-    pool.sms_mfa_config = {"SmsAuthenticationMessage": "Your code is {####}",
-                           "SmsConfiguration": pool.extended_config["SmsConfiguration"]}
+    pool.sms_mfa_config = {
+        "SmsAuthenticationMessage": "Your code is {####}",
+        "SmsConfiguration": pool.extended_config["SmsConfiguration"],
+    }
     pool.token_mfa_config = {"Enabled": True}
     # A typical app signs in with SRP, which never reaches a migration trigger: the audit must say so.
-    _add_client(backend, pool, LEGACY_WEB_CLIENT_ID, "legacy-web",
-                ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])
-    _add_client(backend, pool, LEGACY_MIGRATION_CLIENT_ID, "legacy-migration",
-                ["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])
-    groups = {name: backend.create_group(pool_id, name, description, None, precedence)
-              for name, description, precedence in GROUPS}
+    _add_client(backend, pool, LEGACY_WEB_CLIENT_ID, "legacy-web", ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])
+    _add_client(
+        backend,
+        pool,
+        LEGACY_MIGRATION_CLIENT_ID,
+        "legacy-migration",
+        ["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )
+    groups = {
+        name: backend.create_group(pool_id, name, description, None, precedence)
+        for name, description, precedence in GROUPS
+    }
     for record in records:
         _insert_user(pool, groups, record, seed)
-    return LegacyPool(pool_id, region, account_id, LEGACY_MIGRATION_CLIENT_ID, LEGACY_WEB_CLIENT_ID,
-                      seed, records)
+    return LegacyPool(pool_id, region, account_id, LEGACY_MIGRATION_CLIENT_ID, LEGACY_WEB_CLIENT_ID, seed, records)
 
 
 def _drop_pool(backend: Any, pool_id: str) -> None:
@@ -389,11 +462,26 @@ def _drop_pool(backend: Any, pool_id: str) -> None:
 
 
 def _add_client(backend: Any, pool: Any, client_id: str, name: str, flows: list[str]) -> None:
-    client = backend.create_user_pool_client(pool.id, False, {
-        "ClientName": name, "ExplicitAuthFlows": flows, "PreventUserExistenceErrors": "ENABLED",
-        "ReadAttributes": ["email", "email_verified", "name", "given_name", "family_name", "phone_number",
-                           "phone_number_verified", "custom:tier", "custom:signup_year"],
-    })
+    client = backend.create_user_pool_client(
+        pool.id,
+        False,
+        {
+            "ClientName": name,
+            "ExplicitAuthFlows": flows,
+            "PreventUserExistenceErrors": "ENABLED",
+            "ReadAttributes": [
+                "email",
+                "email_verified",
+                "name",
+                "given_name",
+                "family_name",
+                "phone_number",
+                "phone_number_verified",
+                "custom:tier",
+                "custom:signup_year",
+            ],
+        },
+    )
     del pool.clients[client.id]
     client.id = client_id
     pool.clients[client_id] = client
@@ -403,8 +491,9 @@ def _insert_user(pool: Any, groups: dict[str, Any], record: LegacyUser, seed: in
     from moto.cognitoidp.models import CognitoIdpUser, UserStatus
 
     attributes = [{"Name": k, "Value": v} for k, v in record.attributes.items()]
-    user = CognitoIdpUser(pool.id, record.username, demo_password(record.username, seed),
-                          UserStatus(record.status), attributes)
+    user = CognitoIdpUser(
+        pool.id, record.username, demo_password(record.username, seed), UserStatus(record.status), attributes
+    )
     # A stable sub (moto draws a random one) keeps reseeds comparable, e.g. for custom:legacy_sub checks.
     user.id = record.sub
     user.update_attributes([{"Name": "sub", "Value": record.sub}])
@@ -440,8 +529,15 @@ def replay_sample(legacy: LegacyPool, share: float) -> list[str]:
     return random.Random(legacy.seed).sample(names, round(share * len(names)))
 
 
-def replay_wave(legacy: LegacyPool, new_client_id: str, share: float = 0.3, endpoint_url: str | None = None,
-                *, progress: bool = False, client: Any = None) -> ReplayResult:
+def replay_wave(
+    legacy: LegacyPool,
+    new_client_id: str,
+    share: float = 0.3,
+    endpoint_url: str | None = None,
+    *,
+    progress: bool = False,
+    client: Any = None,
+) -> ReplayResult:
     """Sign a sample of the legacy users in to the NEW pool (InitiateAuth USER_PASSWORD_AUTH, their old
     username and password) as returning users would. The new client must have no secret."""
     from botocore.exceptions import ClientError
@@ -456,8 +552,10 @@ def replay_wave(legacy: LegacyPool, new_client_id: str, share: float = 0.3, endp
     for username in sample:
         try:
             response = cognito.initiate_auth(
-                ClientId=new_client_id, AuthFlow="USER_PASSWORD_AUTH",
-                AuthParameters={"USERNAME": username, "PASSWORD": legacy.password(username)})
+                ClientId=new_client_id,
+                AuthFlow="USER_PASSWORD_AUTH",
+                AuthParameters={"USERNAME": username, "PASSWORD": legacy.password(username)},
+            )
         except ClientError as exc:
             outcomes[username] = exc.response["Error"]["Code"]
             continue
@@ -470,6 +568,12 @@ def _cognito_client(region: str, endpoint_url: str | None) -> Any:
     from botocore.config import Config
 
     # Dummy credentials: InitiateAuth is unauthenticated on AWS, and moto accepts any key.
-    return boto3.client("cognito-idp", region_name=region, endpoint_url=endpoint_url,
-                        aws_access_key_id="testing", aws_secret_access_key="testing",
-                        aws_session_token="testing", config=Config(retries={"mode": "standard"}))
+    return boto3.client(
+        "cognito-idp",
+        region_name=region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        aws_session_token="testing",
+        config=Config(retries={"mode": "standard"}),
+    )

@@ -176,8 +176,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     sent_by_config = set(defaults) | ({legacy_sub} if legacy_sub else set())
     outside = sorted(sent_by_config - allowed) if allowed is not None else []
     if outside:
-        raise ConfigurationError(f"{outside} are set by ATTRIBUTE_DEFAULTS/LEGACY_SUB_ATTRIBUTE but missing "
-                                 "from ALLOWED_ATTRIBUTES: add them there (and to the new pool's schema)")
+        raise ConfigurationError(
+            f"{outside} are set by ATTRIBUTE_DEFAULTS/LEGACY_SUB_ATTRIBUTE but missing "
+            "from ALLOWED_ATTRIBUTES: add them there (and to the new pool's schema)"
+        )
     return Settings(old_user_pool_id, old_client_id, old_region, mfa_policy, allowed, defaults, legacy_sub)
 
 
@@ -192,9 +194,7 @@ def build_user_attributes(
     # `sub` belongs to the pool (returning it fails the migration); empty values carry nothing and can
     # fail the new schema's format checks.
     attributes = {
-        name: value
-        for name, value in old.items()
-        if name != "sub" and value and (allowed is None or name in allowed)
+        name: value for name, value in old.items() if name != "sub" and value and (allowed is None or name in allowed)
     }
     for name, default in defaults.items():
         attributes[name] = attributes.get(name) or default
@@ -211,8 +211,11 @@ def is_verified(attributes: Mapping[str, str], contact: str) -> bool:
 def require_verified_contact(attributes: Mapping[str, str]) -> None:
     # A RESET_REQUIRED user must receive a reset code; without a verified address they would be stuck.
     if not (is_verified(attributes, "email") or is_verified(attributes, "phone_number")):
-        raise Refused("Account cannot be migrated: it has no verified email or phone number to reset the "
-                      "password with. Contact support.", "no_verified_contact")
+        raise Refused(
+            "Account cannot be migrated: it has no verified email or phone number to reset the "
+            "password with. Contact support.",
+            "no_verified_contact",
+        )
 
 
 def sign_in_outcome(challenge: str | None, mfa_policy: str, attributes: Mapping[str, str]) -> SignInOutcome:
@@ -226,8 +229,9 @@ def sign_in_outcome(challenge: str | None, mfa_policy: str, attributes: Mapping[
         raise Refused("Account cannot be migrated at sign-in. Contact support.", "unsupported_challenge")
     # The password is proven, the second factor is not: never CONFIRMED without one.
     if mfa_policy == "refuse":
-        raise Refused("Accounts with multi-factor authentication cannot be migrated at sign-in. "
-                      "Contact support.", "mfa_refused")
+        raise Refused(
+            "Accounts with multi-factor authentication cannot be migrated at sign-in. Contact support.", "mfa_refused"
+        )
     if mfa_policy == "sms" and is_verified(attributes, "phone_number"):
         return SignInOutcome("CONFIRMED", "mfa_sms", enable_sms_mfa=True)
     return SignInOutcome("RESET_REQUIRED", "mfa_reset_required")
@@ -273,13 +277,15 @@ def old_user_attributes(old: Any, settings: Settings, username: str, run: Invoca
         raise Refused(GENERIC_REFUSAL, "disabled")
     if user.get("UserStatus") == "UNCONFIRMED":
         raise Refused(GENERIC_REFUSAL, "not_confirmed")
-    return build_user_attributes(user.get("UserAttributes", []), settings.allowed_attributes,
-                                 settings.attribute_defaults, settings.legacy_sub_attribute)
+    return build_user_attributes(
+        user.get("UserAttributes", []),
+        settings.allowed_attributes,
+        settings.attribute_defaults,
+        settings.legacy_sub_attribute,
+    )
 
 
-def migrate_on_sign_in(
-    event: Mapping[str, Any], settings: Settings, old: Any, run: Invocation
-) -> dict[str, Any]:
+def migrate_on_sign_in(event: Mapping[str, Any], settings: Settings, old: Any, run: Invocation) -> dict[str, Any]:
     """The response for a password sign-in, checked by the old pool; raises Refused if it must not migrate."""
     username = event.get("userName") or ""
     password = (event.get("request") or {}).get("password") or ""
@@ -322,9 +328,7 @@ def migrate_on_forgot_password(
     return {"userAttributes": attributes, "finalUserStatus": "RESET_REQUIRED", "messageAction": "SUPPRESS"}
 
 
-def group_names(
-    cognito: Any, pool_id: str, username: str, old_pool_run: Invocation | None = None
-) -> set[str]:
+def group_names(cognito: Any, pool_id: str, username: str, old_pool_run: Invocation | None = None) -> set[str]:
     """Every group of the user, over all pages. With `old_pool_run`, each page request is counted there."""
     paginator = cognito.get_paginator("admin_list_groups_for_user")
     names: set[str] = set()
