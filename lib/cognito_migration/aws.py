@@ -62,6 +62,8 @@ class RateLimiter:
         self._updated = time.monotonic()
         self._lock = threading.Lock()
         self.waited_s = 0.0
+        self.requests = 0  # pages paid for, retries included
+        self.retries = 0  # requests botocore repeated after throttling or a server error
 
     def acquire(self) -> None:
         while True:
@@ -71,16 +73,25 @@ class RateLimiter:
                 self._updated = now
                 if self._tokens >= 1:
                     self._tokens -= 1
+                    self.requests += 1
                     return
                 wait = (1 - self._tokens) / self.rate
             self.waited_s += wait
             time.sleep(wait)
 
+    def charge_retries(self, retries: int) -> None:
+        """Retried requests spent quota too: pay for them, so the average rate stays within the budget."""
+        for _ in range(retries):
+            self.acquire()
+        with self._lock:
+            self.retries += retries
+
 
 def paginate(
     cognito: Any, operation: str, result_key: str, limiter: RateLimiter | None = None, **kwargs: Any
 ) -> Iterator[dict[str, Any]]:
-    """Every item of every page of a list call, each page paid for from ``limiter`` when one is given."""
+    """Every item of every page of a list call, each page (and each of its retries, bounded by botocore's
+    retry configuration) paid for from ``limiter`` when one is given."""
     pages = iter(cognito.get_paginator(operation).paginate(**kwargs))
     while True:
         if limiter is not None:
@@ -89,6 +100,8 @@ def paginate(
             page = next(pages)
         except StopIteration:
             return
+        if limiter is not None:
+            limiter.charge_retries(page.get("ResponseMetadata", {}).get("RetryAttempts", 0))
         yield from page.get(result_key, [])
 
 

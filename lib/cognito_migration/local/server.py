@@ -21,6 +21,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from . import cognito_patches
 from .cognito_triggers import CognitoTriggerMiddleware
+from .faults import FaultInjector
 from .lambda_runtime import FunctionSpec, LambdaRuntime
 
 # The fake credentials every client of the local AWS uses; moto accepts any.
@@ -47,6 +48,7 @@ class LocalAWS:
         self.account_id = account_id
         self.runtime = LambdaRuntime(lambda: self.endpoint_url, self._store_log_line)
         self.middleware: CognitoTriggerMiddleware | None = None
+        self.faults: FaultInjector | None = None  # the outermost layer: faults on request (faults.py)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._log_lock = threading.Lock()
@@ -62,9 +64,8 @@ class LocalAWS:
         self.middleware = CognitoTriggerMiddleware(
             DomainDispatcherApplication(create_backend_app), self.runtime, self.account_id
         )
-        self._server = make_server(
-            self.host, self.port, self.middleware, threaded=True, request_handler=QuietRequestHandler
-        )
+        self.faults = FaultInjector(self.middleware)
+        self._server = make_server(self.host, self.port, self.faults, threaded=True, request_handler=QuietRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
         self._thread.start()
         return self

@@ -1,0 +1,128 @@
+"""Faults on request: under throttling, server errors and a role not yet assumable, every user is still
+counted exactly and deployment still finishes; retries are bounded and visible."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from cognito_migration import aws, deploy, params, report, scan
+from cognito_migration.local.faults import FaultRule
+from cognito_migration.local.legacy import seed_legacy_pool
+from cognito_migration.local.server import LocalAWS
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def faults(local_aws: LocalAWS):  # type: ignore[no-untyped-def]
+    assert local_aws.faults is not None
+    yield local_aws.faults
+    local_aws.faults.clear()
+
+
+@pytest.fixture(scope="module")
+def legacy(local_aws: LocalAWS):  # type: ignore[no-untyped-def]
+    return seed_legacy_pool(users=600, seed=11, region=REGION)
+
+
+def test_scans_count_every_user_exactly_with_a_fifth_of_calls_failing(faults, legacy, cognito) -> None:
+    faults.add("ListUsers", throttle=0.15, error=0.05)
+    faults.add("ListUsersInGroup", throttle=0.15, error=0.05)
+    budget = aws.RateLimiter(1000)
+    client = boto3.client(
+        "cognito-idp", region_name=REGION, config=aws.RETRY_CONFIG, endpoint_url=cognito.meta.endpoint_url
+    )
+
+    users = scan.scan_users(client, legacy.pool_id, budget)
+    memberships = scan.scan_memberships(
+        client, legacy.pool_id, [g for g in {g for u in legacy.users for g in u.groups}], budget
+    )
+
+    assert sorted(users["username"]) == sorted(u.username for u in legacy.users)
+    assert len(memberships) == sum(len(u.groups) for u in legacy.users)
+    assert sum(faults.injected.values()) > 0
+    assert budget.retries > 0, "retries are counted, so an operator sees them"
+    assert budget.requests >= budget.retries
+
+
+def test_report_counts_survive_faults(faults, legacy, cognito) -> None:
+    faults.add("ListUsers", throttle=0.2)
+    client = boto3.client(
+        "cognito-idp", region_name=REGION, config=aws.RETRY_CONFIG, endpoint_url=cognito.meta.endpoint_url
+    )
+    old = scan.scan_users(client, legacy.pool_id, aws.RateLimiter(1000))
+    classified = report.classify(old, old.iloc[:0], case_sensitive=False)
+    assert int(report.summary(classified)["users"].sum()) == len(legacy.users)
+
+
+def test_retries_are_bounded(faults, legacy, cognito) -> None:
+    faults.add("ListUsers", throttle=1.0)
+    client = boto3.client(
+        "cognito-idp",
+        region_name=REGION,
+        config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+        endpoint_url=cognito.meta.endpoint_url,
+    )
+    with pytest.raises(ClientError) as error:
+        scan.scan_users(client, legacy.pool_id)
+    assert error.value.response["Error"]["Code"] == "TooManyRequestsException"
+    # botocore's max_attempts counts retries: the first request plus three, then the error surfaces
+    assert faults.injected == {"ListUsers:throttle": 4}, faults.injected
+
+
+def test_faults_are_set_over_http(faults, local_aws: LocalAWS, cognito) -> None:
+    rules = [{"operation": "ListUserPools", "throttle": 1.0}]
+    request = urllib.request.Request(
+        f"{local_aws.endpoint_url}/_local/faults", data=json.dumps(rules).encode(), method="POST"
+    )
+    answer = json.loads(urllib.request.urlopen(request).read())
+    assert answer["rules"][0]["operation"] == "ListUserPools"
+    client = boto3.client(
+        "cognito-idp",
+        region_name=REGION,
+        endpoint_url=cognito.meta.endpoint_url,
+        config=Config(retries={"max_attempts": 1}),
+    )
+    with pytest.raises(ClientError) as error:
+        client.list_user_pools(MaxResults=10)
+    assert error.value.response["Error"]["Code"] == "TooManyRequestsException"
+    urllib.request.urlopen(urllib.request.Request(f"{local_aws.endpoint_url}/_local/faults", method="DELETE"))
+    assert client.list_user_pools(MaxResults=10)["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_bad_fault_rules_are_refused() -> None:
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        FaultRule("ListUsers", throttle=0.8, error=0.5)
+    with pytest.raises(ValueError, match="needs the error code"):
+        FaultRule("CreateFunction", fail_first=1)
+
+
+def test_deploy_survives_a_role_not_yet_assumable(faults, legacy, cognito, iam, lam) -> None:
+    new_pool_id = cognito.create_user_pool(PoolName="faults-new")["UserPool"]["Id"]
+    new_pool = cognito.describe_user_pool(UserPoolId=new_pool_id)["UserPool"]
+    old_pool = cognito.describe_user_pool(UserPoolId=legacy.pool_id)["UserPool"]
+    cfg = params.validate(
+        {
+            "old_user_pool_id": legacy.pool_id,
+            "old_client_id": legacy.migration_client_id,
+            "migration_function_name": "faults-trigger",
+            "dry_run": False,
+        }
+    )
+    faults.add(
+        "CreateFunction",
+        fail_first=2,
+        code="InvalidParameterValueException",
+        message="The role defined for the function cannot be assumed by Lambda.",
+    )
+    plan = deploy.plan(iam, lam, cfg, old_pool, new_pool)
+    deploy.apply(cognito, iam, lam, plan, cfg, dry_run=False)
+
+    assert faults.injected["CreateFunction:fail_first"] == 2
+    assert lam.get_function(FunctionName="faults-trigger")["Configuration"]["Handler"] == deploy.HANDLER
