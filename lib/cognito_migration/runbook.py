@@ -77,9 +77,7 @@ def run(
     if unknown_steps:
         raise parameters.ParameterError(f"steps: unknown {unknown_steps}; choose from {', '.join(STEPS)}")
 
-    run_id = records.new_run_id()
-    run_dir = (outputs / env / run_id).resolve()
-    run_dir.mkdir(parents=True, exist_ok=False)
+    run_id, run_dir = _new_run_dir(outputs / env)
     manifest: dict[str, Any] = {
         "run_id": run_id,
         "env": env,
@@ -122,6 +120,20 @@ def run(
     manifest["ended"], manifest["outcome"] = records.now_iso(), "passed"
     records.save_json(run_dir, "run", manifest)
     return result
+
+
+def _new_run_dir(env_outputs: Path) -> tuple[str, Path]:
+    """A fresh folder per run, never reused: two runs in the same second get -2, -3..."""
+    env_outputs.mkdir(parents=True, exist_ok=True)
+    base = records.new_run_id()
+    for attempt in range(1, 1000):
+        run_id = base if attempt == 1 else f"{base}-{attempt}"
+        try:
+            (env_outputs / run_id).mkdir()
+        except FileExistsError:
+            continue
+        return run_id, (env_outputs / run_id).resolve()
+    raise RuntimeError(f"{env_outputs}: cannot create a new run folder")
 
 
 def _execute(step: str, values: dict[str, Any], run_dir: Path) -> dict[str, Any]:

@@ -10,6 +10,8 @@ legacy-pool generator write them directly and the trigger emulation read a deplo
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from types import TracebackType
@@ -30,6 +32,26 @@ LOCAL_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
+
+
+FAULTS_VARIABLE = "LOCAL_AWS_FAULTS"
+
+
+def faults_from_environment() -> list[dict[str, object]]:
+    """Fault rules a local AWS starts with: LOCAL_AWS_FAULTS, a JSON list of FaultRule fields, lets a runner
+    started from a shell or a test meet faults from its first call."""
+    raw = os.environ.get(FAULTS_VARIABLE, "").strip()
+    if not raw:
+        return []
+    try:
+        rules = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f'{FAULTS_VARIABLE}: not JSON ({exc}); e.g. \'[{{"operation": "ListUsers", "throttle": 0.2}}]\''
+        ) from exc
+    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+        raise ValueError(f'{FAULTS_VARIABLE}: must be a JSON list of rules such as {{"operation": "ListUsers"}}')
+    return rules
 
 
 class QuietRequestHandler(MotoRequestHandler):
@@ -65,7 +87,11 @@ class LocalAWS:
             DomainDispatcherApplication(create_backend_app), self.runtime, self.account_id
         )
         self.faults = FaultInjector(self.middleware)
-        self._server = make_server(self.host, self.port, self.faults, threaded=True, request_handler=QuietRequestHandler)
+        for rule in faults_from_environment():
+            self.faults.add(**rule)
+        self._server = make_server(
+            self.host, self.port, self.faults, threaded=True, request_handler=QuietRequestHandler
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
         self._thread.start()
         return self
