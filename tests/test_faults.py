@@ -126,3 +126,36 @@ def test_deploy_survives_a_role_not_yet_assumable(faults, legacy, cognito, iam, 
 
     assert faults.injected["CreateFunction:fail_first"] == 2
     assert lam.get_function(FunctionName="faults-trigger")["Configuration"]["Handler"] == deploy.HANDLER
+
+
+def test_quotas_answer_too_many_requests_above_the_category_rate(faults, legacy, cognito) -> None:
+    faults.enforce_quotas(scale=0.2)  # UserList: 6 requests/s
+    client = boto3.client(
+        "cognito-idp",
+        region_name=REGION,
+        endpoint_url=cognito.meta.endpoint_url,
+        config=Config(retries={"max_attempts": 0}),
+    )
+    codes = []
+    for _ in range(20):
+        try:
+            client.list_users(UserPoolId=legacy.pool_id, Limit=1)
+            codes.append("ok")
+        except ClientError as exc:
+            codes.append(exc.response["Error"]["Code"])
+    assert codes.count("ok") <= 7 and set(codes) == {"ok", "TooManyRequestsException"}
+    assert client.describe_user_pool(UserPoolId=legacy.pool_id)["UserPool"]["Id"] == legacy.pool_id  # other category
+
+
+def test_a_budget_under_the_quota_is_never_throttled(faults, legacy, cognito) -> None:
+    faults.enforce_quotas(scale=0.2)  # UserList: 6 requests/s
+    client = boto3.client(
+        "cognito-idp",
+        region_name=REGION,
+        endpoint_url=cognito.meta.endpoint_url,
+        config=Config(retries={"max_attempts": 0}),
+    )
+    budget = aws.RateLimiter(5, burst=1)
+    users = scan.scan_users(client, legacy.pool_id, budget)
+    assert len(users) == len(legacy.users)
+    assert not faults.injected and budget.retries == 0

@@ -8,6 +8,10 @@ same faults, as they would in an account under load:
     aws.faults.add("CreateFunction", fail_first=2, code="InvalidParameterValueException",
                    message="The role defined for the function cannot be assumed by Lambda.")
 
+With ``aws.faults.enforce_quotas()`` it also answers TooManyRequestsException above Cognito's
+request-rate quotas, per category (``aws.QUOTAS``), as AWS does; ``latency_s`` adds a fixed delay to every
+call, so scans can be measured under realistic conditions on one machine.
+
 Rules are also set over HTTP (``POST /_local/faults`` with a JSON list of rules, ``DELETE`` to clear), so
 a process that only knows the endpoint (a notebook kernel, a benchmark) can drive them. Draws come from a
 seeded random generator: a run with the same rules and calls meets the same faults.
@@ -23,6 +27,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from ..aws import QUOTAS, quota_category
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 CONTROL_PATH = "/_local/faults"
@@ -59,6 +65,9 @@ class FaultInjector:
         self._lock = threading.Lock()
         self.injected: dict[str, int] = {}
         self._failed_first: dict[str, int] = {}
+        self._quotas: dict[str, _Bucket] = {}
+        self._latency_s = 0.0
+        self.served: dict[str, int] = {}  # requests per quota category that got through (for benchmarks)
 
     def add(self, operation: str, **faults: Any) -> None:
         """Sets the faults of ``operation`` (see FaultRule for the keywords), replacing earlier ones."""
@@ -67,10 +76,20 @@ class FaultInjector:
             self._rules[operation] = rule
             self._failed_first[operation] = 0
 
+    def enforce_quotas(self, scale: float = 1.0, latency_s: float = 0.0) -> None:
+        """Answers TooManyRequestsException above ``scale`` x each category's quota (aws.QUOTAS), and delays
+        every call by ``latency_s`` (a round trip to a real Region is ~50-150 ms)."""
+        with self._lock:
+            self._quotas = {category: _Bucket(rate * scale) for category, (rate, _) in QUOTAS.items()}
+            self._latency_s = latency_s
+
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
             self.injected.clear()
+            self._quotas.clear()
+            self._latency_s = 0.0
+            self.served.clear()
 
     @property
     def rules(self) -> list[FaultRule]:
@@ -82,8 +101,11 @@ class FaultInjector:
             return self._control(environ, start_response)
         operation = operation_of(environ)
         fault, latency, rule = self._draw(operation)
+        latency += self._latency_s
         if latency:
             time.sleep(latency)
+        if not fault and not self._within_quota(operation):
+            return _answer(start_response, "400 Bad Request", "TooManyRequestsException", "Too many requests")
         if fault == "fail_first" and rule is not None:
             return _answer(start_response, "400 Bad Request", rule.code, rule.message)
         if fault == "throttle":
@@ -91,6 +113,18 @@ class FaultInjector:
         if fault == "error":
             return _answer(start_response, "500 Internal Server Error", "InternalErrorException", "Internal error")
         return self.app(environ, start_response)
+
+    def _within_quota(self, operation: str) -> bool:
+        category = quota_category(operation)
+        bucket = self._quotas.get(category or "")
+        with self._lock:
+            if bucket is not None and not bucket.take():
+                key = f"{operation}:quota"
+                self.injected[key] = self.injected.get(key, 0) + 1
+                return False
+            if category:
+                self.served[category] = self.served.get(category, 0) + 1
+        return True
 
     def _draw(self, operation: str) -> tuple[str, float, FaultRule | None]:
         with self._lock:
@@ -123,6 +157,24 @@ class FaultInjector:
         payload = json.dumps({"rules": [asdict(r) for r in self.rules], "injected": self.injected}).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
         return [payload]
+
+
+class _Bucket:
+    """A server-side token bucket: ``rate`` requests per second, bursts of one second's worth."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.updated = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
 
 
 # Lambda's REST operations the runbook calls, by method and path (JSON services name theirs in X-Amz-Target).
