@@ -96,13 +96,14 @@ def paginate(
     while True:
         if limiter is not None:
             limiter.acquire()
-        try:
-            page = next(pages)
-        except StopIteration:
+        page = next(pages, None)  # the paginator sends the request here
+        if page is None:
             return
         if limiter is not None:
             limiter.charge_retries(page.get("ResponseMetadata", {}).get("RetryAttempts", 0))
         yield from page.get(result_key, [])
+        if not (page.get("PaginationToken") or page.get("NextToken")):
+            return  # the last page: no request follows, so no token is spent on it
 
 
 def error_code(exc: BaseException) -> str:

@@ -1,0 +1,61 @@
+"""Whole-pool reads: 16 sub-prefix shards read concurrently return exactly the users of a serial read,
+within the budget; a shard's failure fails the whole read."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from cognito_migration import aws, scan
+from cognito_migration.local.legacy import seed_legacy_pool
+
+
+@pytest.fixture(scope="module")
+def legacy(local_aws):  # type: ignore[no-untyped-def]
+    return seed_legacy_pool(users=1500, seed=21)
+
+
+def test_shards_partition_the_pool_exactly(legacy, cognito) -> None:
+    sharded = scan.scan_users_sharded(cognito, legacy.pool_id, aws.RateLimiter(500), expected=len(legacy.users))
+    serial = scan.scan_users(cognito, legacy.pool_id, aws.RateLimiter(500))
+    assert sorted(sharded["username"]) == sorted(serial["username"]) == sorted(u.username for u in legacy.users)
+    report = sharded.attrs["completeness"]
+    assert report["shards_drained"] == 16 and sum(report["per_shard"]) == len(legacy.users)
+    assert report["difference"] == 0 and report["explanation"] == "matches the estimate"
+
+
+def test_completeness_explains_a_difference_from_the_estimate(legacy, cognito) -> None:
+    sharded = scan.scan_users_sharded(cognito, legacy.pool_id, expected=len(legacy.users) + 7)
+    assert sharded.attrs["completeness"]["difference"] == -7
+    assert "approximate" in sharded.attrs["completeness"]["explanation"]
+
+
+def test_sharded_reads_stay_within_the_budget(legacy, cognito, local_aws) -> None:
+    budget = aws.RateLimiter(20, burst=1)
+    started = time.monotonic()
+    frame = scan.scan_users_sharded(cognito, legacy.pool_id, budget, workers=8)
+    elapsed = time.monotonic() - started
+    pages = sum(max(1, math.ceil(n / 60)) for n in frame.attrs["completeness"]["per_shard"])
+    assert budget.requests == pages, "one token per page, none for a request never sent"
+    assert (budget.requests - 1) / elapsed <= 20 * 1.05
+
+
+def test_a_failing_shard_fails_the_whole_read(legacy, cognito, local_aws) -> None:
+    local_aws.faults.add("ListUsers", throttle=1.0)
+    try:
+        # the fixture's endpoint, without retries, so the failure is immediate
+        client = boto3.client(
+            "cognito-idp",
+            region_name="us-east-1",
+            endpoint_url=cognito.meta.endpoint_url,
+            config=Config(retries={"max_attempts": 0}),
+        )
+        with pytest.raises(ClientError, match="TooManyRequestsException"):
+            scan.scan_users_sharded(client, legacy.pool_id)
+    finally:
+        local_aws.faults.clear()
