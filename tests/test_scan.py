@@ -59,3 +59,10 @@ def test_a_failing_shard_fails_the_whole_read(legacy, cognito, local_aws) -> Non
             scan.scan_users_sharded(client, legacy.pool_id)
     finally:
         local_aws.faults.clear()
+
+
+def test_large_pools_are_read_in_shards(legacy, cognito, monkeypatch) -> None:
+    monkeypatch.setattr(scan, "SHARDED_FROM", 1000)
+    frame = scan.scan_users(cognito, legacy.pool_id, expected=len(legacy.users))
+    assert frame.attrs["completeness"]["shards_drained"] == 16
+    assert "completeness" not in scan.scan_users(cognito, legacy.pool_id, expected=999).attrs

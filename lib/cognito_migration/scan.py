@@ -42,27 +42,41 @@ def user_row(user: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+SHARDED_FROM = 5000  # users (EstimatedNumberOfUsers) from which 16 concurrent shards beat one paginator
+
+
 def scan_users(
     cognito: Any, pool_id: str, limiter: RateLimiter | None = None, expected: int | None = None, label: str = ""
 ) -> pd.DataFrame:
     """Every user of the pool, one row each, with a progress bar (users/s and ETA against ``expected``, and
-    the ceiling the rate budget allows)."""
-    rows = []
+    the ceiling the rate budget allows). Pools estimated at SHARDED_FROM users or more are read in shards
+    (``scan_users_sharded``); smaller ones with one paginator, which spends fewer requests on them."""
+    if expected is not None and expected >= SHARDED_FROM:
+        return scan_users_sharded(cognito, pool_id, limiter, expected, label)
+    with _progress(expected, label or f"ListUsers {pool_id}", limiter) as bar:
+        rows = _read_users(cognito, pool_id, limiter, bar)
+    return _users_frame(rows)
+
+
+def _progress(expected: int | None, label: str, limiter: RateLimiter | None) -> Any:
     # EstimatedNumberOfUsers is approximate: the ETA is too, and the bar may end a little short or over.
     ceiling = f"budget {limiter.rate:g} pages/s = {limiter.rate * 60:,.0f} users/s max" if limiter else None
-    with tqdm(
-        total=expected,
-        desc=label or f"ListUsers {pool_id}",
-        unit="user",
-        mininterval=2.0,
-        file=sys.stderr,
-        postfix=ceiling,
-    ) as bar:
-        for user in paginate(
-            cognito, "list_users", "Users", limiter, UserPoolId=pool_id, PaginationConfig={"PageSize": 60}
-        ):
-            rows.append(user_row(user))
-            bar.update(1)
+    return tqdm(total=expected, desc=label, unit="user", mininterval=2.0, file=sys.stderr, postfix=ceiling)
+
+
+def _read_users(
+    cognito: Any, pool_id: str, limiter: RateLimiter | None, bar: Any, **filters: str
+) -> list[dict[str, Any]]:
+    rows = []
+    for user in paginate(
+        cognito, "list_users", "Users", limiter, UserPoolId=pool_id, PaginationConfig={"PageSize": 60}, **filters
+    ):
+        rows.append(user_row(user))
+        bar.update(1)
+    return rows
+
+
+def _users_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=None if rows else list(USER_COLUMNS))
     if not frame.empty:
         frame["created"] = pd.to_datetime(frame["created"], utc=True)
@@ -109,41 +123,19 @@ def scan_users_sharded(
     shared budget, merged. ``frame.attrs["completeness"]`` says whether every shard was drained and how the
     total compares with ``expected`` (EstimatedNumberOfUsers is approximate)."""
     with (
-        tqdm(
-            total=expected,
-            desc=label or f"ListUsers {pool_id} (16 shards)",
-            unit="user",
-            unit_scale=True,
-            mininterval=2.0,
-            file=sys.stderr,
-        ) as bar,
+        _progress(expected, label or f"ListUsers {pool_id} (16 shards)", limiter) as bar,
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shard") as executor,
     ):
-        futures = [executor.submit(_read_shard, cognito, pool_id, prefix, limiter, bar) for prefix in SHARD_PREFIXES]
+        futures = [
+            executor.submit(_read_users, cognito, pool_id, limiter, bar, Filter=f'sub ^= "{prefix}"')
+            for prefix in SHARD_PREFIXES
+        ]
         shards = [future.result() for future in futures]  # an error in any shard surfaces here, whole
-    rows = [row for shard in shards for row in shard]
-    frame = pd.DataFrame(rows, columns=None if rows else list(USER_COLUMNS))
+    frame = _users_frame([row for shard in shards for row in shard])
     if not frame.empty:
-        frame["created"] = pd.to_datetime(frame["created"], utc=True)
         frame = frame.drop_duplicates("username", keep="last").reset_index(drop=True)
     frame.attrs["completeness"] = completeness(len(frame), [len(s) for s in shards], expected)
     return frame
-
-
-def _read_shard(cognito: Any, pool_id: str, prefix: str, limiter: RateLimiter | None, bar: Any) -> list[dict[str, Any]]:
-    rows = []
-    for user in paginate(
-        cognito,
-        "list_users",
-        "Users",
-        limiter,
-        UserPoolId=pool_id,
-        Filter=f'sub ^= "{prefix}"',
-        PaginationConfig={"PageSize": 60},
-    ):
-        rows.append(user_row(user))
-        bar.update(1)
-    return rows
 
 
 def completeness(total: int, per_shard: list[int], expected: int | None) -> dict[str, Any]:
