@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from botocore.exceptions import ReadTimeoutError
 from trigger_support import (
     FAKE_PASSWORD,
     FakeCognito,
+    FakeSTS,
     FakeUser,
     alice,
     client_error,
@@ -31,7 +33,17 @@ GENERIC = "Incorrect username or password"
 
 @pytest.fixture(autouse=True)
 def settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OLD_REGION", "MFA_POLICY"):
+    for name in (
+        "OLD_REGION",
+        "MFA_POLICY",
+        "ATTRIBUTE_MAP",
+        "OLD_ROLE_ARN",
+        "OLD_EXTERNAL_ID",
+        "OLD_SIGN_IN_ATTRIBUTES",
+        "NEW_USERNAME_ATTRIBUTES",
+        "NEW_ALIAS_ATTRIBUTES",
+        "NEW_CASE_SENSITIVE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("OLD_USER_POOL_ID", OLD_POOL)
@@ -87,6 +99,7 @@ def test_right_password_migrates_confirmed_with_allowed_attributes(pools, lambda
         },
         "finalUserStatus": "CONFIRMED",
         "messageAction": "SUPPRESS",
+        "forceAliasCreation": False,
     }
     assert "sub" not in response["userAttributes"] and "locale" not in response["userAttributes"]
     [line] = log_lines(caplog)
@@ -303,7 +316,7 @@ def test_group_copy_skips_users_unknown_to_the_old_pool(lambda_context, caplog, 
 
 def test_unknown_trigger_source_raises(pools, lambda_context, caplog):
     event = load_event("user_migration_authentication")
-    event["triggerSource"] = "PreSignUp_AdminCreateUser"
+    event["triggerSource"] = "PreAuthentication_Authentication"
     with pytest.raises(trigger.MigrationError, match="Unsupported trigger source"):
         trigger.handler(event, lambda_context)
     [line] = log_lines(caplog)
@@ -321,6 +334,16 @@ def test_unknown_trigger_source_raises(pools, lambda_context, caplog):
         ("ATTRIBUTE_DEFAULTS", '{"nickname": "x"}', "missing from ALLOWED_ATTRIBUTES"),
         ("LEGACY_SUB_ATTRIBUTE", "sub", "custom attribute"),
         ("AWS_REGION", None, "OLD_REGION"),
+        ("ATTRIBUTE_MAP", '{"nickname": "name"}', "missing from ALLOWED_ATTRIBUTES"),
+        ("ATTRIBUTE_MAP", '{"sub": "name"}', "Cognito manages it"),
+        ("ATTRIBUTE_MAP", '{"name": {"from": "a", "join": ["b"]}}', "both from and join"),
+        ("ATTRIBUTE_MAP", '{"name": {"separator": "-"}}', "needs from, join or default"),
+        ("ATTRIBUTE_MAP", '{"name": 3}', "a name, a list of names"),
+        ("ATTRIBUTE_MAP", "[]", "JSON object"),
+        ("OLD_ROLE_ARN", "old-pool-reader", "IAM role ARN"),
+        ("OLD_EXTERNAL_ID", "x", "needs OLD_ROLE_ARN"),
+        ("NEW_ALIAS_ATTRIBUTES", "email,nickname", "NEW_ALIAS_ATTRIBUTES"),
+        ("NEW_CASE_SENSITIVE", "maybe", "NEW_CASE_SENSITIVE"),
     ],
 )
 def test_bad_configuration_fails_closed(pools, lambda_context, caplog, monkeypatch, name, value, message):
@@ -342,3 +365,171 @@ def test_clients_are_created_once_with_short_timeouts(monkeypatch):
     assert trigger.client("old", "us-east-1") is old
     assert old.meta.region_name == "eu-west-1"
     assert old.meta.config.connect_timeout <= 2 and old.meta.config.read_timeout <= 2
+
+
+# --- attribute map ------------------------------------------------------------------------------------
+
+OLD_NAMES = [
+    {"Name": "sub", "Value": "s-1"},
+    {"Name": "given_name", "Value": "Alice"},
+    {"Name": "family_name", "Value": "Liddell"},
+    {"Name": "nickname", "Value": "   "},
+    {"Name": "custom:plan", "Value": "gold"},
+    {"Name": "name", "Value": "A. Liddell"},
+]
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        pytest.param("custom:plan", "gold", id="rename"),
+        pytest.param(["nickname", "given_name"], "Alice", id="first_non_empty_skips_blank"),
+        pytest.param({"join": ["given_name", "family_name"]}, "Alice Liddell", id="join"),
+        pytest.param({"join": ["family_name", "given_name"], "separator": ", "}, "Liddell, Alice", id="separator"),
+        pytest.param({"from": "username"}, "alice", id="old_username"),
+        pytest.param({"from": "missing", "default": "n/a"}, "n/a", id="default_when_nothing_found"),
+        pytest.param({"default": "n/a"}, "n/a", id="pure_default"),
+    ],
+)
+def test_attribute_map_derives_the_new_attribute(spec, expected):
+    rules = trigger.parse_attribute_map({"custom:tier": spec})
+    attributes = trigger.build_user_attributes(OLD_NAMES, None, {}, None, rules, "alice")
+    assert attributes["custom:tier"] == expected
+    assert "sub" not in attributes
+
+
+def test_attribute_map_applies_first_then_defaults_then_the_allowed_list():
+    rules = trigger.parse_attribute_map({"name": {"join": ["given_name", "family_name"]}, "custom:tier": "custom:plan"})
+    allowed = {"name", "custom:tier", "locale", "custom:legacy_sub"}
+    attributes = trigger.build_user_attributes(OLD_NAMES, allowed, {"locale": "en"}, "custom:legacy_sub", rules)
+    # The map wins over the old `name`; defaults fill what is still missing; custom:plan is not in the schema.
+    assert attributes == {"name": "Alice Liddell", "custom:tier": "gold", "locale": "en", "custom:legacy_sub": "s-1"}
+
+
+def test_attribute_map_that_finds_nothing_keeps_the_old_value_of_the_same_name():
+    rules = trigger.parse_attribute_map({"name": ["preferred_username"], "nickname": ["preferred_username"]})
+    attributes = trigger.build_user_attributes(OLD_NAMES, None, {"nickname": "-"}, None, rules)
+    assert attributes["name"] == "A. Liddell" and attributes["nickname"] == "-"
+
+
+def test_attribute_map_reaches_the_response(pools, lambda_context, monkeypatch):
+    monkeypatch.setenv("ATTRIBUTE_MAP", json.dumps({"name": {"join": ["custom:tier", "locale"], "separator": "/"}}))
+    attributes = sign_in(lambda_context)["response"]["userAttributes"]
+    assert attributes["name"] == "gold/en"
+    assert "locale" not in attributes  # not in ALLOWED_ATTRIBUTES: dropped, never sent
+
+
+# --- groups: once per user ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def marker_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_ATTRIBUTES", f"{ALLOWED},{trigger.GROUPS_MARKER}")
+
+
+def post_authentication(context: Any, marker: bool) -> dict[str, Any]:
+    event = load_event("post_authentication")
+    if marker:
+        event["request"]["userAttributes"][trigger.GROUPS_MARKER] = "1"
+    return trigger.handler(event, context)
+
+
+def test_migration_marks_the_user_for_one_group_copy(pools, lambda_context, marker_schema):
+    assert sign_in(lambda_context)["response"]["userAttributes"][trigger.GROUPS_MARKER] == "1"
+    assert forgot_password(lambda_context)["response"]["userAttributes"][trigger.GROUPS_MARKER] == "1"
+
+
+def test_group_copy_runs_once_then_costs_no_old_pool_call(lambda_context, caplog, monkeypatch, marker_schema):
+    old = FakeCognito({"alice": FakeUser(groups=["editors", "support"])})
+    new = FakeCognito({"alice": FakeUser(attributes={trigger.GROUPS_MARKER: "1"})}, groups={"editors", "support"})
+    monkeypatch.setattr(trigger, "_clients", {"old": old, "new": new})
+
+    post_authentication(lambda_context, marker=True)
+    old_calls = len(old.calls)
+    post_authentication(lambda_context, marker=False)
+
+    assert sorted(new.users["alice"].groups) == ["editors", "support"]
+    assert trigger.GROUPS_MARKER not in new.users["alice"].attributes
+    assert len(old.calls) == old_calls == 1
+    first, second = log_lines(caplog)
+    assert first["outcome"] == "groups_copied" and first["old_pool_calls"] == 1 and first["new_pool_calls"] == 4
+    assert second["outcome"] == "nothing_to_copy" and second["old_pool_calls"] == 0 and second["new_pool_calls"] == 0
+
+
+def test_group_missing_in_the_new_pool_keeps_the_marker_for_the_next_sign_in(
+    lambda_context, monkeypatch, marker_schema
+):
+    old = FakeCognito({"alice": FakeUser(groups=["editors", "ghosts"])})
+    new = FakeCognito({"alice": FakeUser(attributes={trigger.GROUPS_MARKER: "1"})}, groups={"editors"})
+    monkeypatch.setattr(trigger, "_clients", {"old": old, "new": new})
+    post_authentication(lambda_context, marker=True)
+    assert new.users["alice"].groups == ["editors"]
+    assert new.users["alice"].attributes[trigger.GROUPS_MARKER] == "1"
+
+
+def test_marker_of_a_user_unknown_to_the_old_pool_is_removed(lambda_context, monkeypatch, marker_schema):
+    old, new = FakeCognito(), FakeCognito({"alice": FakeUser(attributes={trigger.GROUPS_MARKER: "1"})})
+    monkeypatch.setattr(trigger, "_clients", {"old": old, "new": new})
+    post_authentication(lambda_context, marker=True)
+    assert trigger.GROUPS_MARKER not in new.users["alice"].attributes
+
+
+# --- the old pool through an assumed role -------------------------------------------------------------
+
+ROLE_ARN = "arn:aws:iam::111122223333:role/old-pool-reader"
+
+
+@pytest.fixture
+def assumed_role(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """OLD_ROLE_ARN set, a fake STS; the old-pool client is built from the credentials it hands out."""
+    sts = FakeSTS()
+    built: list[dict[str, Any]] = []
+    old = FakeCognito({"alice": alice()})
+
+    def fake_boto3_client(service: str, **kwargs: Any) -> Any:
+        assert service == "cognito-idp"
+        built.append(kwargs)
+        return old
+
+    monkeypatch.setenv("OLD_ROLE_ARN", ROLE_ARN)
+    monkeypatch.setenv("OLD_EXTERNAL_ID", "migration-2026")
+    monkeypatch.setattr(trigger, "_clients", {"sts": sts, "new": FakeCognito()})
+    monkeypatch.setattr(trigger, "_expires", {})
+    monkeypatch.setattr(trigger.boto3, "client", fake_boto3_client)
+    return sts, built
+
+
+def test_assumed_role_is_assumed_once_per_container(assumed_role, lambda_context, caplog):
+    sts, built = assumed_role
+    sign_in(lambda_context)
+    forgot_password(lambda_context)
+
+    assert sts.requests == [
+        {"RoleArn": ROLE_ARN, "RoleSessionName": "cognito-user-migration", "ExternalId": "migration-2026"}
+    ]
+    assert built[0]["aws_access_key_id"] == "ASIAFAKE00000001" and built[0]["aws_session_token"]
+    assert [line["sts_calls"] for line in log_lines(caplog)] == [1, 0]
+
+
+def test_assumed_role_credentials_are_renewed_before_they_expire(assumed_role, lambda_context):
+    sts, built = assumed_role
+    sts.lifetime = timedelta(minutes=4)  # inside the renewal margin: every invocation renews
+    sign_in(lambda_context)
+    sign_in(lambda_context)
+    assert len(sts.requests) == 2 and built[1]["aws_access_key_id"] == "ASIAFAKE00000002"
+
+
+def test_assume_role_failure_fails_closed(assumed_role, lambda_context, caplog):
+    sts, _ = assumed_role
+    sts.assume_role = lambda **_: (_ for _ in ()).throw(client_error("AccessDenied", "AssumeRole"))
+    with pytest.raises(trigger.Unavailable):
+        sign_in(lambda_context)
+    [line] = log_lines(caplog)
+    assert line["reason"] == "sts_AccessDenied" and line["old_pool_calls"] == 0
+
+
+def test_first_invocation_of_a_container_is_a_cold_start(pools, lambda_context, caplog, monkeypatch):
+    monkeypatch.setattr(trigger, "_container", {"invocations": 0})
+    sign_in(lambda_context)
+    sign_in(lambda_context)
+    assert [line["cold_start"] for line in log_lines(caplog)] == [True, False]

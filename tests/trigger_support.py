@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -88,19 +90,58 @@ class FakeCognito:
         groups: set[str] | None = None,
         page_size: int = 10,
         fail_with: Exception | None = None,
+        aliases: tuple[str, ...] = (),
     ) -> None:
         self.users = users or {}
         self.groups = groups if groups is not None else set()
         self.page_size = page_size
         self.fail_with = fail_with
+        self.aliases = aliases  # attributes accepted in place of the username, as AliasAttributes
         self.calls: list[tuple[str, str]] = []
+
+    def username_of(self, name: str) -> str | None:
+        if name in self.users:
+            return name
+        return next((u for u, user in self.users.items() for a in self.aliases if user.attributes.get(a) == name), None)
 
     def user(self, username: str, operation: str) -> FakeUser:
         if self.fail_with is not None:
             raise self.fail_with
-        if username not in self.users:
+        found = self.username_of(username)
+        if found is None:
             raise client_error("UserNotFoundException", operation, "User does not exist.")
-        return self.users[username]
+        return self.users[found]
+
+    def list_users(self, UserPoolId: str, Filter: str, Limit: int = 60) -> dict[str, Any]:
+        """Exact, case-sensitive matches, as moto answers (AWS documents username as case-sensitive)."""
+        self.calls.append(("list_users", UserPoolId))
+        if self.fail_with is not None:
+            raise self.fail_with
+        match = re.fullmatch(r'(\w+) = "(.*)"', Filter)
+        assert match, Filter
+        name, value = match.group(1), match.group(2).replace('\\"', '"')
+        found = [
+            u for u, user in self.users.items() if (u if name == "username" else user.attributes.get(name)) == value
+        ]
+        return {"Users": [self.describe(u) | {"Attributes": self.describe(u)["UserAttributes"]} for u in found][:Limit]}
+
+    def describe(self, username: str) -> dict[str, Any]:
+        user = self.users[username]
+        return {
+            "Username": username,
+            "UserAttributes": [{"Name": k, "Value": v} for k, v in user.attributes.items()],
+            "Enabled": user.enabled,
+            "UserStatus": user.status,
+        }
+
+    def admin_delete_user_attributes(
+        self, UserPoolId: str, Username: str, UserAttributeNames: list[str]
+    ) -> dict[str, Any]:
+        self.calls.append(("admin_delete_user_attributes", UserPoolId))
+        user = self.user(Username, "AdminDeleteUserAttributes")
+        for name in UserAttributeNames:
+            user.attributes.pop(name, None)
+        return {}
 
     def admin_initiate_auth(
         self, UserPoolId: str, ClientId: str, AuthFlow: str, AuthParameters: dict[str, str]
@@ -120,13 +161,8 @@ class FakeCognito:
 
     def admin_get_user(self, UserPoolId: str, Username: str) -> dict[str, Any]:
         self.calls.append(("admin_get_user", UserPoolId))
-        user = self.user(Username, "AdminGetUser")
-        return {
-            "Username": Username,
-            "UserAttributes": [{"Name": k, "Value": v} for k, v in user.attributes.items()],
-            "Enabled": user.enabled,
-            "UserStatus": user.status,
-        }
+        self.user(Username, "AdminGetUser")
+        return self.describe(self.username_of(Username) or Username)
 
     def get_paginator(self, operation: str) -> FakePaginator:
         assert operation == "admin_list_groups_for_user"
@@ -139,6 +175,25 @@ class FakeCognito:
         user = self.user(Username, "AdminAddUserToGroup")
         user.groups.append(GroupName)
         return {}
+
+
+class FakeSTS:
+    """AssumeRole answering credentials that expire `lifetime` from now."""
+
+    def __init__(self, lifetime: timedelta = timedelta(hours=1)) -> None:
+        self.lifetime = lifetime
+        self.requests: list[dict[str, Any]] = []
+
+    def assume_role(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        return {
+            "Credentials": {
+                "AccessKeyId": f"ASIAFAKE{len(self.requests):08d}",
+                "SecretAccessKey": "fake-secret-key",
+                "SessionToken": "fake-session-token",
+                "Expiration": datetime.now(UTC) + self.lifetime,
+            }
+        }
 
 
 def alice(**overrides: Any) -> FakeUser:

@@ -6,6 +6,12 @@ it builds the documented event, runs the deployed function (``lambda_runtime``),
 Cognito does, creates the user, and lets the original call go on to moto. PostAuthentication runs after a
 sign-in that issued tokens; PreSignUp before a SignUp. Failures reach the client with Cognito's error codes
 and wording, e.g. ``UserLambdaValidationException: UserMigration failed with error <message>.``
+
+The migration answer is held to seed 004's contract: in a pool with AliasAttributes a user who typed an
+email or phone must get ``userAttributes.username`` back, a username may not look like an alias there, a
+returned username must be free, and a verified alias another user holds fails with AliasExistsException
+unless ``forceAliasCreation`` moves it. moto knows nothing of AliasAttributes, so a sign-in or
+ForgotPassword with a verified alias is rewritten to the username it stands for before moto sees it.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from moto.awslambda.models import lambda_backends
 from moto.cognitoidp.models import (
     CognitoIdpBackend,
+    CognitoIdpUser,
     CognitoIdpUserPool,
     CognitoIdpUserPoolAttribute,
     UserStatus,
@@ -27,6 +35,7 @@ from moto.cognitoidp.models import (
 )
 from moto.core import DEFAULT_ACCOUNT_ID
 
+from .cognito_patches import is_case_insensitive
 from .lambda_runtime import FunctionError, FunctionSpec, FunctionTimeout, LambdaRuntime
 
 COGNITO_TIMEOUT_S = 5.0  # fixed by Cognito for every trigger, whatever the function's own timeout
@@ -37,6 +46,8 @@ MESSAGE_ACTIONS = {"SUPPRESS", "RESEND"}
 READ_ONLY_ATTRIBUTES = {"sub", "identities", "cognito:user_status"}
 # Every pool has all standard attributes, even where moto keeps only those a given Schema names.
 STANDARD_ATTRIBUTES = set(CognitoIdpUserPoolAttribute.STANDARD_SCHEMA) - READ_ONLY_ATTRIBUTES
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_PHONE = re.compile(r"^\+[0-9]{6,15}$")
 _REGION_IN_AUTH = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/cognito-idp/")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -83,8 +94,9 @@ class CognitoTriggerMiddleware:
         try:
             backend = cognitoidp_backends[self.account_id][region]
             pool = _find_pool(backend, request)
-            if pool is not None:
-                self._before(operation, request, backend, pool)
+            if pool is not None and self._before(operation, request, backend, pool):
+                body = json.dumps(request).encode()
+                environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
             status, headers, payload = _call(self.app, environ)
             if pool is not None and status.startswith("200"):
                 payload = self._after(operation, request, backend, pool, payload)
@@ -97,22 +109,30 @@ class CognitoTriggerMiddleware:
 
     def _before(
         self, operation: str, request: dict[str, Any], backend: CognitoIdpBackend, pool: CognitoIdpUserPool
-    ) -> None:
+    ) -> bool:
+        """Runs what Cognito runs before the call; True when the request was changed: moto knows nothing of
+        AliasAttributes, so a sign-in with an alias is rewritten to the username it stands for."""
         if operation == "SignUp":
             self._pre_sign_up(request, pool)
-            return
+            return False
         if operation == "ForgotPassword":
-            source, username, password = "UserMigration_ForgotPassword", request.get("Username", ""), None
+            source, holder, key, password = "UserMigration_ForgotPassword", request, "Username", None
         elif request.get("AuthFlow") in PASSWORD_FLOWS:
-            params = request.get("AuthParameters") or {}
-            source = "UserMigration_Authentication"
-            username, password = params.get("USERNAME", ""), params.get("PASSWORD")
+            source, holder, key = "UserMigration_Authentication", request.get("AuthParameters") or {}, "USERNAME"
+            password = holder.get("PASSWORD")
         else:
-            return
+            return False
+        typed = str(holder.get(key) or "")
+        if not typed:
+            return False
+        user = find_user(pool, typed)
         function_arn = _lambda_config(pool).get("UserMigration")
-        if not function_arn or not username or pool._get_user(username) is not None:
-            return
-        self._migrate(source, request, backend, pool, username, password, function_arn)
+        if user is None and function_arn:
+            user = self._migrate(source, request, backend, pool, typed, password, function_arn)
+        if user is None or pool._get_user(typed) is not None:
+            return False
+        holder[key] = user.username
+        return True
 
     def _migrate(
         self,
@@ -123,7 +143,7 @@ class CognitoTriggerMiddleware:
         username: str,
         password: str | None,
         function_arn: str,
-    ) -> None:
+    ) -> CognitoIdpUser:
         client_id = request.get("ClientId", "")
         event = _event(source, pool, username, client_id)
         event["request"] = {
@@ -133,14 +153,18 @@ class CognitoTriggerMiddleware:
         if password is not None:
             event["request"]["password"] = password
         response = self._invoke("UserMigration", function_arn, pool, client_id, event)
-        user_attributes, final_status, new_username = _validate_migration_response(response, pool, username)
-        user = backend.admin_create_user(pool.id, new_username, "SUPPRESS", password or "", user_attributes)
-        user.password = password if final_status == "CONFIRMED" else None
-        user.status = UserStatus[final_status]
+        migration = _validate_migration_response(response, pool, username)
+        for holder, attribute in migration.aliases_taken:
+            # forceAliasCreation: the alias moves to the new user; the previous holder can no longer use it.
+            holder.update_attributes([{"Name": f"{attribute}_verified", "Value": "false"}])
+        user = backend.admin_create_user(pool.id, migration.username, "SUPPRESS", password or "", migration.attributes)
+        user.password = password if migration.final_status == "CONFIRMED" else None
+        user.status = UserStatus[migration.final_status]
         if response.get("enableSMSMFA"):
             user.sms_mfa_enabled = True
             user.preferred_mfa_setting = "SMS_MFA"
-        self.stats.add(f"migrated:{source}:{final_status}")
+        self.stats.add(f"migrated:{source}:{migration.final_status}")
+        return user
 
     def _pre_sign_up(self, request: dict[str, Any], pool: CognitoIdpUserPool) -> None:
         function_arn = _lambda_config(pool).get("PreSignUp")
@@ -173,7 +197,7 @@ class CognitoTriggerMiddleware:
             return payload
         if request.get("AuthFlow") not in PASSWORD_FLOWS:
             return payload  # refresh-token sign-ins do not run PostAuthentication
-        user = pool._get_user((request.get("AuthParameters") or {}).get("USERNAME", ""))
+        user = find_user(pool, (request.get("AuthParameters") or {}).get("USERNAME", ""))
         if user is None:
             return payload
         client_id = request.get("ClientId", "")
@@ -228,10 +252,18 @@ class CognitoTriggerMiddleware:
         )
 
 
-def _validate_migration_response(
-    response: dict[str, Any], pool: CognitoIdpUserPool, username: str
-) -> tuple[list[dict[str, str]], str, str]:
-    """Checks the function's answer as Cognito does; returns (attributes, final status, username)."""
+@dataclass
+class Migration:
+    """A migration answer Cognito accepted: what to create, and the aliases forceAliasCreation moves."""
+
+    attributes: list[dict[str, str]]
+    final_status: str
+    username: str
+    aliases_taken: list[tuple[CognitoIdpUser, str]] = field(default_factory=list)
+
+
+def _validate_migration_response(response: dict[str, Any], pool: CognitoIdpUserPool, typed: str) -> Migration:
+    """Checks the function's answer as Cognito does (seed 004's contract)."""
     attributes = response.get("userAttributes")
     final_status = response.get("finalUserStatus") or "RESET_REQUIRED"
     if not isinstance(attributes, dict):
@@ -241,8 +273,8 @@ def _validate_migration_response(
     action = response.get("messageAction")
     if action is not None and action not in MESSAGE_ACTIONS:
         raise CognitoError("InvalidLambdaResponseException", f"Invalid messageAction: {action}")
-    attributes = dict(attributes)
-    new_username = str(attributes.pop("username", username))
+    attributes = {str(k): str(v) for k, v in attributes.items()}
+    username = _migrated_username(pool, typed, attributes.pop("username", None))
     problems = [
         f"{name}: Attribute does not exist in the schema." for name in attributes if name in READ_ONLY_ATTRIBUTES
     ]
@@ -267,7 +299,73 @@ def _validate_migration_response(
             "InvalidParameterException",
             "User pool must have a verified email or phone number to migrate a user with RESET_REQUIRED status",
         )
-    return [{"Name": k, "Value": str(v)} for k, v in attributes.items()], final_status, new_username
+    taken = _aliases_held_by_others(pool, attributes)
+    if taken and response.get("forceAliasCreation") is not True:
+        raise CognitoError("AliasExistsException", f"An account with the given {taken[0][1]} already exists.")
+    return Migration([{"Name": k, "Value": v} for k, v in attributes.items()], final_status, username, taken)
+
+
+def _migrated_username(pool: CognitoIdpUserPool, typed: str, returned: str | None) -> str:
+    """The new user's username: the one returned, else the one typed; an alias typed needs one returned."""
+    aliases = pool.extended_config.get("AliasAttributes") or []
+    typed_alias = next((kind for kind in aliases if _looks_like(typed, kind)), None)
+    if typed_alias and not returned:
+        raise CognitoError(
+            "InvalidLambdaResponseException",
+            f"Invalid lambda response: userAttributes.username is required when the user signs in with {typed_alias}",
+        )
+    username = returned or typed
+    for kind in aliases:
+        if _looks_like(username, kind):
+            label = "email" if kind == "email" else "phone number"
+            raise CognitoError(
+                "InvalidParameterException",
+                f"Username cannot be of {label} format, since user pool is configured for {label} alias.",
+            )
+    if returned and returned != typed and find_user(pool, returned) is not None:
+        raise CognitoError("UsernameExistsException", "An account with the given username already exists.")
+    return username
+
+
+def _aliases_held_by_others(pool: CognitoIdpUserPool, attributes: dict[str, str]) -> list[tuple[CognitoIdpUser, str]]:
+    """(other user, attribute) for each verified alias of the new user that another user already holds."""
+    held = []
+    for kind in pool.extended_config.get("AliasAttributes") or []:
+        value = attributes.get(kind)
+        if value and (kind == "preferred_username" or attributes.get(f"{kind}_verified") == "true"):
+            holder = _alias_holder(pool, kind, value)
+            if holder is not None:
+                held.append((holder, kind))
+    return held
+
+
+def _looks_like(name: str, kind: str) -> bool:
+    return bool((kind == "email" and _EMAIL.match(name)) or (kind == "phone_number" and _PHONE.match(name)))
+
+
+def _alias_holder(pool: CognitoIdpUserPool, kind: str, value: str) -> CognitoIdpUser | None:
+    """The user whose verified alias `kind` is `value`, by the pool's case rules."""
+    fold = str.casefold if is_case_insensitive(pool) else str
+    for user in pool.users.values():
+        held = user.attribute_lookup.get(kind)
+        verified = kind == "preferred_username" or user.attribute_lookup.get(f"{kind}_verified") == "true"
+        if held and verified and fold(held) == fold(value):
+            return user
+    return None
+
+
+def find_user(pool: CognitoIdpUserPool, name: str) -> CognitoIdpUser | None:
+    """The user a sign-in name stands for: a username (or UsernameAttributes value), else a verified alias."""
+    if not name:
+        return None
+    user = pool._get_user(name)
+    if user is not None:
+        return user
+    for kind in pool.extended_config.get("AliasAttributes") or []:
+        holder = _alias_holder(pool, kind, name)
+        if holder is not None:
+            return holder
+    return None
 
 
 def _cognito_may_invoke(statements: list[dict[str, Any]], pool_arn: str) -> bool:

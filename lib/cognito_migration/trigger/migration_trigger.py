@@ -1,39 +1,53 @@
 """Cognito Lambda trigger that moves users from an old user pool into the new pool it is attached to.
 
-Attach it to the NEW pool as its User Migration trigger and, to copy group memberships, its PostAuthentication
-trigger. Handler: ``migration_trigger.handler``; stdlib and boto3 only. Trigger sources:
+Attach it to the NEW pool as its UserMigration, PostAuthentication (group copy) and PreSignUp (squatting
+guard) trigger. Handler: ``migration_trigger.handler``; one file, stdlib and boto3 only. Trigger sources:
   UserMigration_Authentication       the old pool checks the password (ADMIN_USER_PASSWORD_AUTH); returns the
                                      user's attributes, CONFIRMED (password kept) or RESET_REQUIRED.
   UserMigration_ForgotPassword       a known user with a verified email or phone, as RESET_REQUIRED.
-  PostAuthentication_Authentication  adds the user to the new pool's groups it holds in the old pool. It runs
-                                     on every sign-in: detach it before deleting the old pool.
+  PostAuthentication_Authentication  adds the user to the new pool's groups it holds in the old pool, once:
+                                     only while the user carries the marker custom:groups_pending.
+  PreSignUp_SignUp / _ExternalProvider  refuses a sign-up whose username or email belongs to an old-pool user
+                                     (who must sign in to move, not be squatted). PreSignUp_AdminCreateUser passes.
 Any other source raises: the function fails closed.
 
 Environment variables (missing or invalid ones raise ConfigurationError; nobody is migrated):
   OLD_USER_POOL_ID      required. The pool users come from.
   OLD_CLIENT_ID         required. An old-pool app client (no secret) allowing ALLOW_ADMIN_USER_PASSWORD_AUTH.
   OLD_REGION            the old pool's region; default: AWS_REGION.
+  OLD_ROLE_ARN          a role to assume for every old-pool call (old pool in another account); refreshed
+  OLD_EXTERNAL_ID         before it expires. OLD_EXTERNAL_ID: the external id that role's trust policy asks for.
+  OLD_SIGN_IN_ATTRIBUTES  attributes the old pool accepts in place of a username ("email,phone_number"): its
+                        AliasAttributes or UsernameAttributes. Other aliases are looked up with ListUsers.
+  NEW_USERNAME_ATTRIBUTES the new pool's UsernameAttributes ("email"): users sign in with these, not a username.
+  NEW_ALIAS_ATTRIBUTES  the new pool's AliasAttributes: a user who typed one gets the old username back.
+  NEW_CASE_SENSITIVE    "true" or "false" (default): the new pool's username case sensitivity.
   MFA_POLICY            when the password is right but the old pool asks for a second factor (which the
                         trigger cannot check): reset_required (default) migrates as RESET_REQUIRED; sms as
                         CONFIRMED with SMS MFA if the phone number is verified, else RESET_REQUIRED; refuse.
   ALLOWED_ATTRIBUTES    optional comma-separated names the NEW pool's schema accepts, e.g.
                         "email,email_verified,name,custom:tier"; others are dropped (one unknown attribute
-                        fails the migration). `sub` is always dropped.
-  ATTRIBUTE_DEFAULTS    optional JSON object {"attribute": "default"} for attributes the new pool requires,
-                        used when the old user lacks them or has them empty.
-  LEGACY_SUB_ATTRIBUTE  optional custom attribute, e.g. "custom:legacy_sub", receiving the old `sub` (the new
-                        pool issues a new one; apps keyed on `sub` need the old value).
+                        fails the migration). `sub` is always dropped. Listing custom:groups_pending turns on
+                        the one-time group copy; without it PostAuthentication copies on every sign-in.
+  ATTRIBUTE_MAP         optional JSON object {"new attribute": rule}, applied first. A rule is an old
+                        attribute name (rename), a list of names (the first non-empty), or an object with
+                        "from" (name or list), "join" (list, joined with "separator", default " ") and/or
+                        "default". "username" names the old username. A rule that yields nothing keeps the
+                        old value of the same name, then its default.
+  ATTRIBUTE_DEFAULTS    optional JSON object {"attribute": "default"} filling what is still missing or empty.
+  LEGACY_SUB_ATTRIBUTE  optional custom attribute, e.g. "custom:legacy_sub", receiving the old `sub`.
 
 What callers see (Cognito shows "UserMigration failed with error <message>."):
   Refused("Incorrect username or password")  wrong password; unknown, unconfirmed, disabled or reset-required
                                               user: one message, so nobody can probe which users exist.
   Refused(<clear message>)                    the password is proven but the user cannot be migrated: MFA
-                                              refused, unsupported challenge, no verified email or phone.
+                                              refused, no verified email or phone, a case collision...
   Unavailable("Migration is temporarily unavailable, please try again later")
                                               the old pool failed, or anything unexpected did.
   ConfigurationError(<names the variable>)    the function is misconfigured.
-Each invocation logs one JSON line: trigger, outcome, final_status, ms, old_pool_calls, reason and a sha256
-prefix of the username; never the password, the event, the attributes or the email.
+Each invocation logs one JSON line: trigger, outcome, final_status, ms, old_pool_calls, new_pool_calls,
+sts_calls, cold_start, reason and a sha256 prefix of the username; never the password, the event, the
+attributes or the email.
 """
 
 from __future__ import annotations
@@ -42,6 +56,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -54,14 +69,24 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 LOGGER = logging.getLogger("migration_trigger")
 LOGGER.setLevel(logging.INFO)
+# One line per invocation: botocore's INFO chatter ("Found credentials...") would come between them.
+logging.getLogger("botocore").setLevel(logging.WARNING)
 
 GENERIC_REFUSAL = "Incorrect username or password"
 UNAVAILABLE = "Migration is temporarily unavailable, please try again later"
 MFA_CHALLENGES = frozenset({"SMS_MFA", "SOFTWARE_TOKEN_MFA", "SELECT_MFA_TYPE", "EMAIL_OTP", "MFA_SETUP"})
 MFA_POLICIES = frozenset({"reset_required", "sms", "refuse"})
-TRIGGER_SOURCES = frozenset(
-    {"UserMigration_Authentication", "UserMigration_ForgotPassword", "PostAuthentication_Authentication"}
-)
+SIGN_IN_ATTRIBUTES = frozenset({"email", "phone_number", "preferred_username"})
+MIGRATION_SOURCES = frozenset({"UserMigration_Authentication", "UserMigration_ForgotPassword"})
+SIGN_UP_SOURCES = frozenset({"PreSignUp_SignUp", "PreSignUp_ExternalProvider", "PreSignUp_AdminCreateUser"})
+TRIGGER_SOURCES = MIGRATION_SOURCES | SIGN_UP_SOURCES | {"PostAuthentication_Authentication"}
+# Set on every migrated user when the new schema declares it; PostAuthentication copies the groups of users
+# carrying it, then deletes it, so later sign-ins never call the old pool.
+GROUPS_MARKER = "custom:groups_pending"
+# Cognito owns these; returning one fails the migration.
+NEVER_RETURNED = frozenset({"sub", "identities", "username"})
+MAX_ALIAS_CANDIDATES = 5  # users sharing one alias whose password is tried; more is an operator's problem
+CREDENTIALS_MARGIN_S = 300  # assumed-role credentials are renewed when they have less than this left
 
 # Cognito gives the whole trigger 5 s. Short timeouts and one retry make a sick old pool fail the sign-in
 # (fail closed) instead of hanging past the limit.
@@ -74,9 +99,16 @@ REFUSAL_CODES = {
     "UserNotConfirmedException": "not_confirmed",
     "PasswordResetRequiredException": "password_reset_required",
 }
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_PHONE = re.compile(r"^\+[0-9]{6,15}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 
-# Injection seam: boto3 clients by role ("old", "new"), created once per container. Tests put fakes here.
+# Injection seam: boto3 clients by role ("old", "new", "sts"), created once per container. Tests put fakes
+# here. _expires holds when assumed-role credentials behind a client run out (epoch seconds).
 _clients: dict[str, Any] = {}
+_expires: dict[str, float] = {}
+_container = {"invocations": 0}
 
 
 class MigrationError(Exception):
@@ -95,7 +127,7 @@ class ConfigurationError(MigrationError):
 
 
 class Refused(MigrationError):
-    """This user must not be migrated."""
+    """This user must not be migrated (or sign up)."""
 
 
 class Unavailable(MigrationError):
@@ -103,6 +135,23 @@ class Unavailable(MigrationError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(UNAVAILABLE, reason)
+
+
+@dataclass(frozen=True)
+class AttributeRule:
+    """How one new attribute is made from the old user: the first non-empty source (or all of them joined),
+    else the default."""
+
+    sources: tuple[str, ...] = ()
+    join: bool = False
+    separator: str = " "
+    default: str | None = None
+
+    def value(self, old: Mapping[str, str], username: str | None) -> str | None:
+        values = [(username or "") if s == "username" else old.get(s, "") for s in self.sources]
+        values = [v for v in values if v.strip()]
+        found = self.separator.join(values) if self.join else next(iter(values), "")
+        return found or None
 
 
 @dataclass(frozen=True)
@@ -114,6 +163,18 @@ class Settings:
     allowed_attributes: frozenset[str] | None = None
     attribute_defaults: Mapping[str, str] = field(default_factory=dict)
     legacy_sub_attribute: str | None = None
+    attribute_map: Mapping[str, AttributeRule] = field(default_factory=dict)
+    old_role_arn: str | None = None
+    old_external_id: str | None = None
+    old_sign_in_attributes: frozenset[str] = frozenset()
+    new_username_attributes: frozenset[str] = frozenset()
+    new_alias_attributes: frozenset[str] = frozenset()
+    new_case_sensitive: bool = False
+
+    @property
+    def groups_marker(self) -> bool:
+        """True when the new schema has the marker, so the group copy runs once per user."""
+        return self.allowed_attributes is not None and GROUPS_MARKER in self.allowed_attributes
 
 
 @dataclass(frozen=True)
@@ -123,18 +184,97 @@ class SignInOutcome:
     enable_sms_mfa: bool = False
 
 
+@dataclass(frozen=True)
+class OldUser:
+    """An old-pool user as AdminGetUser or ListUsers describes it."""
+
+    username: str
+    attributes: list[dict[str, str]]
+    enabled: bool
+    status: str
+
+    @classmethod
+    def from_api(cls, user: Mapping[str, Any]) -> OldUser:
+        return cls(
+            str(user.get("Username", "")),
+            list(user.get("UserAttributes") or user.get("Attributes") or []),
+            bool(user.get("Enabled", True)),
+            str(user.get("UserStatus", "")),
+        )
+
+    def attribute(self, name: str) -> str:
+        return next((a.get("Value", "") for a in self.attributes if a["Name"] == name), "")
+
+
 @dataclass
 class Invocation:
     """What the one log line of an invocation reports."""
 
     trigger: str
     user: str | None
+    cold_start: bool = False
     outcome: str = "error"
     final_status: str | None = None
     reason: str = "unexpected"
     old_pool_calls: int = 0
+    new_pool_calls: int = 0
+    sts_calls: int = 0
     groups_added: list[str] | None = None
     groups_missing: list[str] | None = None
+
+
+# --- configuration -------------------------------------------------------------------------------------
+
+
+def parse_attribute_map(value: object, name: str = "ATTRIBUTE_MAP") -> dict[str, AttributeRule]:
+    """The rules of an attribute map (already decoded from JSON); ConfigurationError names what to fix."""
+    if not isinstance(value, dict):
+        raise ConfigurationError(f'{name} must be a JSON object such as {{"name": ["full_name", "nickname"]}}')
+    return {target: _parse_rule(target, spec, name) for target, spec in value.items()}
+
+
+def _parse_rule(target: object, spec: object, name: str) -> AttributeRule:
+    if not isinstance(target, str) or not target or target in NEVER_RETURNED or target.startswith("cognito:"):
+        raise ConfigurationError(f"{name}: {target!r} cannot be set: Cognito manages it; remove it")
+
+    def names(value: object, key: str) -> tuple[str, ...]:
+        listed = [value] if isinstance(value, str) else value
+        if not isinstance(listed, list) or not listed or not all(isinstance(n, str) and n for n in listed):
+            raise ConfigurationError(f"{name}: {target}.{key} must be an attribute name or a list of names")
+        return tuple(listed)
+
+    if isinstance(spec, (str, list)):
+        return AttributeRule(names(spec, "from"))
+    if not isinstance(spec, dict) or not spec or set(spec) - {"from", "join", "separator", "default"}:
+        raise ConfigurationError(
+            f"{name}: {target} must be a name, a list of names, or an object with from, join, separator, default"
+        )
+    if "from" in spec and "join" in spec:
+        raise ConfigurationError(f"{name}: {target} has both from and join: keep one")
+    default, separator = spec.get("default"), spec.get("separator", " ")
+    if (default is not None and not isinstance(default, str)) or not isinstance(separator, str):
+        raise ConfigurationError(f"{name}: {target}.default and .separator must be strings")
+    if "from" in spec or "join" in spec:
+        key = "join" if "join" in spec else "from"
+        return AttributeRule(names(spec[key], key), key == "join", separator, default)
+    if default is None:
+        raise ConfigurationError(f"{name}: {target} needs from, join or default")
+    return AttributeRule(default=default)
+
+
+def _names(environ: Mapping[str, str], name: str, allowed: frozenset[str] | None = None) -> frozenset[str]:
+    text = environ.get(name, "").strip()
+    names = frozenset(n.strip() for n in text.split(",") if n.strip())
+    if allowed is not None and names - allowed:
+        raise ConfigurationError(f"{name}={text!r}: use names among {sorted(allowed)}")
+    return names
+
+
+def _json(environ: Mapping[str, str], name: str) -> Any:
+    try:
+        return json.loads(environ.get(name, "").strip() or "{}")
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{name} is not valid JSON ({exc.msg})") from None
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -157,30 +297,58 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     allowed_text = environ.get("ALLOWED_ATTRIBUTES", "").strip()
     allowed = frozenset(n.strip() for n in allowed_text.split(",") if n.strip()) if allowed_text else None
 
-    try:
-        defaults = json.loads(environ.get("ATTRIBUTE_DEFAULTS", "").strip() or "{}")
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"ATTRIBUTE_DEFAULTS is not valid JSON ({exc.msg})") from None
+    defaults = _json(environ, "ATTRIBUTE_DEFAULTS")
     if not isinstance(defaults, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in defaults.items()
     ):
         raise ConfigurationError('ATTRIBUTE_DEFAULTS must be a JSON object of strings, e.g. {"name": "-"}')
     if "sub" in defaults:
         raise ConfigurationError("ATTRIBUTE_DEFAULTS may not set `sub`: Cognito assigns it")
+    attribute_map = parse_attribute_map(_json(environ, "ATTRIBUTE_MAP"))
 
     legacy_sub = environ.get("LEGACY_SUB_ATTRIBUTE", "").strip() or None
     if legacy_sub is not None and not legacy_sub.startswith("custom:"):
         raise ConfigurationError(f"LEGACY_SUB_ATTRIBUTE={legacy_sub!r} must be a custom attribute (custom:x)")
 
     # Anything we would send must be in the schema, or every migration fails; better to say so now.
-    sent_by_config = set(defaults) | ({legacy_sub} if legacy_sub else set())
+    sent_by_config = set(defaults) | set(attribute_map) | ({legacy_sub} if legacy_sub else set())
     outside = sorted(sent_by_config - allowed) if allowed is not None else []
     if outside:
         raise ConfigurationError(
-            f"{outside} are set by ATTRIBUTE_DEFAULTS/LEGACY_SUB_ATTRIBUTE but missing "
+            f"{outside} are set by ATTRIBUTE_MAP/ATTRIBUTE_DEFAULTS/LEGACY_SUB_ATTRIBUTE but missing "
             "from ALLOWED_ATTRIBUTES: add them there (and to the new pool's schema)"
         )
-    return Settings(old_user_pool_id, old_client_id, old_region, mfa_policy, allowed, defaults, legacy_sub)
+
+    role_arn = environ.get("OLD_ROLE_ARN", "").strip() or None
+    external_id = environ.get("OLD_EXTERNAL_ID", "").strip() or None
+    if role_arn is not None and not _ROLE_ARN.match(role_arn):
+        raise ConfigurationError(f"OLD_ROLE_ARN={role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/x)")
+    if external_id is not None and (role_arn is None or not _EXTERNAL_ID.match(external_id)):
+        raise ConfigurationError(
+            "OLD_EXTERNAL_ID needs OLD_ROLE_ARN and 2-1224 characters among letters, digits and +=,.@:/-"
+        )
+    case_text = environ.get("NEW_CASE_SENSITIVE", "").strip().lower() or "false"
+    if case_text not in ("true", "false"):
+        raise ConfigurationError(f"NEW_CASE_SENSITIVE={case_text!r}: use true or false")
+    return Settings(
+        old_user_pool_id,
+        old_client_id,
+        old_region,
+        mfa_policy,
+        allowed,
+        defaults,
+        legacy_sub,
+        attribute_map,
+        role_arn,
+        external_id,
+        _names(environ, "OLD_SIGN_IN_ATTRIBUTES", SIGN_IN_ATTRIBUTES),
+        _names(environ, "NEW_USERNAME_ATTRIBUTES", frozenset({"email", "phone_number"})),
+        _names(environ, "NEW_ALIAS_ATTRIBUTES", SIGN_IN_ATTRIBUTES),
+        case_text == "true",
+    )
+
+
+# --- pure decisions ------------------------------------------------------------------------------------
 
 
 def build_user_attributes(
@@ -188,19 +356,27 @@ def build_user_attributes(
     allowed: frozenset[str] | set[str] | None,
     defaults: Mapping[str, str],
     legacy_sub_attribute: str | None,
+    attribute_map: Mapping[str, AttributeRule] | None = None,
+    username: str | None = None,
 ) -> dict[str, str]:
-    """The userAttributes to return for a user whose old-pool attributes are `old_attributes`."""
+    """The userAttributes to return for a user whose old-pool attributes are `old_attributes` (and whose old
+    username is `username`): the map first, then the defaults, then the old sub; only `allowed` names."""
     old = {a["Name"]: a.get("Value", "") for a in old_attributes}
-    # `sub` belongs to the pool (returning it fails the migration); empty values carry nothing and can
-    # fail the new schema's format checks.
-    attributes = {
-        name: value for name, value in old.items() if name != "sub" and value and (allowed is None or name in allowed)
-    }
+    # Empty (or blank) values carry nothing and can fail the new schema's format checks.
+    attributes = {name: value for name, value in old.items() if value.strip()}
+    for name, rule in (attribute_map or {}).items():
+        value = rule.value(old, username) or attributes.get(name) or rule.default
+        if value:
+            attributes[name] = value
     for name, default in defaults.items():
         attributes[name] = attributes.get(name) or default
     if legacy_sub_attribute and old.get("sub"):
         attributes[legacy_sub_attribute] = old["sub"]
-    return attributes
+    return {
+        name: value
+        for name, value in attributes.items()
+        if name not in NEVER_RETURNED and not name.startswith("cognito:") and (allowed is None or name in allowed)
+    }
 
 
 def is_verified(attributes: Mapping[str, str], contact: str) -> bool:
@@ -237,6 +413,50 @@ def sign_in_outcome(challenge: str | None, mfa_policy: str, attributes: Mapping[
     return SignInOutcome("RESET_REQUIRED", "mfa_reset_required")
 
 
+def sign_in_kind(typed: str, settings: Settings) -> str:
+    """What the user typed, as the NEW pool reads it: "username", or the alias attribute it is."""
+    accepted = settings.new_username_attributes | settings.new_alias_attributes
+    if "email" in accepted and _EMAIL.match(typed):
+        return "email"
+    if "phone_number" in accepted and _PHONE.match(typed):
+        return "phone_number"
+    return "username"
+
+
+def require_accepted_name(kind: str, settings: Settings) -> None:
+    """An email-as-username pool signs nobody in by username: say so before looking anybody up, so the
+    answer is the same whether the user exists or not."""
+    if settings.new_username_attributes and kind == "username":
+        accepted = " or ".join(sorted(settings.new_username_attributes)).replace("_", " ")
+        raise Refused(f"Sign in with your {accepted} instead of your username", "username_not_accepted")
+
+
+def new_username(typed: str, kind: str, old_username: str, settings: Settings) -> str | None:
+    """The `username` to return (None: the one typed), by the contract and the new pool's case rules."""
+    if settings.new_username_attributes:
+        return None  # Cognito names the user after the email or phone it was typed as
+    if "email" in settings.new_alias_attributes and _EMAIL.match(old_username):
+        raise Refused(
+            "Account cannot be migrated: its username is an email address, which this pool does not accept "
+            "as a username. Contact support",
+            "username_is_email",
+        )
+    if kind != "username":
+        return old_username  # the contract: an alias was typed, so return the (unique) username
+    if typed == old_username:
+        return None
+    if typed.casefold() == old_username.casefold():
+        if settings.new_case_sensitive:
+            raise Refused(
+                "Sign in with your username exactly as you registered it: letter case matters", "case_mismatch"
+            )
+        return old_username  # a case-insensitive pool keeps the old pool's spelling, not today's typing
+    if "preferred_username" not in settings.new_alias_attributes:
+        # An alias only the old pool accepts: the new pool would never find the user by it again.
+        raise Refused("Sign in with your username", "alias_not_accepted")
+    return old_username  # a preferred_username the old pool resolved
+
+
 def user_ref(username: object) -> str | None:
     """A short, stable, non-reversible reference to a username for the logs."""
     if not isinstance(username, str) or not username:
@@ -244,10 +464,49 @@ def user_ref(username: object) -> str | None:
     return hashlib.sha256(username.encode()).hexdigest()[:12]
 
 
+def filter_expression(attribute: str, value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{attribute} = "{escaped}"'
+
+
+# --- AWS access ----------------------------------------------------------------------------------------
+
+
 def client(role: str, region: str) -> Any:
     if role not in _clients:
-        _clients[role] = boto3.client("cognito-idp", region_name=region, config=BOTO_CONFIG)
+        service = "sts" if role == "sts" else "cognito-idp"
+        _clients[role] = boto3.client(service, region_name=region, config=BOTO_CONFIG)
     return _clients[role]
+
+
+def old_pool(settings: Settings, run: Invocation) -> Any:
+    """The old pool's client: this function's credentials, or the assumed role's, renewed before expiry."""
+    if settings.old_role_arn is None:
+        return client("old", settings.old_region)
+    cached = _clients.get("old")
+    if cached is not None and _expires.get("old", float("inf")) - time.time() > CREDENTIALS_MARGIN_S:
+        return cached
+    sts = client("sts", os.environ.get("AWS_REGION") or settings.old_region)
+    request = {"RoleArn": settings.old_role_arn, "RoleSessionName": "cognito-user-migration"}
+    if settings.old_external_id:
+        request["ExternalId"] = settings.old_external_id
+    run.sts_calls += 1
+    try:
+        credentials = sts.assume_role(**request)["Credentials"]
+    except ClientError as exc:
+        raise Unavailable(f"sts_{error_code(exc)}") from None
+    except BotoCoreError as exc:
+        raise Unavailable(f"sts_{type(exc).__name__}") from None
+    _clients["old"] = boto3.client(
+        "cognito-idp",
+        region_name=settings.old_region,
+        config=BOTO_CONFIG,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    _expires["old"] = credentials["Expiration"].timestamp()
+    return _clients["old"]
 
 
 def error_code(exc: ClientError) -> str:
@@ -268,29 +527,39 @@ def aws_errors() -> Iterator[None]:
         raise Unavailable(f"aws_{type(exc).__name__}") from None
 
 
-def old_user_attributes(old: Any, settings: Settings, username: str, run: Invocation) -> dict[str, str]:
-    """The migrated attributes of an enabled old-pool user; raises Refused for unknown or disabled ones."""
+def get_old_user(old: Any, settings: Settings, username: str, run: Invocation) -> OldUser:
     run.old_pool_calls += 1
     with aws_errors():
-        user = old.admin_get_user(UserPoolId=settings.old_user_pool_id, Username=username)
-    if not user.get("Enabled", True):
-        raise Refused(GENERIC_REFUSAL, "disabled")
-    if user.get("UserStatus") == "UNCONFIRMED":
-        raise Refused(GENERIC_REFUSAL, "not_confirmed")
-    return build_user_attributes(
-        user.get("UserAttributes", []),
-        settings.allowed_attributes,
-        settings.attribute_defaults,
-        settings.legacy_sub_attribute,
-    )
+        return OldUser.from_api(old.admin_get_user(UserPoolId=settings.old_user_pool_id, Username=username))
 
 
-def migrate_on_sign_in(event: Mapping[str, Any], settings: Settings, old: Any, run: Invocation) -> dict[str, Any]:
-    """The response for a password sign-in, checked by the old pool; raises Refused if it must not migrate."""
-    username = event.get("userName") or ""
-    password = (event.get("request") or {}).get("password") or ""
-    if not username or not password:
-        raise Refused(GENERIC_REFUSAL, "missing_credentials")
+def users_with(old: Any, settings: Settings, attribute: str, value: str, limit: int, run: Invocation) -> list[OldUser]:
+    """Old-pool users whose `attribute` equals `value` (one ListUsers page of at most `limit`)."""
+    run.old_pool_calls += 1
+    with aws_errors():
+        answer = old.list_users(
+            UserPoolId=settings.old_user_pool_id, Filter=filter_expression(attribute, value), Limit=limit
+        )
+    return [OldUser.from_api(u) for u in answer.get("Users", [])]
+
+
+def users_by_alias(old: Any, settings: Settings, kind: str, typed: str, run: Invocation) -> list[OldUser]:
+    """Old-pool users whose verified `kind` equals what was typed, ignoring case (ListUsers' own case rules
+    are not documented, so the lowercase spelling is asked as well when the typed one finds nobody)."""
+
+    found = users_with(old, settings, kind, typed, MAX_ALIAS_CANDIDATES + 1, run)
+    if not found and typed != typed.lower():
+        found = users_with(old, settings, kind, typed.lower(), MAX_ALIAS_CANDIDATES + 1, run)
+    # An unverified email or phone is nobody's alias.
+    return [
+        u
+        for u in found
+        if u.attribute(kind).casefold() == typed.casefold() and u.attribute(f"{kind}_verified") == "true"
+    ]
+
+
+def authenticate(old: Any, settings: Settings, username: str, password: str, run: Invocation) -> str | None:
+    """The old pool's answer to the password: None (tokens) or the challenge; raises Refused if wrong."""
     run.old_pool_calls += 1
     with aws_errors():
         answer = old.admin_initiate_auth(
@@ -299,17 +568,74 @@ def migrate_on_sign_in(event: Mapping[str, Any], settings: Settings, old: Any, r
             AuthFlow="ADMIN_USER_PASSWORD_AUTH",
             AuthParameters={"USERNAME": username, "PASSWORD": password},
         )
-    challenge = None if "AuthenticationResult" in answer else str(answer.get("ChallengeName") or "unknown")
-    attributes = old_user_attributes(old, settings, username, run)
+    return None if "AuthenticationResult" in answer else str(answer.get("ChallengeName") or "unknown")
+
+
+def require_migratable(user: OldUser) -> None:
+    if not user.enabled:
+        raise Refused(GENERIC_REFUSAL, "disabled")
+    if user.status == "UNCONFIRMED":
+        raise Refused(GENERIC_REFUSAL, "not_confirmed")
+
+
+def collision(candidates: list[OldUser], kind: str) -> Refused:
+    """Several old users hold one alias: never merge them; the operator must decide who keeps it."""
+    values = {u.attribute(kind) for u in candidates}
+    reason = "case_collision" if len(values) > 1 else "alias_shared"
+    label = kind.replace("_", " ")
+    return Refused(
+        f"Account cannot be migrated: more than one account uses this {label}. "
+        "Sign in with your username or contact support",
+        reason,
+    )
+
+
+# --- trigger sources -----------------------------------------------------------------------------------
+
+
+def migrate_on_sign_in(event: Mapping[str, Any], settings: Settings, old: Any, run: Invocation) -> dict[str, Any]:
+    """The response for a password sign-in, checked by the old pool; raises Refused if it must not migrate."""
+    typed = str(event.get("userName") or "")
+    password = (event.get("request") or {}).get("password") or ""
+    if not typed or not password:
+        raise Refused(GENERIC_REFUSAL, "missing_credentials")
+    kind = sign_in_kind(typed, settings)
+    require_accepted_name(kind, settings)
+    if kind == "username" or kind in settings.old_sign_in_attributes:
+        # The old pool resolves the name itself: the password first, then the user it belongs to.
+        challenge = authenticate(old, settings, typed, password, run)
+        user = get_old_user(old, settings, typed, run)
+    else:
+        # The old pool does not know this alias: ListUsers finds its owner (attributes included).
+        candidates = users_by_alias(old, settings, kind, typed, run)
+        if not candidates:
+            raise Refused(GENERIC_REFUSAL, "user_not_found")
+        accepted = []
+        for candidate in candidates[:MAX_ALIAS_CANDIDATES]:
+            try:
+                accepted.append((candidate, authenticate(old, settings, candidate.username, password, run)))
+            except Refused:
+                continue
+        if not accepted:
+            raise Refused(GENERIC_REFUSAL, "not_authorized")
+        if len(candidates) > 1:
+            raise collision(candidates, kind)
+        user, challenge = accepted[0]
+    require_migratable(user)
+    attributes = build_user_attributes(
+        user.attributes,
+        settings.allowed_attributes,
+        settings.attribute_defaults,
+        settings.legacy_sub_attribute,
+        settings.attribute_map,
+        user.username,
+    )
     outcome = sign_in_outcome(challenge, settings.mfa_policy, attributes)
     if outcome.final_status == "RESET_REQUIRED":
         require_verified_contact(attributes)
+    username = new_username(typed, kind, user.username, settings)
     run.final_status, run.reason = outcome.final_status, outcome.reason
-    response: dict[str, Any] = {
-        "userAttributes": attributes,
-        "finalUserStatus": outcome.final_status,
-        "messageAction": "SUPPRESS",
-    }
+    response = migration_response(attributes, username, outcome.final_status, settings)
     if outcome.enable_sms_mfa:
         response["enableSMSMFA"] = True
     return response
@@ -319,54 +645,146 @@ def migrate_on_forgot_password(
     event: Mapping[str, Any], settings: Settings, old: Any, run: Invocation
 ) -> dict[str, Any]:
     """The response for a password reset of a user not yet migrated: RESET_REQUIRED, no password."""
-    username = event.get("userName") or ""
-    if not username:
+    typed = str(event.get("userName") or "")
+    if not typed:
         raise Refused(GENERIC_REFUSAL, "missing_credentials")
-    attributes = old_user_attributes(old, settings, username, run)
+    kind = sign_in_kind(typed, settings)
+    require_accepted_name(kind, settings)
+    if kind == "username" or kind in settings.old_sign_in_attributes:
+        user = get_old_user(old, settings, typed, run)
+    else:
+        candidates = users_by_alias(old, settings, kind, typed, run)
+        if not candidates:
+            raise Refused(GENERIC_REFUSAL, "user_not_found")
+        if len(candidates) > 1:
+            raise collision(candidates, kind)  # without a password there is no telling who asked
+        user = candidates[0]
+    require_migratable(user)
+    attributes = build_user_attributes(
+        user.attributes,
+        settings.allowed_attributes,
+        settings.attribute_defaults,
+        settings.legacy_sub_attribute,
+        settings.attribute_map,
+        user.username,
+    )
     require_verified_contact(attributes)
+    username = new_username(typed, kind, user.username, settings)
     run.final_status, run.reason = "RESET_REQUIRED", "forgot_password"
-    return {"userAttributes": attributes, "finalUserStatus": "RESET_REQUIRED", "messageAction": "SUPPRESS"}
+    return migration_response(attributes, username, "RESET_REQUIRED", settings)
 
 
-def group_names(cognito: Any, pool_id: str, username: str, old_pool_run: Invocation | None = None) -> set[str]:
-    """Every group of the user, over all pages. With `old_pool_run`, each page request is counted there."""
-    paginator = cognito.get_paginator("admin_list_groups_for_user")
-    names: set[str] = set()
-    pages = paginator.paginate(UserPoolId=pool_id, Username=username)
-    try:
-        for page in pages:
-            if old_pool_run:
-                old_pool_run.old_pool_calls += 1
-            names.update(group["GroupName"] for group in page.get("Groups", []))
-    except (ClientError, BotoCoreError):
-        if old_pool_run:
-            old_pool_run.old_pool_calls += 1  # the request that failed
-        raise
-    return names
+def migration_response(
+    attributes: dict[str, str], username: str | None, final_status: str, settings: Settings
+) -> dict[str, Any]:
+    attributes = dict(attributes)
+    if settings.groups_marker:
+        attributes[GROUPS_MARKER] = "1"
+    if username is not None:
+        attributes["username"] = username
+    # Never take an alias away from another user (forceAliasCreation): a clash fails the migration instead.
+    return {
+        "userAttributes": attributes,
+        "finalUserStatus": final_status,
+        "messageAction": "SUPPRESS",
+        "forceAliasCreation": False,
+    }
+
+
+def old_username_of(event: Mapping[str, Any], settings: Settings, old: Any, run: Invocation) -> str | None:
+    """The old pool's name for a new-pool user: the same username, or (email-as-username pools) the owner
+    of the user's verified email or phone. None when there is none to find."""
+    if not settings.new_username_attributes:
+        return str(event["userName"])
+    attributes = (event.get("request") or {}).get("userAttributes") or {}
+    for kind in sorted(settings.new_username_attributes):
+        if not is_verified(attributes, kind):
+            continue
+        if kind in settings.old_sign_in_attributes:
+            return str(attributes[kind])
+        owners = users_by_alias(old, settings, kind, attributes[kind], run)
+        return owners[0].username if len(owners) == 1 else None
+    return None
 
 
 def copy_groups(event: Mapping[str, Any], settings: Settings, old: Any, new: Any, run: Invocation) -> None:
     """Add the user to the new pool's groups they hold in the old pool; a group missing there is logged."""
     username, new_pool_id = event["userName"], event["userPoolId"]
+    user_attributes = (event.get("request") or {}).get("userAttributes") or {}
+    if settings.groups_marker and not user_attributes.get(GROUPS_MARKER):
+        run.reason = "no_groups_pending"  # copied at the first sign-in, or never in the old pool
+        return
     run.reason, run.groups_added, run.groups_missing = "groups_copied", [], []
     with aws_errors():
         try:
-            wanted = group_names(old, settings.old_user_pool_id, username, old_pool_run=run)
+            old_name = old_username_of(event, settings, old, run)
+            wanted = group_names(old, settings.old_user_pool_id, old_name, run, "old") if old_name else None
         except ClientError as exc:
             if error_code(exc) != "UserNotFoundException":
                 raise
+            wanted = None
+        if wanted is None:
             # Users who signed up in the new pool, or were imported under another name, have nothing to copy.
             run.reason = "not_in_old_pool"
-            return
-        for group in sorted(wanted - group_names(new, new_pool_id, username)):
-            try:
-                new.admin_add_user_to_group(UserPoolId=new_pool_id, Username=username, GroupName=group)
-            except ClientError as exc:
-                if error_code(exc) != "ResourceNotFoundException":
-                    raise
-                run.groups_missing.append(group)  # create it in the new pool; the next sign-in adds it
-                continue
-            run.groups_added.append(group)
+        else:
+            for group in sorted(wanted - group_names(new, new_pool_id, username, run, "new")):
+                run.new_pool_calls += 1
+                try:
+                    new.admin_add_user_to_group(UserPoolId=new_pool_id, Username=username, GroupName=group)
+                except ClientError as exc:
+                    if error_code(exc) != "ResourceNotFoundException":
+                        raise
+                    run.groups_missing.append(group)  # create it in the new pool; the next sign-in adds it
+                    continue
+                run.groups_added.append(group)
+        if settings.groups_marker and not run.groups_missing:
+            run.new_pool_calls += 1
+            new.admin_delete_user_attributes(
+                UserPoolId=new_pool_id, Username=username, UserAttributeNames=[GROUPS_MARKER]
+            )
+
+
+def group_names(cognito: Any, pool_id: str, username: str, run: Invocation, side: str) -> set[str]:
+    """Every group of the user, over all pages; each request is counted on `side` ("old" or "new")."""
+    counter = "old_pool_calls" if side == "old" else "new_pool_calls"
+    pages = cognito.get_paginator("admin_list_groups_for_user").paginate(UserPoolId=pool_id, Username=username)
+    names: set[str] = set()
+    try:
+        for page in pages:
+            setattr(run, counter, getattr(run, counter) + 1)
+            names.update(group["GroupName"] for group in page.get("Groups", []))
+    except (ClientError, BotoCoreError):
+        setattr(run, counter, getattr(run, counter) + 1)  # the request that failed
+        raise
+    return names
+
+
+def guard_sign_up(event: Mapping[str, Any], settings: Settings, old: Any, run: Invocation) -> None:
+    """Refuse a sign-up whose username or email belongs to a user of the old pool: that user must sign in
+    (and so migrate), not find their name taken."""
+    source = event.get("triggerSource")
+    if source == "PreSignUp_AdminCreateUser":
+        run.reason = "admin_create_user"  # administrators create users on purpose (canaries, imports)
+        return
+    attributes = (event.get("request") or {}).get("userAttributes") or {}
+    # Federated users and email-as-username pools have no username of their own to compare.
+    by_username = source == "PreSignUp_SignUp" and not settings.new_username_attributes
+    checks = [("username", str(event.get("userName") or ""))] if by_username else []
+    checks.append(("email", str(attributes.get("email") or "")))
+
+    for attribute, value in checks:
+        # ListUsers matches usernames case-sensitively; a case-insensitive pool could still clash with
+        # the lowercase spelling, so both are asked.
+        for spelling in dict.fromkeys(v for v in (value, value.lower()) if v):
+            if users_with(old, settings, attribute, spelling, 1, run):
+                raise Refused(
+                    f"This {attribute} belongs to an existing account: sign in with it, or reset its password",
+                    f"held_by_old_user_{attribute}",
+                )
+    run.reason = "not_in_old_pool"
+
+
+# --- the handler ---------------------------------------------------------------------------------------
 
 
 def log_invocation(run: Invocation, started: float) -> None:
@@ -376,6 +794,9 @@ def log_invocation(run: Invocation, started: float) -> None:
         "final_status": run.final_status,
         "ms": round((time.monotonic() - started) * 1000),
         "old_pool_calls": run.old_pool_calls,
+        "new_pool_calls": run.new_pool_calls,
+        "sts_calls": run.sts_calls,
+        "cold_start": run.cold_start,
         "reason": run.reason,
         "user": run.user,
     }
@@ -388,28 +809,37 @@ def log_invocation(run: Invocation, started: float) -> None:
     LOGGER.info(json.dumps(line, sort_keys=True))
 
 
+def dispatch(event: dict[str, Any], source: str, run: Invocation) -> dict[str, Any]:
+    settings = load_settings(os.environ)
+    old = old_pool(settings, run)
+    if source == "PostAuthentication_Authentication":
+        copy_groups(event, settings, old, client("new", event["region"]), run)
+        run.outcome = "groups_copied" if run.reason == "groups_copied" else "nothing_to_copy"
+        return event
+    if source in SIGN_UP_SOURCES:
+        guard_sign_up(event, settings, old, run)
+        run.outcome = "allowed"
+        return event
+    if source == "UserMigration_Authentication":
+        response = migrate_on_sign_in(event, settings, old, run)
+    else:
+        response = migrate_on_forgot_password(event, settings, old, run)
+    event["response"] = {**(event.get("response") or {}), **response}
+    run.outcome = "migrated"
+    return event
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point: dispatch on triggerSource, return the event with its response filled."""
     started = time.monotonic()
+    _container["invocations"] += 1
     event = event if isinstance(event, dict) else {}  # a malformed event still gets its log line, then fails
     source = str(event.get("triggerSource", ""))
-    run = Invocation(trigger=source, user=user_ref(event.get("userName")))
+    run = Invocation(trigger=source, user=user_ref(event.get("userName")), cold_start=_container["invocations"] == 1)
     try:
         if source not in TRIGGER_SOURCES:
             raise MigrationError(f"Unsupported trigger source {source[:64]!r}", "unsupported_trigger")
-        settings = load_settings(os.environ)
-        old = client("old", settings.old_region)
-        if source == "PostAuthentication_Authentication":
-            copy_groups(event, settings, old, client("new", event["region"]), run)
-            run.outcome = "groups_copied"
-            return event
-        if source == "UserMigration_Authentication":
-            response = migrate_on_sign_in(event, settings, old, run)
-        else:
-            response = migrate_on_forgot_password(event, settings, old, run)
-        event["response"] = {**(event.get("response") or {}), **response}
-        run.outcome = "migrated"
-        return event
+        return dispatch(event, source, run)
     except Refused as exc:
         run.outcome, run.reason = "refused", exc.reason
         raise
