@@ -14,7 +14,10 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
+from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.logs.models import logs_backends
@@ -24,6 +27,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from . import cognito_patches
 from .cognito_triggers import CognitoTriggerMiddleware
 from .faults import FaultInjector
+from .import_jobs import ImportJobs, ImportJobsLayer
 from .lambda_runtime import FunctionSpec, LambdaRuntime
 
 # The fake credentials every client of the local AWS uses; moto accepts any.
@@ -54,6 +58,36 @@ def faults_from_environment() -> list[dict[str, object]]:
     return rules
 
 
+class RequestLog:
+    """The outermost WSGI layer: while recording, keeps (time.monotonic(), action) for every request received,
+    the action being X-Amz-Target's operation (e.g. ``ListUsers``). Tests measure request rates here, at the
+    server, instead of trusting the client's pacing."""
+
+    def __init__(self, app: Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]) -> None:
+        self.app = app
+        self.entries: list[tuple[float, str]] = []
+        self.recording = False
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self.recording:
+            action = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
+            with self._lock:
+                self.entries.append((time.monotonic(), action))
+        return self.app(environ, start_response)
+
+    @contextmanager
+    def record(self) -> Iterator[list[tuple[float, str]]]:
+        """``with aws.requests.record() as log:`` ... ``log`` holds what arrived inside the block."""
+        with self._lock:
+            self.entries = []
+        self.recording = True
+        try:
+            yield self.entries
+        finally:
+            self.recording = False
+
+
 class QuietRequestHandler(MotoRequestHandler):
     """One line per request on stderr would drown the runbook's own output."""
 
@@ -70,7 +104,9 @@ class LocalAWS:
         self.account_id = account_id
         self.runtime = LambdaRuntime(lambda: self.endpoint_url, self._store_log_line)
         self.middleware: CognitoTriggerMiddleware | None = None
-        self.faults: FaultInjector | None = None  # the outermost layer: faults on request (faults.py)
+        self.import_jobs: ImportJobsLayer | None = None
+        self.faults: FaultInjector | None = None  # faults on request (faults.py)
+        self.requests: RequestLog | None = None  # the outermost layer: what arrived, when (RequestLog)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._log_lock = threading.Lock()
@@ -86,11 +122,14 @@ class LocalAWS:
         self.middleware = CognitoTriggerMiddleware(
             DomainDispatcherApplication(create_backend_app), self.runtime, self.account_id
         )
-        self.faults = FaultInjector(self.middleware)
+        # moto lacks Cognito's CSV user import: import_jobs answers it and serves the upload URL
+        self.import_jobs = ImportJobsLayer(self.middleware, ImportJobs(self.account_id))
+        self.faults = FaultInjector(self.import_jobs)
         for rule in faults_from_environment():
             self.faults.add(**rule)
+        self.requests = RequestLog(self.faults)
         self._server = make_server(
-            self.host, self.port, self.faults, threaded=True, request_handler=QuietRequestHandler
+            self.host, self.port, self.requests, threaded=True, request_handler=QuietRequestHandler
         )
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
         self._thread.start()

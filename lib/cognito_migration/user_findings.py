@@ -1,0 +1,287 @@
+"""Findings about the old pool's users: pure detectors over the users frame of ``scan.scan_users``.
+
+Case collisions, alias conflicts, users who cannot migrate lazily, MFA, and what the trigger's own attribute
+mapping would send checked against the new schema. Nothing here calls AWS; ``audit`` gathers the data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from . import records
+from .findings import EXAMPLES, KINDS, Finding
+
+E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+DEFAULT_MAX_LENGTH = 2048  # Cognito's limit for a string attribute without its own constraint
+
+
+# --- reading the users frame -----------------------------------------------------------------------------
+
+
+def text(users: pd.DataFrame, column: str) -> pd.Series:
+    """A column as strings, '' where a user lacks the attribute."""
+    if column not in users.columns:
+        return pd.Series("", index=users.index, dtype=object)
+    return users[column].map(lambda v: v if isinstance(v, str) else "")
+
+
+def verified(users: pd.DataFrame, contact: str) -> pd.Series:
+    """Users whose ``contact`` (email or phone_number) is set and marked verified."""
+    return (text(users, contact) != "") & (text(users, f"{contact}_verified").str.lower() == "true")
+
+
+class Masker:
+    """Shows personal data masked unless the operator turned masking off (mask_pii: false)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, column: str, value: str) -> str:
+        return records.mask_value(column, value) if self.enabled and value else value
+
+    def user(self, username: str) -> str:
+        return self("username", username)
+
+
+def user_finding(
+    kind_id: str, users: pd.DataFrame, selected: pd.Series, show: Masker, detail: str, severity: str | None = None
+) -> Finding | None:
+    """A finding about the ``selected`` users, with their (masked) usernames as examples; None when nobody."""
+    count = int(selected.sum())
+    if not count:
+        return None
+    examples = tuple(show.user(u) for u in users.loc[selected, "username"].head(EXAMPLES))
+    return Finding(kind_id, severity or KINDS[kind_id].severity, count, detail, examples=examples)
+
+
+def case_groups(values: pd.Series) -> list[list[Any]]:
+    """Index labels of users whose values are equal ignoring case but spelled differently, one list per
+    group (identical spellings alone are not a case collision)."""
+    present = values[values != ""]
+    keys = present.str.casefold()
+    dupes = keys[keys.duplicated(keep=False)]
+    return [list(labels) for labels in dupes.groupby(dupes).groups.values() if present.loc[list(labels)].nunique() > 1]
+
+
+def collision_finding(kind_id: str, users: pd.DataFrame, column: str, severity: str, show: Masker) -> Finding | None:
+    """Users whose ``column`` differs only by case from another user's: every group listed, masked."""
+    values = text(users, column)
+    groups = case_groups(values)
+    if not groups:
+        return None
+    listed = tuple(
+        tuple(
+            show.user(users.at[i, "username"]) + ("" if column == "username" else f" <{show(column, values[i])}>")
+            for i in group
+        )
+        for group in groups
+    )
+    count = sum(len(g) for g in groups)
+    detail = f"{count} users in {len(groups)} groups whose {column} differs only by case"
+    examples = tuple(" / ".join(g) for g in listed[:EXAMPLES])
+    return Finding(kind_id, severity, count, detail, examples=examples, groups=listed)
+
+
+def alias_conflict_finding(
+    users: pd.DataFrame, case_sensitive: bool, sign_in: set[str], show: Masker
+) -> Finding | None:
+    """One email or phone number held verified by several users."""
+    listed: list[tuple[str, ...]] = []
+    by_attribute: dict[str, int] = {}
+    for column in ("email", "phone_number"):
+        values = text(users, column)[verified(users, column)]
+        keys = values if case_sensitive or column == "phone_number" else values.str.casefold()
+        dupes = keys[keys.duplicated(keep=False)]
+        groups = [list(labels) for labels in dupes.groupby(dupes).groups.values()]
+        by_attribute[column] = sum(len(g) for g in groups)
+        listed += [
+            tuple(f"{show.user(users.at[i, 'username'])} <{show(column, values[i])}>" for i in group)
+            for group in groups
+        ]
+    count = sum(by_attribute.values())
+    if not count:
+        return None
+    blocking = {c for c, n in by_attribute.items() if n} & sign_in
+    detail = (
+        f"{by_attribute['email']} users share a verified email, {by_attribute['phone_number']} a verified phone, "
+        f"in {len(listed)} groups; "
+        + (
+            f"{', '.join(sorted(blocking))} signs users in to the new pool: the second of each group fails to migrate"
+            if blocking
+            else "neither is a sign-in attribute of the new pool, so migration is not blocked; apps that look users "
+            "up by these addresses will find several"
+        )
+    )
+    examples = tuple(" / ".join(g) for g in listed[:EXAMPLES])
+    return Finding(
+        "alias_conflicts",
+        "blocker" if blocking else "info",
+        count,
+        detail,
+        examples=examples,
+        groups=tuple(listed),
+        facts=by_attribute,
+    )
+
+
+def status_findings(users: pd.DataFrame, show: Masker) -> list[Finding]:
+    """Users who cannot migrate lazily, or need a decision, by their status in the old pool."""
+    status = text(users, "status")
+    federated = (status == "EXTERNAL_PROVIDER") | (text(users, "identities") != "")
+    enabled = users["enabled"].astype(bool) if "enabled" in users.columns else pd.Series(True, index=users.index)
+    contact = verified(users, "email") | verified(users, "phone_number")
+    stranded = ~contact & ~federated & (status == "FORCE_CHANGE_PASSWORD")
+    candidates = [
+        ("federated_users", federated, "sign in through an identity provider"),
+        ("unconfirmed_users", (status == "UNCONFIRMED") & ~federated, "never confirmed their sign-up"),
+        ("force_change_password_users", status == "FORCE_CHANGE_PASSWORD", "still hold an admin-set password"),
+        ("reset_required_users", status == "RESET_REQUIRED", "must reset their password"),
+        ("disabled_users", ~enabled, "disabled in the old pool"),
+        (
+            "no_verified_contact",
+            ~contact & ~federated,
+            f"no verified email or phone; {int(stranded.sum())} of them are FORCE_CHANGE_PASSWORD and will be "
+            "refused at sign-in (MFA users among them would be too, but ListUsers cannot show who has MFA)",
+        ),
+    ]
+    found = [user_finding(kind_id, users, selected, show, detail) for kind_id, selected, detail in candidates]
+    return [f for f in found if f is not None]
+
+
+MFA_POLICY_EFFECT = {
+    "reset_required": "mfa_policy reset_required: a user whose old pool asks for a second factor migrates as "
+    "RESET_REQUIRED and proves a verified email or phone with a code (refused without one)",
+    "sms": "mfa_policy sms: CONFIRMED with SMS MFA where the phone is verified, otherwise RESET_REQUIRED; TOTP "
+    "users re-enrol (secrets cannot be exported)",
+    "refuse": "mfa_policy refuse: every user with MFA is refused at sign-in and stays behind for bulk import or reset",
+}
+
+
+def mfa_finding(users: pd.DataFrame, mfa_configuration: str, factors: Sequence[str], mfa_policy: str) -> Finding | None:
+    """MFA users, by what ListUsers shows. Per-user MFA settings come only from AdminGetUser, billed per user:
+    never called over the whole pool. The count is the users who may hold MFA: everyone when the pool's
+    MfaConfiguration is ON or OPTIONAL, else those with legacy SMS MFAOptions."""
+    legacy_sms = users["legacy_sms_mfa"].astype(bool) if "legacy_sms_mfa" in users.columns else None
+    options = int(legacy_sms.sum()) if legacy_sms is not None else 0
+    phones = int(verified(users, "phone_number").sum())
+    if mfa_configuration in ("", "OFF") and not options:
+        return None
+    pool_wide = mfa_configuration in ("ON", "OPTIONAL")
+    detail = (
+        f"pool MfaConfiguration {mfa_configuration or 'OFF'} (factors: {', '.join(factors) or 'none'}): "
+        + ("every user signs in with a second factor. " if mfa_configuration == "ON" else "any user may have one. ")
+        + "ListUsers does not return per-user MFA settings in AWS (only AdminGetUser does, billed per user: not "
+        "called over the pool), so how many users use each factor is unknown. Visible: "
+        f"{options} users with legacy SMS MFAOptions, {phones} with a verified phone (SMS MFA possible). "
+        f"{MFA_POLICY_EFFECT[mfa_policy]}"
+    )
+    facts = {"mfa_configuration": mfa_configuration, "legacy_sms_mfa_options": options, "verified_phones": phones}
+    return Finding("mfa_users", "warning", len(users) if pool_wide else options, detail, facts=facts)
+
+
+# --- what the trigger will send, checked against the new schema ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetSchema:
+    """What the new pool's schema accepts: required names, string limits and custom attribute types."""
+
+    required: tuple[str, ...]
+    max_length: Mapping[str, int]
+    types: Mapping[str, str]  # custom attributes only: String, Number, Boolean, DateTime
+    number_bounds: Mapping[str, tuple[float | None, float | None]]
+
+    def limit(self, name: str) -> int:
+        return self.max_length.get(name, DEFAULT_MAX_LENGTH)
+
+
+def value_problems(name: str, value: str, schema: TargetSchema) -> list[tuple[str, str]]:
+    """(finding id, what is wrong) for one attribute value the new schema would reject; the value itself is
+    left out, the caller shows it masked."""
+    problems = []
+    if name == "phone_number" and not E164.match(value):
+        problems.append(("invalid_phone_numbers", "not E.164"))
+    kind = schema.types.get(name, "String")
+    if kind == "String" and len(value) > schema.limit(name):
+        problems.append(("values_too_long", f"{len(value)} characters > {schema.limit(name)}"))
+    if kind == "Number":
+        low, high = schema.number_bounds.get(name, (None, None))
+        if not NUMBER.match(value):
+            problems.append(("custom_attribute_type_mismatch", "not a Number"))
+        elif (low is not None and float(value) < low) or (high is not None and float(value) > high):
+            problems.append(("custom_attribute_type_mismatch", f"outside {low}..{high}"))
+    if kind == "Boolean" and value.lower() not in ("true", "false", "1", "0"):
+        problems.append(("custom_attribute_type_mismatch", "not a Boolean"))
+    return problems
+
+
+ATTRIBUTE_KINDS = (
+    "missing_required_attributes",
+    "invalid_phone_numbers",
+    "values_too_long",
+    "custom_attribute_type_mismatch",
+    "attributes_dropped",
+)
+
+
+@dataclass
+class _Tally:
+    """Users hit by one kind of attribute problem: the count, a few examples, and the count per attribute."""
+
+    users: int = 0
+    examples: list[str] = field(default_factory=list)
+    by_attribute: dict[str, int] = field(default_factory=dict)
+
+    def add(self, names: Iterable[str], example: str) -> None:
+        self.users += 1
+        if len(self.examples) < EXAMPLES:
+            self.examples.append(example)
+        for name in names:
+            self.by_attribute[name] = self.by_attribute.get(name, 0) + 1
+
+
+def attribute_findings(
+    usernames: Sequence[str],
+    old: Sequence[Mapping[str, str]],
+    predict: Callable[[str, Mapping[str, str]], Mapping[str, str]],
+    schema: TargetSchema,
+    show: Masker,
+) -> list[Finding]:
+    """Runs ``predict`` (the trigger's own attribute mapping) for every user and checks what it would send
+    against the new schema: missing required attributes, values it rejects, attributes left behind."""
+    tallies = {kind_id: _Tally() for kind_id in ATTRIBUTE_KINDS}
+    for username, attributes in zip(usernames, old, strict=True):
+        sent = predict(username, attributes)
+        user = show.user(username)
+        missing = [name for name in schema.required if not sent.get(name)]
+        if missing:
+            tallies["missing_required_attributes"].add(missing, f"{user}: {', '.join(missing)}")
+        problems: dict[str, list[tuple[str, str]]] = {}
+        for name, value in sent.items():
+            for kind_id, why in value_problems(name, value, schema):
+                problems.setdefault(kind_id, []).append((name, f"{name} {show(name, value)!r} {why}"))
+        for kind_id, items in problems.items():
+            tallies[kind_id].add([n for n, _ in items], f"{user}: " + ", ".join(text for _, text in items))
+        dropped = sorted(n for n in attributes if n not in sent and n not in ("sub", "identities"))
+        if dropped:
+            tallies["attributes_dropped"].add(dropped, f"{user}: {', '.join(dropped)}")
+    return [
+        Finding(
+            kind_id,
+            KINDS[kind_id].severity,
+            tally.users,
+            f"{tally.users} users after the trigger's own attribute mapping ("
+            + ", ".join(f"{name}: {n}" for name, n in sorted(tally.by_attribute.items()))
+            + ")",
+            examples=tuple(tally.examples),
+            facts=dict(tally.by_attribute),
+        )
+        for kind_id, tally in tallies.items()
+        if tally.users
+    ]
