@@ -15,7 +15,7 @@ import boto3
 import pandas as pd
 import pytest
 
-from cognito_migration import aws, deploy, pool, records, report, scan
+from cognito_migration import aws, deploy, pool, records, report
 from cognito_migration.params import ParameterError, Params, load_yaml, validate
 
 REGION = "us-east-1"
@@ -146,7 +146,8 @@ def test_create_pool_input_drops_read_only_fields_and_redeclares_custom_attribut
         pool.ENV_TAG: "local",
     }
     schema = {a["Name"]: a for a in created["Schema"]}
-    assert set(schema) == {"tier", "signup_year", "email", "name"}
+    assert set(schema) == {"tier", "signup_year", "email", "name", "groups_pending"}
+    assert schema["groups_pending"]["Mutable"] is True  # the trigger deletes it after the group copy
     assert schema["tier"]["StringAttributeConstraints"] == {"MinLength": "1", "MaxLength": "32"}
     assert schema["signup_year"]["AttributeDataType"] == "Number"
     assert "Required" not in schema["tier"]  # "Required custom attributes are not supported."
@@ -195,67 +196,7 @@ def old_pool(cognito) -> dict[str, Any]:
     return dict(cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"])
 
 
-def pools_named(cognito: Any, name: str) -> list[dict[str, Any]]:
-    return [
-        p
-        for p in aws.paginate(cognito, "list_user_pools", "UserPools", PaginationConfig={"PageSize": 60})
-        if p["Name"] == name
-    ]
-
-
-def clients_of(cognito: Any, pool_id: str) -> dict[str, dict[str, Any]]:
-    return {c["ClientName"]: c for c in scan.list_clients(cognito, pool_id)}
-
-
-def test_pool_apply_creates_pool_clients_and_groups_and_a_rerun_creates_nothing(cognito, old_pool):
-    params = step_params(old_pool["Id"])
-
-    first = pool.plan(cognito, params, old_pool)
-    assert first.new_pool is None
-    assert set(first.actions["action"]) == {"create"}
-    assert first.changes == 1 + 2 + 3
-    new = pool.apply(cognito, first, dry_run=False)
-
-    assert new["Name"] == params.new_pool_name
-    assert new["UsernameConfiguration"] == {"CaseSensitive": False}
-    assert new["UserPoolTags"][pool.SOURCE_TAG] == old_pool["Id"]
-    assert "custom:tier" in {a["Name"] for a in new["SchemaAttributes"]}
-    old_clients, new_clients = clients_of(cognito, old_pool["Id"]), clients_of(cognito, new["Id"])
-    assert set(new_clients) == {"web", "mobile"}
-    for name, client in new_clients.items():
-        assert "ALLOW_USER_PASSWORD_AUTH" in client["ExplicitAuthFlows"]
-        assert set(old_clients[name]["ExplicitAuthFlows"]) <= set(client["ExplicitAuthFlows"])
-    assert (
-        new_clients["web"]["ClientSecret"] and new_clients["web"]["ClientSecret"] != old_clients["web"]["ClientSecret"]
-    )
-    assert "ClientSecret" not in new_clients["mobile"]
-    groups = {g["GroupName"]: g for g in scan.list_groups(cognito, new["Id"])}
-    assert {name: (g["Description"], g["Precedence"]) for name, g in groups.items()} == {
-        "admins": ("admins group", 1),
-        "editors": ("editors group", 10),
-        "viewers": ("viewers group", 100),
-    }
-    assert all(check.passed for check in pool.verify(cognito, params, first))
-
-    second = pool.plan(cognito, params, old_pool)
-    assert second.new_pool is not None and second.new_pool["Id"] == new["Id"]
-    assert set(second.actions["action"]) == {"exists"}
-    assert second.changes == 0
-    again = pool.apply(cognito, second, dry_run=False)
-
-    assert again["Id"] == new["Id"]
-    assert len(pools_named(cognito, params.new_pool_name)) == 1
-    assert len(clients_of(cognito, new["Id"])) == 2
-    assert len(scan.list_groups(cognito, new["Id"])) == 3
-
-
-def test_pool_apply_dry_run_writes_nothing(cognito, old_pool):
-    params = step_params(old_pool["Id"], dry_run=True)
-
-    result = pool.apply(cognito, pool.plan(cognito, params, old_pool), dry_run=True)
-
-    assert result == {}
-    assert pools_named(cognito, params.new_pool_name) == []
+# Creating, re-running, dry runs, drift: tests/test_pool_deploy.py.
 
 
 def test_find_new_pool_refuses_a_same_named_pool_without_the_tag(cognito, old_pool):
@@ -300,6 +241,21 @@ def test_role_policy_names_only_the_two_pools_and_no_wildcard():
             assert (
                 "*" not in resource or resource == f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/migration:*"
             )
+    by_pool = {r: set(s["Action"]) for s in cognito_statements for r in s["Resource"]}
+    # The squatting guard and alias look-ups read the old pool; only the new pool's marker is deleted.
+    assert "cognito-idp:ListUsers" in by_pool[OLD_POOL_ARN] and "cognito-idp:ListUsers" not in by_pool[NEW_POOL_ARN]
+    assert "cognito-idp:AdminDeleteUserAttributes" in by_pool[NEW_POOL_ARN]
+    assert "cognito-idp:AdminDeleteUserAttributes" not in by_pool[OLD_POOL_ARN]
+
+
+def test_role_policy_with_an_old_pool_role_may_only_assume_it():
+    role_arn = "arn:aws:iam::111122223333:role/old-pool-reader"
+    policy = deploy.role_policy(OLD_POOL_ARN, NEW_POOL_ARN, "migration", role_arn)
+
+    resources = {r for s in policy["Statement"] for r in s["Resource"]}
+    assert OLD_POOL_ARN not in resources
+    [assume] = [s for s in policy["Statement"] if "sts:AssumeRole" in s["Action"]]
+    assert assume["Action"] == ["sts:AssumeRole"] and assume["Resource"] == [role_arn]
 
 
 @pytest.fixture
@@ -313,7 +269,7 @@ def test_deploy_apply_twice_creates_one_role_function_and_permission(cognito, ia
     params, old, new = pools_for_deploy
 
     first = deploy.plan(iam, lam, params, old, new)
-    assert list(first.actions["action"]) == ["create", "create", "ensure", "attach", "attach"]
+    assert list(first.actions["action"]) == ["create", "create", "add", "attach", "attach", "attach"]
     deploy.apply(cognito, iam, lam, first, params, dry_run=False)
     new_after = cognito.describe_user_pool(UserPoolId=new["Id"])["UserPool"]
     second = deploy.plan(iam, lam, params, old, new_after)
@@ -330,16 +286,18 @@ def test_deploy_apply_twice_creates_one_role_function_and_permission(cognito, ia
     assert len(functions) == 1
     assert [s["Sid"] for s in statements] == [deploy.STATEMENT_ID]
     assert second.actions.set_index("resource")["action"].to_dict() == {
-        "IAM role": "exists (policy re-applied)",
+        "IAM role": "unchanged",
         "Lambda function": "unchanged",
-        "invoke permission": "ensure",
+        "invoke permission": "unchanged",
         "trigger UserMigration": "unchanged",
         "trigger PostAuthentication": "unchanged",
+        "trigger PreSignUp": "unchanged",
     }
     lambda_config = cognito.describe_user_pool(UserPoolId=new["Id"])["UserPool"]["LambdaConfig"]
     assert lambda_config == {
         "UserMigration": summary["function_arn"],
         "PostAuthentication": summary["function_arn"],
+        "PreSignUp": summary["function_arn"],
     }
     assert summary["previous_lambda_config"] == lambda_config
     assert all(check.passed for check in deploy.verify(cognito, iam, lam, second, params)), deploy.verify(
@@ -379,68 +337,7 @@ def test_deployed_function_environment_and_role_policy(cognito, iam, lam, pools_
     assert document == deploy.role_policy(old["Arn"], new["Arn"], params.migration_function_name)
 
 
-# Non-default values for fields UpdateUserPool accepts; attach_triggers must send every one of them back.
-POOL_SETTINGS: dict[str, Any] = {
-    "Policies": {
-        "PasswordPolicy": {
-            "MinimumLength": 14,
-            "RequireUppercase": True,
-            "RequireLowercase": False,
-            "RequireNumbers": True,
-            "RequireSymbols": False,
-            "TemporaryPasswordValidityDays": 2,
-        }
-    },
-    "AutoVerifiedAttributes": ["email", "phone_number"],
-    "EmailVerificationMessage": "Your code is {####} (users-v2)",
-    "EmailVerificationSubject": "Verify your address",
-    "SmsAuthenticationMessage": "Sign-in code {####}",
-    "MfaConfiguration": "OPTIONAL",
-    "SmsConfiguration": {
-        "SnsCallerArn": f"arn:aws:iam::{ACCOUNT}:role/sms",
-        "ExternalId": "users-v2",
-        "SnsRegion": REGION,
-    },
-    "DeviceConfiguration": {"ChallengeRequiredOnNewDevice": True, "DeviceOnlyRememberedOnUserPrompt": True},
-    "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True, "UnusedAccountValidityDays": 3},
-    "UserPoolTags": {"team": "identity", "cost-center": "42"},
-    "DeletionProtection": "ACTIVE",
-    "AccountRecoverySetting": {
-        "RecoveryMechanisms": [
-            {"Priority": 1, "Name": "verified_phone_number"},
-            {"Priority": 2, "Name": "verified_email"},
-        ]
-    },
-    "UserAttributeUpdateSettings": {"AttributesRequireVerificationBeforeUpdate": ["email"]},
-}
-
-
-def test_attach_triggers_keeps_every_other_setting(cognito):
-    created = cognito.create_user_pool(PoolName=unique("attach"), UsernameConfiguration={"CaseSensitive": False})
-    pool_id = created["UserPool"]["Id"]
-    cognito.update_user_pool(
-        UserPoolId=pool_id,
-        LambdaConfig={"PreSignUp": "arn:aws:lambda:us-east-1:123456789012:function:keep"},
-        **POOL_SETTINGS,
-    )
-    before = cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"]
-    for key, value in POOL_SETTINGS.items():  # the settings really are in place before the attachment
-        assert before[key] == value, key
-    function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:migration"
-
-    previous = deploy.attach_triggers(
-        cognito, pool_id, {"UserMigration": function_arn, "PostAuthentication": function_arn}
-    )
-
-    after = cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"]
-    assert previous == before["LambdaConfig"]
-    assert after["LambdaConfig"] == {
-        **before["LambdaConfig"],
-        "UserMigration": function_arn,
-        "PostAuthentication": function_arn,
-    }
-    ignored = ("LambdaConfig", "LastModifiedDate")
-    assert {k: v for k, v in after.items() if k not in ignored} == {k: v for k, v in before.items() if k not in ignored}
+# attach_triggers against every UpdateUserPool field: tests/test_pool_deploy.py.
 
 
 # --- report ---------------------------------------------------------------------------------------------

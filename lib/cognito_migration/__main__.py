@@ -4,6 +4,7 @@ python -m cognito_migration run --env local                      # the whole run
 python -m cognito_migration run --env staging --params params/staging.yaml
 python -m cognito_migration run --env local --users 20000 --replay-share 0.5
 python -m cognito_migration run --env staging --steps 01_audit_old_pool
+python -m cognito_migration rollback --env staging [--run RUN_ID] [--delete] [--apply]   # see README
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .params import ParameterError
-from .runbook import STEPS, LocalOptions, RunFailed, run
+from .aws import AwsSetupError
+from .params import ParameterError, load_yaml, validate
+from .pool import PoolError, RollbackRefused
+from .rollback import RollbackError, roll_back
+from .runbook import ROOT, STEPS, LocalOptions, RunFailed, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +38,18 @@ def main(argv: list[str] | None = None) -> int:
         default=0.3,
         help="local only: share of legacy users who sign in before the report",
     )
+    rollback = commands.add_parser(
+        "rollback", help="detach the trigger (restore the saved LambdaConfig); --delete: delete steps 2-3's resources"
+    )
+    rollback.add_argument("--env", required=True, help="environment name; reads params/<env>.yaml by default")
+    rollback.add_argument("--params", type=Path, help="parameters file (default: params/<env>.yaml)")
+    rollback.add_argument("--outputs", type=Path, default=Path("outputs"), help="where runs are kept")
+    rollback.add_argument("--run", help="the run whose deploy.json holds the LambdaConfig to restore (default: newest)")
+    rollback.add_argument("--delete", action="store_true", help="delete the new pool, function and role (not prod)")
+    rollback.add_argument("--apply", action="store_true", help="write; without it, only show what would be done")
     args = parser.parse_args(argv)
+    if args.command == "rollback":
+        return _rollback(args)
     try:
         result = run(
             args.env,
@@ -46,12 +61,37 @@ def main(argv: list[str] | None = None) -> int:
     except ParameterError as exc:
         print(f"parameter error: {exc}", file=sys.stderr)
         return 2
+    except AwsSetupError as exc:
+        print(f"AWS set-up error: {exc}", file=sys.stderr)
+        return 2
     except RunFailed as exc:
         print(f"run failed: {exc}", file=sys.stderr)
         return 1
     print(f"run passed: {result.run_dir}")
     for step in result.manifest["steps"]:
         print(f"  {step['step']:<28} {step['outcome']:<7} {step.get('seconds', '')}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    try:
+        params = validate(load_yaml(args.params or ROOT / "params" / f"{args.env}.yaml"))
+        if params.env != args.env:
+            raise ParameterError(f"env: the parameters say env {params.env!r}, but --env {args.env} was asked")
+        result = roll_back(params, args.outputs.resolve(), args.run, delete=args.delete, apply=args.apply)
+    except ParameterError as exc:
+        print(f"parameter error: {exc}", file=sys.stderr)
+        return 2
+    except AwsSetupError as exc:
+        print(f"AWS set-up error: {exc}", file=sys.stderr)
+        return 2
+    except (RollbackRefused, RollbackError, PoolError) as exc:
+        print(f"rollback refused: {exc}", file=sys.stderr)
+        return 1
+    if result.source_run:
+        print(f"LambdaConfig saved by run {result.source_run}")
+    print(result.rows.to_string(index=False))
+    print(f"done; recorded in {result.record}" if result.applied else "dry run: nothing written; add --apply to do it")
     return 0
 
 

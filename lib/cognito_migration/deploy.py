@@ -21,10 +21,12 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from .attachment import attach_triggers, detach, update_pool_input  # noqa: F401  (deploy.detach: rollback)
 from .aws import error_code
 from .checks import Check
 from .params import Params
-from .pool import NEVER_DECLARED, STANDARD_ATTRIBUTES, input_members
+from .pool import NEVER_DECLARED, STANDARD_ATTRIBUTES
+from .trigger import migration_trigger
 
 TRIGGER_MODULE = "migration_trigger.py"
 HANDLER = "migration_trigger.handler"
@@ -32,8 +34,21 @@ RUNTIME = "python3.12"
 TIMEOUT_S = 5  # Cognito waits 5 s for any trigger, whatever the function's own timeout
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 STATEMENT_ID = "cognito-migration-invoke"
-OLD_POOL_ACTIONS = ("cognito-idp:AdminInitiateAuth", "cognito-idp:AdminGetUser", "cognito-idp:AdminListGroupsForUser")
-NEW_POOL_ACTIONS = ("cognito-idp:AdminListGroupsForUser", "cognito-idp:AdminAddUserToGroup")
+POLICY_NAME = "cognito-migration"
+OWNER_TAG = "cognito-migration"  # on the role and the function: rollback deletes only what carries it
+FUNCTION_DESCRIPTION = "Cognito user migration trigger"
+OLD_POOL_ACTIONS = (
+    "cognito-idp:AdminInitiateAuth",
+    "cognito-idp:AdminGetUser",
+    "cognito-idp:AdminListGroupsForUser",
+    "cognito-idp:ListUsers",  # aliases the old pool does not know, and the sign-up squatting guard
+)
+NEW_POOL_ACTIONS = (
+    "cognito-idp:AdminListGroupsForUser",
+    "cognito-idp:AdminAddUserToGroup",
+    "cognito-idp:AdminDeleteUserAttributes",  # removes custom:groups_pending once the groups are copied
+)
+TRIGGERS = ("UserMigration", "PostAuthentication", "PreSignUp")
 ROLE_RETRY_DELAYS_S = (1, 2, 3, 5, 8)  # a new role may not be assumable by Lambda for ~10 s
 
 
@@ -71,14 +86,27 @@ def account_of(arn: str) -> str:
     return arn.split(":")[4]
 
 
-def role_policy(old_pool_arn: str, new_pool_arn: str, function_name: str) -> dict[str, Any]:
-    """Only what the trigger calls, on only the two pools, plus its own log group."""
+def role_name_for(function_name: str) -> str:
+    """The trigger's role: found again (and deleted by a rollback) by this name."""
+    return f"{function_name}-role"
+
+
+def role_policy(
+    old_pool_arn: str, new_pool_arn: str, function_name: str, old_role_arn: str | None = None
+) -> dict[str, Any]:
+    """Only what the trigger calls, on only the two pools, plus its own log group. With `old_role_arn` the
+    old pool is reached through that role (another account): the trigger may only assume it."""
     region, account = new_pool_arn.split(":")[3], account_of(new_pool_arn)
     log_group = f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{function_name}"
+    old_access = (
+        {"Sid": "AssumeOldPoolRole", "Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": [old_role_arn]}
+        if old_role_arn
+        else {"Sid": "ReadOldPool", "Effect": "Allow", "Action": list(OLD_POOL_ACTIONS), "Resource": [old_pool_arn]}
+    )
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Sid": "ReadOldPool", "Effect": "Allow", "Action": list(OLD_POOL_ACTIONS), "Resource": [old_pool_arn]},
+            old_access,
             {"Sid": "CopyGroups", "Effect": "Allow", "Action": list(NEW_POOL_ACTIONS), "Resource": [new_pool_arn]},
             {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogGroup"], "Resource": [log_group]},
             {
@@ -97,18 +125,49 @@ TRUST_POLICY = {
 }
 
 
-def function_environment(params: Params, new_pool: dict[str, Any]) -> dict[str, str]:
-    """The trigger's configuration (its README contract)."""
+def function_environment(
+    params: Params, new_pool: dict[str, Any], old_pool: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The trigger's configuration (its README contract), checked by the trigger's own loader."""
     schema_names = {a["Name"] for a in new_pool.get("SchemaAttributes") or []}
     allowed = sorted((schema_names | set(STANDARD_ATTRIBUTES)) - NEVER_DECLARED)
-    return {
+    old_sign_in = (old_pool or {}).get("UsernameAttributes") or (old_pool or {}).get("AliasAttributes") or []
+    environment = {
         "OLD_USER_POOL_ID": params.old_user_pool_id,
         "OLD_CLIENT_ID": params.old_client_id,
         "OLD_REGION": params.region,
         "MFA_POLICY": params.mfa_policy,
         "ALLOWED_ATTRIBUTES": ",".join(allowed),
         "ATTRIBUTE_DEFAULTS": json.dumps(params.attribute_defaults, sort_keys=True),
+        # A pool created without UsernameConfiguration is case-sensitive.
+        "NEW_CASE_SENSITIVE": str((new_pool.get("UsernameConfiguration") or {}).get("CaseSensitive", True)).lower(),
     }
+    optional = {
+        "ATTRIBUTE_MAP": json.dumps(params.attribute_map, sort_keys=True) if params.attribute_map else "",
+        "LEGACY_SUB_ATTRIBUTE": params.legacy_sub_attribute or "",
+        "OLD_ROLE_ARN": params.old_role_arn or "",
+        "OLD_EXTERNAL_ID": params.old_external_id or "",
+        "OLD_SIGN_IN_ATTRIBUTES": ",".join(sorted(old_sign_in)),
+        "NEW_USERNAME_ATTRIBUTES": ",".join(sorted(new_pool.get("UsernameAttributes") or [])),
+        "NEW_ALIAS_ATTRIBUTES": ",".join(sorted(new_pool.get("AliasAttributes") or [])),
+    }
+    environment.update({name: value for name, value in optional.items() if value})
+    try:
+        migration_trigger.load_settings(environment)
+    except migration_trigger.ConfigurationError as exc:
+        # Deployed as is, every sign-in would fail: say so before anything is written.
+        raise DeployError(
+            f"the trigger would refuse this configuration: {exc}. Fix the parameter, or add the attribute to "
+            f"the new pool {new_pool.get('Id')} (AddCustomAttributes) and re-run"
+        ) from None
+    return environment
+
+
+def wanted_triggers(new_pool: dict[str, Any], function_arn: str) -> dict[str, str]:
+    """The triggers the function takes on. A PreSignUp the new pool already has (carried from the old pool)
+    is kept: replacing it would silently drop its checks; the squatting guard is then not attached."""
+    current = (new_pool.get("LambdaConfig") or {}).get("PreSignUp")
+    return {t: function_arn for t in TRIGGERS if t != "PreSignUp" or current in (None, function_arn)}
 
 
 @dataclass
@@ -121,72 +180,93 @@ class DeployPlan:
     role_exists: bool
     lambda_config: dict[str, str]
     new_pool: dict[str, Any]
+    current_policy: dict[str, Any] | None = None  # the role's inline policy as it is now
+    permission: dict[str, Any] | None = None  # the function's invoke statement for Cognito as it is now
 
     @property
     def actions(self) -> pd.DataFrame:
         fn = self.existing_function
         if fn is None:
             fn_action = "create"
-        elif (
-            fn.get("CodeSha256") != self.package.lambda_sha256
-            or fn.get("Environment", {}).get("Variables") != self.environment
-        ):
-            fn_action = "update"
+        elif fn.get("CodeSha256") != self.package.lambda_sha256:
+            fn_action = "update code and configuration"
+        elif fn.get("Environment", {}).get("Variables") != self.environment:
+            fn_action = "update configuration"
         else:
             fn_action = "unchanged"
-        wanted = self.lambda_config
+        if not self.role_exists:
+            role_action = "create"
+        else:
+            role_action = "unchanged" if self.current_policy == self.policy else "update policy"
+        if self.permission is None:
+            permission_action = "add"
+        else:
+            permission_action = "unchanged" if permission_matches(self.permission, self.new_pool["Arn"]) else "replace"
         current = self.new_pool.get("LambdaConfig") or {}
         rows = [
-            ("IAM role", self.role_name, "exists (policy re-applied)" if self.role_exists else "create"),
-            ("Lambda function", wanted["UserMigration"].rsplit(":", 1)[-1], fn_action),
-            ("invoke permission", STATEMENT_ID, "ensure"),
-            (
-                "trigger UserMigration",
-                self.new_pool["Id"],
-                "unchanged" if current.get("UserMigration") == wanted["UserMigration"] else "attach",
-            ),
-            (
-                "trigger PostAuthentication",
-                self.new_pool["Id"],
-                "unchanged" if current.get("PostAuthentication") == wanted["PostAuthentication"] else "attach",
-            ),
+            ("IAM role", self.role_name, role_action),
+            ("Lambda function", self.function_name, fn_action),
+            ("invoke permission", STATEMENT_ID, permission_action),
         ]
+        for trigger, arn in self.lambda_config.items():
+            if current.get(trigger) == arn:
+                action = "unchanged"
+            else:
+                action = f"replace {current[trigger]}" if current.get(trigger) else "attach"
+            rows.append((f"trigger {trigger}", self.new_pool["Id"], action))
         return pd.DataFrame(rows, columns=["resource", "name", "action"])
+
+    @property
+    def function_name(self) -> str:
+        return self.function_arn.rsplit(":", 1)[-1]
+
+    @property
+    def function_arn(self) -> str:
+        """The function the plan attaches (every trigger of lambda_config names it)."""
+        return self.lambda_config.get("UserMigration") or next(iter(self.lambda_config.values()))
 
 
 def plan(iam: Any, lam: Any, params: Params, old_pool: dict[str, Any], new_pool: dict[str, Any]) -> DeployPlan:
-    role_name = f"{params.migration_function_name}-role"
+    role_name = role_name_for(params.migration_function_name)
     function_arn = (
         f"arn:aws:lambda:{params.region}:{account_of(new_pool['Arn'])}:function:{params.migration_function_name}"
     )
     return DeployPlan(
         role_name=role_name,
-        policy=role_policy(old_pool["Arn"], new_pool["Arn"], params.migration_function_name),
+        policy=role_policy(old_pool["Arn"], new_pool["Arn"], params.migration_function_name, params.old_role_arn),
         package=build_package(),
-        environment=function_environment(params, new_pool),
+        environment=function_environment(params, new_pool, old_pool),
         existing_function=_get_function(lam, params.migration_function_name),
         role_exists=_role_arn(iam, role_name) is not None,
-        lambda_config={"UserMigration": function_arn, "PostAuthentication": function_arn},
+        current_policy=_role_policy_document(iam, role_name),
+        permission=_permission_statement(lam, params.migration_function_name),
+        lambda_config=wanted_triggers(new_pool, function_arn),
         new_pool=new_pool,
     )
 
 
 def apply(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Params, dry_run: bool) -> dict[str, Any]:
-    """Writes the plan; returns a summary (function ARN, code sha256, previous LambdaConfig)."""
-    summary = {
+    """Writes the plan; returns the summary deploy.json keeps: the code's sha256, the function, the pool's
+    LambdaConfig before and after (``deploy.detach`` restores the former), the role-propagation retries."""
+    summary: dict[str, Any] = {
         "code_sha256": the_plan.package.sha256,
-        "function_arn": the_plan.lambda_config["UserMigration"],
+        "function_arn": the_plan.function_arn,
+        "role_name": the_plan.role_name,
+        "new_pool_id": the_plan.new_pool["Id"],
         "previous_lambda_config": the_plan.new_pool.get("LambdaConfig") or {},
+        "lambda_config": {**(the_plan.new_pool.get("LambdaConfig") or {}), **the_plan.lambda_config},
+        "role_retries": [],
         "dry_run": dry_run,
     }
     if dry_run:
         return summary
     role_arn = ensure_role(iam, the_plan.role_name, the_plan.policy)
-    function_arn = ensure_function(lam, params.migration_function_name, role_arn, the_plan)
+    function_arn = ensure_function(lam, params.migration_function_name, role_arn, the_plan, summary["role_retries"])
     ensure_permission(lam, params.migration_function_name, the_plan.new_pool["Arn"])
-    attach_triggers(
-        cognito, the_plan.new_pool["Id"], {"UserMigration": function_arn, "PostAuthentication": function_arn}
-    )
+    # The plan names the function by its expected ARN; attach the ARN Lambda actually gave it.
+    triggers = {k: function_arn if v == the_plan.function_arn else v for k, v in the_plan.lambda_config.items()}
+    summary["previous_lambda_config"] = attach_triggers(cognito, the_plan.new_pool["Id"], triggers)
+    summary["lambda_config"] = {**summary["previous_lambda_config"], **triggers}
     summary["function_arn"] = function_arn
     return summary
 
@@ -201,16 +281,29 @@ def _role_arn(iam: Any, role_name: str) -> str | None:
 
 
 def ensure_role(iam: Any, role_name: str, policy: dict[str, Any]) -> str:
+    """Creates the role, or rewrites its policy where it differs from ``policy``."""
     arn = _role_arn(iam, role_name)
     if arn is None:
         arn = iam.create_role(
             RoleName=role_name,
             AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
             Description="Cognito user migration trigger",
-            Tags=[{"Key": "cognito-migration", "Value": "trigger"}],
+            Tags=[{"Key": OWNER_TAG, "Value": "trigger"}],
         )["Role"]["Arn"]
-    iam.put_role_policy(RoleName=role_name, PolicyName="cognito-migration", PolicyDocument=json.dumps(policy))
+    if _role_policy_document(iam, role_name) != policy:
+        iam.put_role_policy(RoleName=role_name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy))
     return str(arn)
+
+
+def _role_policy_document(iam: Any, role_name: str) -> dict[str, Any] | None:
+    try:
+        document = iam.get_role_policy(RoleName=role_name, PolicyName=POLICY_NAME)["PolicyDocument"]
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return None
+        raise
+    # boto3 decodes the URL-encoded JSON into a dict; some endpoints answer the JSON text.
+    return json.loads(document) if isinstance(document, str) else dict(document)
 
 
 def _get_function(lam: Any, name: str) -> dict[str, Any] | None:
@@ -222,8 +315,11 @@ def _get_function(lam: Any, name: str) -> dict[str, Any] | None:
         raise
 
 
-def ensure_function(lam: Any, name: str, role_arn: str, the_plan: DeployPlan) -> str:
-    """Creates the function, or updates its code and configuration where they differ."""
+def ensure_function(
+    lam: Any, name: str, role_arn: str, the_plan: DeployPlan, retries: list[dict[str, Any]] | None = None
+) -> str:
+    """Creates the function, or updates its code and configuration where they differ. Waits for a new role
+    to become assumable, appending each wait to ``retries`` (deploy.json shows them)."""
     config = {
         "Role": role_arn,
         "Handler": HANDLER,
@@ -231,42 +327,73 @@ def ensure_function(lam: Any, name: str, role_arn: str, the_plan: DeployPlan) ->
         "Timeout": TIMEOUT_S,
         "MemorySize": 256,
         "Environment": {"Variables": the_plan.environment},
-        "Description": f"Cognito user migration trigger {the_plan.package.sha256[:12]}",
+        "Description": f"{FUNCTION_DESCRIPTION} {the_plan.package.sha256[:12]}",
     }
+    retries = [] if retries is None else retries
     existing = _get_function(lam, name)
     if existing is None:
         created = _retry_while_role_propagates(
-            lambda: lam.create_function(FunctionName=name, Code={"ZipFile": the_plan.package.zip_bytes}, **config)
+            lambda: lam.create_function(
+                FunctionName=name,
+                Code={"ZipFile": the_plan.package.zip_bytes},
+                Tags={OWNER_TAG: "trigger"},
+                **config,
+            ),
+            retries,
         )
         return str(created["FunctionArn"])
     if existing.get("CodeSha256") != the_plan.package.lambda_sha256:
         lam.update_function_code(FunctionName=name, ZipFile=the_plan.package.zip_bytes)
-    _retry_while_role_propagates(lambda: lam.update_function_configuration(FunctionName=name, **config))
+    current = {key: existing.get(key) for key in config}
+    if current != config:
+        _retry_while_role_propagates(lambda: lam.update_function_configuration(FunctionName=name, **config), retries)
     return str(existing["FunctionArn"])
 
 
-def _retry_while_role_propagates(call: Any) -> Any:
-    for delay in (*ROLE_RETRY_DELAYS_S, None):
+def _retry_while_role_propagates(
+    call: Any, retries: list[dict[str, Any]], delays: tuple[float, ...] = ROLE_RETRY_DELAYS_S
+) -> Any:
+    """Bounded: ``delays`` then the error, which names the fix."""
+    for attempt, delay in enumerate((*delays, None), start=1):
         try:
             return call()
         except ClientError as exc:
-            if error_code(exc) != "InvalidParameterValueException" or "role" not in str(exc).lower() or delay is None:
+            if error_code(exc) != "InvalidParameterValueException" or "role" not in str(exc).lower():
                 raise
+            if delay is None:
+                raise DeployError(
+                    f"the function's role is still not assumable by Lambda after {attempt} attempts over "
+                    f"{sum(delays):g} s ({exc}); check its trust policy names lambda.amazonaws.com, then re-run"
+                ) from exc
+            retries.append({"attempt": attempt, "waited_s": delay, "error": str(exc)})
             time.sleep(delay)
     raise AssertionError("unreachable")
 
 
-def ensure_permission(lam: Any, name: str, pool_arn: str) -> None:
-    """Lets Cognito (only for this pool, only in this account) invoke the function."""
+def _permission_statement(lam: Any, name: str) -> dict[str, Any] | None:
+    """The function's statement letting Cognito invoke it; None without a function or a statement."""
     try:
         statements = json.loads(lam.get_policy(FunctionName=name)["Policy"]).get("Statement", [])
     except ClientError as exc:
         if error_code(exc) != "ResourceNotFoundException":
             raise
-        statements = []
-    current = next((s for s in statements if s.get("Sid") == STATEMENT_ID), None)
+        return None
+    return next((s for s in statements if s.get("Sid") == STATEMENT_ID), None)
+
+
+def permission_matches(statement: dict[str, Any], pool_arn: str) -> bool:
+    """Scoped to this pool and to its account, as Cognito's confused-deputy guidance asks."""
+    condition = statement.get("Condition") or {}
+    return condition.get("ArnLike", {}).get("AWS:SourceArn") == pool_arn and condition.get("StringEquals", {}).get(
+        "AWS:SourceAccount"
+    ) == account_of(pool_arn)
+
+
+def ensure_permission(lam: Any, name: str, pool_arn: str) -> None:
+    """Lets Cognito (only for this pool, only in this account) invoke the function."""
+    current = _permission_statement(lam, name)
     if current is not None:
-        if (current.get("Condition") or {}).get("ArnLike", {}).get("AWS:SourceArn") == pool_arn:
+        if permission_matches(current, pool_arn):
             return
         lam.remove_permission(FunctionName=name, StatementId=STATEMENT_ID)
     lam.add_permission(
@@ -279,25 +406,6 @@ def ensure_permission(lam: Any, name: str, pool_arn: str) -> None:
     )
 
 
-def update_pool_input(cognito: Any, described: dict[str, Any]) -> dict[str, Any]:
-    """UpdateUserPool's input that changes nothing: every accepted setting, read back from DescribeUserPool."""
-    accepted = input_members(cognito, "UpdateUserPool")
-    update = {k: v for k, v in described.items() if k in accepted}
-    update["UserPoolId"] = described["Id"]
-    update["PoolName"] = described.get("Name")
-    return {k: v for k, v in update.items() if v is not None}
-
-
-def attach_triggers(cognito: Any, pool_id: str, triggers: dict[str, str]) -> dict[str, str]:
-    """Read-modify-write: sets the named triggers and keeps every other setting. Returns the previous config."""
-    described = cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"]
-    previous = dict(described.get("LambdaConfig") or {})
-    update = update_pool_input(cognito, described)
-    update["LambdaConfig"] = {**previous, **triggers}
-    cognito.update_user_pool(**update)
-    return previous
-
-
 def verify(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Params) -> list[Check]:
     """Step 3's promises read back from AWS: code, configuration, least privilege, permission, attachment,
     and every other setting of the pool unchanged."""
@@ -305,15 +413,17 @@ def verify(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Param
         return [Check("dry run", True, "info", "nothing written", "set dry_run: false to deploy")]
     name = params.migration_function_name
     function = _get_function(lam, name) or {}
-    policy = iam.get_role_policy(RoleName=the_plan.role_name, PolicyName="cognito-migration")["PolicyDocument"]
-    policy = json.loads(policy) if isinstance(policy, str) else policy
+    policy = _role_policy_document(iam, the_plan.role_name) or {"Statement": []}
     cognito_resources = {
         r for s in policy["Statement"] if any(a.startswith("cognito-idp:") for a in s["Action"]) for r in s["Resource"]
     }
-    pool_arns = {the_plan.policy["Statement"][0]["Resource"][0], the_plan.new_pool["Arn"]}
-    statements = json.loads(lam.get_policy(FunctionName=name)["Policy"])["Statement"]
-    permission = next((s for s in statements if s.get("Sid") == STATEMENT_ID), {})
-    condition = permission.get("Condition") or {}
+    pool_arns = {  # the old pool is absent when it is reached through an assumed role
+        r
+        for s in the_plan.policy["Statement"]
+        if any(a.startswith("cognito-idp:") for a in s["Action"])
+        for r in s["Resource"]
+    }
+    permission = _permission_statement(lam, name) or {}
     after = cognito.describe_user_pool(UserPoolId=the_plan.new_pool["Id"])["UserPool"]
     changed = sorted(
         k
@@ -345,10 +455,9 @@ def verify(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Param
         ),
         Check(
             "invoke permission scoped to the new pool",
-            condition.get("ArnLike", {}).get("AWS:SourceArn") == the_plan.new_pool["Arn"]
-            and condition.get("StringEquals", {}).get("AWS:SourceAccount") == account_of(the_plan.new_pool["Arn"]),
+            permission_matches(permission, the_plan.new_pool["Arn"]),
             "blocker",
-            f"condition: {condition}",
+            f"condition: {permission.get('Condition')}",
             "re-run this step",
         ),
         Check(
@@ -363,6 +472,6 @@ def verify(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Param
             not changed,
             "blocker",
             f"changed: {changed or 'none'}",
-            "compare with the previous LambdaConfig in deploy.json and restore by hand",
+            "compare with the pool before this step; `python -m cognito_migration rollback` restores the triggers",
         ),
     ]

@@ -1,59 +1,92 @@
 """Step 2: create the new pool from the old pool's configuration plus the declared changes.
 
-Plan, then apply: ``plan`` reads both sides and returns what would be created; ``apply`` writes only what
-is missing. The new pool is found again by its name and the tag naming the old pool, so a re-run creates
-nothing twice.
+Plan, then apply: ``plan`` reads both sides and returns one row per resource: create, exists (already right),
+drift (exists but differs: shown, never overwritten), manual (the operator's part), carry/drop (the old
+pool's triggers), warn. ``apply`` writes only the 'create' rows. The new pool is found again by its name and
+the tag naming the old pool, its clients and groups by name, so a re-run creates nothing twice.
+``delete_created`` undoes steps 2 and 3 outside production.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from . import scan
+from . import pool_resources, scan
+from . import pool_settings as settings
 from .aws import paginate
 from .checks import Check
 from .params import Params
+from .pool_resources import MIGRATION_FLOWS  # noqa: F401  (re-exported: pool.MIGRATION_FLOWS)
+from .pool_settings import CARRY, CREATE, DRIFT, EXISTS, MANUAL, WARN, Item, PoolError, input_members
+from .trigger.migration_trigger import GROUPS_MARKER
 
 SOURCE_TAG = "cognito-migration:source-pool"
 ENV_TAG = "cognito-migration:env"
-MIGRATION_FLOWS = ("ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH")
 # Attributes every pool has; Cognito manages these itself and they are never re-declared.
 NEVER_DECLARED = {"sub", "identities"}
 STANDARD_ATTRIBUTES = (
     "address birthdate email email_verified family_name gender given_name locale middle_name name nickname "
     "phone_number phone_number_verified picture preferred_username profile updated_at website zoneinfo"
 ).split()
+POOL, MFA = "user pool", "MFA"
+ATTENTION = (DRIFT, MANUAL, WARN, CARRY)
+# Names that mark an environment whose pool must never be deleted by this runbook.
+PRODUCTION = re.compile(r"(^|[-_.])prod(uction)?($|[-_.])", re.IGNORECASE)
 
 
-class PoolError(RuntimeError):
-    """The new pool cannot be created or found as declared; the message names the fix."""
-
-
-def input_members(cognito: Any, operation: str) -> set[str]:
-    """The parameters an operation accepts, from botocore's service model (the API's own contract)."""
-    return set(cognito.meta.service_model.operation_model(operation).input_shape.members)
+class RollbackRefused(RuntimeError):
+    """A rollback would delete what must stay; the message names the fix."""
 
 
 def create_pool_input(cognito: Any, old_pool: dict[str, Any], params: Params) -> dict[str, Any]:
     """CreateUserPool's input: the old pool's DescribeUserPool with the declared changes.
 
     Renames Name->PoolName and SchemaAttributes->Schema, drops read-only fields, re-declares custom
-    attributes without their ``custom:`` prefix, and leaves the old pool's triggers behind (step 3 attaches
-    the migration trigger).
+    attributes without their ``custom:`` prefix, and carries only the triggers ``carry_triggers`` names
+    (step 3 attaches the migration trigger).
     """
+    old_schema = old_pool.get("SchemaAttributes") or []
     source = dict(old_pool)
     source["PoolName"] = params.new_pool_name
-    source["Schema"] = schema_for_create(old_pool.get("SchemaAttributes") or [], params.target_required_attributes)
+    source["Schema"] = schema_for_create(old_schema, params.target_required_attributes) + new_custom_attributes(
+        old_schema, params.target_custom_attributes
+    )
+    # The trigger's own attributes: the old sub (immutable: no app may rewrite who a user was) and the marker
+    # of users whose groups are not copied yet (mutable: the trigger deletes it after the copy).
+    declared = {a["Name"].removeprefix("custom:") for a in source["Schema"]}
+    source["Schema"] += [
+        {
+            "Name": name,
+            "AttributeDataType": "String",
+            "Mutable": mutable,
+            "StringAttributeConstraints": {"MaxLength": "64"},
+        }
+        for name, mutable in (
+            ((params.legacy_sub_attribute or "").removeprefix("custom:"), False),
+            (GROUPS_MARKER.removeprefix("custom:"), True),
+        )
+        if name and name not in declared
+    ]
     source["UsernameConfiguration"] = {"CaseSensitive": params.target_case_sensitive}
+    source.update(settings.sign_in_attributes(old_pool, params))
+    source["Policies"] = settings.merged(old_pool.get("Policies"), params.target_policies)
+    source["EmailConfiguration"] = settings.merged(
+        old_pool.get("EmailConfiguration"), params.target_email_configuration
+    )
+    source["SmsConfiguration"] = settings.merged(old_pool.get("SmsConfiguration"), params.target_sms_configuration)
+    source["DeletionProtection"] = params.target_deletion_protection or old_pool.get("DeletionProtection")
+    source["MfaConfiguration"] = params.target_mfa_configuration or old_pool.get("MfaConfiguration")
     source["UserPoolTags"] = {
         **(old_pool.get("UserPoolTags") or {}),
         SOURCE_TAG: old_pool["Id"],
         ENV_TAG: params.env,
     }
-    source.pop("LambdaConfig", None)
+    source["LambdaConfig"] = settings.carried_triggers(old_pool.get("LambdaConfig") or {}, params.carry_triggers)
     accepted = input_members(cognito, "CreateUserPool")
     return {key: value for key, value in source.items() if key in accepted and value not in (None, {}, [])}
 
@@ -78,6 +111,17 @@ def schema_for_create(old_schema: list[dict[str, Any]], required: tuple[str, ...
             entry["StringAttributeConstraints"] = old["StringAttributeConstraints"]
         schema.append(entry)
     return schema
+
+
+def new_custom_attributes(old_schema: list[dict[str, Any]], declared: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Schema entries for the declared custom attributes (mutable, optional: Cognito refuses required ones)."""
+    existing = {a["Name"] for a in old_schema}
+    clashes = sorted(name for name in declared if f"custom:{name}" in existing)
+    if clashes:
+        raise PoolError(
+            f"target_custom_attributes: {', '.join(clashes)} already exist in the old pool and are copied; remove them"
+        )
+    return [{"Name": name, "AttributeDataType": kind, "Mutable": True} for name, kind in declared.items()]
 
 
 def find_new_pool(cognito: Any, params: Params) -> dict[str, Any] | None:
@@ -106,102 +150,104 @@ def find_new_pool(cognito: Any, params: Params) -> dict[str, Any] | None:
     return matches[0] if matches else None
 
 
-def client_input(cognito: Any, old_client: dict[str, Any], pool_id: str) -> dict[str, Any]:
-    """CreateUserPoolClient's input from an old client: same settings, a new secret where it had one, and the
-    password flow the migration trigger needs."""
-    accepted = input_members(cognito, "CreateUserPoolClient") - {"ClientSecret"}
-    source = {k: v for k, v in old_client.items() if k in accepted and v not in (None, [], {})}
-    flows = [f for f in old_client.get("ExplicitAuthFlows") or [] if f.startswith("ALLOW_")]
-    source["ExplicitAuthFlows"] = sorted(set(flows) | set(MIGRATION_FLOWS))
-    source["GenerateSecret"] = bool(old_client.get("ClientSecret"))
-    source["UserPoolId"] = pool_id
-    return source
-
-
-def group_input(old_group: dict[str, Any], pool_id: str) -> dict[str, Any]:
-    keys = ("GroupName", "Description", "Precedence", "RoleArn")
-    return {"UserPoolId": pool_id, **{k: old_group[k] for k in keys if old_group.get(k) is not None}}
-
-
 @dataclass
 class Plan:
-    """What step 2 would create; ``actions`` is the table shown before anything is written."""
+    """What step 2 would do; ``actions`` is the table shown before anything is written."""
 
     old_pool: dict[str, Any]
     new_pool: dict[str, Any] | None
     pool_input: dict[str, Any]
-    old_clients: list[dict[str, Any]]
-    old_groups: list[dict[str, Any]]
-    existing_clients: set[str] = field(default_factory=set)
-    existing_groups: set[str] = field(default_factory=set)
+    mfa_input: dict[str, Any]
+    items: list[Item] = field(default_factory=list)
+    old_clients: list[dict[str, Any]] = field(default_factory=list)
+    old_groups: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def actions(self) -> pd.DataFrame:
-        rows = [
-            (
-                "user pool",
-                self.pool_input["PoolName"],
-                "exists" if self.new_pool else "create",
-                f"case sensitive: {self.pool_input['UsernameConfiguration']['CaseSensitive']}; required: "
-                + ", ".join(a["Name"] for a in self.pool_input["Schema"] if a.get("Required")),
-            )
-        ]
-        rows += [
-            (
-                "app client",
-                c["ClientName"],
-                "exists" if c["ClientName"] in self.existing_clients else "create",
-                "flows + " + ", ".join(MIGRATION_FLOWS),
-            )
-            for c in self.old_clients
-        ]
-        rows += [
-            (
-                "group",
-                g["GroupName"],
-                "exists" if g["GroupName"] in self.existing_groups else "create",
-                g.get("Description") or "",
-            )
-            for g in self.old_groups
-        ]
+        rows = [(i.resource, i.name, i.action, i.detail) for i in self.items]
         return pd.DataFrame(rows, columns=["resource", "name", "action", "detail"])
 
     @property
+    def attention(self) -> pd.DataFrame:
+        """The rows that need the operator: drift, manual steps, warnings, carried triggers."""
+        frame = self.actions
+        return frame[frame["action"].isin(ATTENTION)].reset_index(drop=True)
+
+    @property
     def changes(self) -> int:
-        return int((self.actions["action"] != "exists").sum())
+        return len(self.rows(CREATE))
+
+    def rows(self, *actions: str) -> list[Item]:
+        return [i for i in self.items if i.action in actions]
 
 
-def plan(cognito: Any, params: Params, old_pool: dict[str, Any]) -> Plan:
-    """Reads the old pool's clients and groups and what already exists of the new pool."""
+def plan(cognito: Any, params: Params, old_pool: dict[str, Any], environ: Mapping[str, str] | None = None) -> Plan:
+    """Reads the old pool's configuration and contents and what already exists of the new pool."""
     new_pool = find_new_pool(cognito, params)
-    result = Plan(
-        old_pool=old_pool,
-        new_pool=new_pool,
-        pool_input=create_pool_input(cognito, old_pool, params),
-        old_clients=scan.list_clients(cognito, old_pool["Id"]),
-        old_groups=scan.list_groups(cognito, old_pool["Id"]),
+    pool_input = create_pool_input(cognito, old_pool, params)
+    old_mfa = cognito.get_user_pool_mfa_config(UserPoolId=old_pool["Id"])
+    mfa_input = settings.mfa_input(
+        input_members(cognito, "SetUserPoolMfaConfig"), old_mfa, params, pool_input.get("SmsConfiguration")
     )
+    old_parts = pool_resources.read_parts(cognito, old_pool)
+    new_parts = pool_resources.read_parts(cognito, new_pool) if new_pool else pool_resources.no_parts()
+    items = [_pool_item(pool_input, new_pool), _mfa_item(cognito, mfa_input, new_pool)]
+    items += settings.trigger_items(old_pool, pool_input, params) + settings.policy_items(old_pool, pool_input)
+    items += pool_resources.domain_items(cognito, old_pool, old_parts.domain, new_pool, params.new_domain_prefix)
+    items += pool_resources.resource_server_items(old_parts.resource_servers, new_parts.resource_servers)
+    providers = pool_resources.provider_items(old_parts.providers, new_parts.providers, environ)
+    available = {i.name for i in providers if i.action in (CREATE, EXISTS, DRIFT)}
+    items += providers + pool_resources.client_items(cognito, old_parts.clients, new_parts.clients, available)
+    items += pool_resources.group_items(old_parts.groups, new_parts.groups)
+    return Plan(old_pool, new_pool, pool_input, mfa_input, items, old_parts.clients, old_parts.groups)
+
+
+def _pool_item(pool_input: dict[str, Any], new_pool: dict[str, Any] | None) -> Item:
     if new_pool is not None:
-        result.existing_clients = {c["ClientName"] for c in scan.list_clients(cognito, new_pool["Id"])}
-        result.existing_groups = {g["GroupName"] for g in scan.list_groups(cognito, new_pool["Id"])}
-    return result
+        drift = settings.pool_drift(pool_input, new_pool)
+        if drift:
+            return Item(POOL, new_pool["Id"], DRIFT, "differs: " + ", ".join(drift), pool_input)
+        return Item(POOL, new_pool["Id"], EXISTS, pool_input["PoolName"], pool_input)
+    schema = pool_input["Schema"]
+    custom = [a["Name"] for a in schema if a["Name"] not in STANDARD_ATTRIBUTES]
+    detail = "; ".join(
+        [
+            f"case sensitive: {pool_input['UsernameConfiguration']['CaseSensitive']}",
+            "sign-in: " + (", ".join(pool_input.get("UsernameAttributes", [])) or "username"),
+            "aliases: " + (", ".join(pool_input.get("AliasAttributes", [])) or "none"),
+            "required: " + ", ".join(a["Name"] for a in schema if a.get("Required")),
+            "custom: " + (", ".join(custom) or "none"),
+            f"deletion protection: {pool_input.get('DeletionProtection', 'INACTIVE')}",
+        ]
+    )
+    return Item(POOL, pool_input["PoolName"], CREATE, detail, pool_input)
 
 
-def apply(cognito: Any, the_plan: Plan, dry_run: bool) -> dict[str, Any]:
-    """Creates what the plan marks 'create'; returns the new pool (None under dry_run if it did not exist)."""
+def _mfa_item(cognito: Any, mfa_input: dict[str, Any], new_pool: dict[str, Any] | None) -> Item:
+    factors = [f for f in settings.MFA_FACTORS if f in mfa_input]
+    detail = f"{mfa_input['MfaConfiguration']}; factors: {', '.join(factors) or 'none'}"
+    if new_pool is None:
+        return Item(MFA, "SetUserPoolMfaConfig", CREATE, detail, mfa_input)
+    actual = cognito.get_user_pool_mfa_config(UserPoolId=new_pool["Id"])
+    drift = settings.differences(mfa_input, actual, set(mfa_input) | (set(actual) & set(settings.MFA_FACTORS)))
+    if drift:
+        return Item(MFA, "SetUserPoolMfaConfig", DRIFT, "differs: " + ", ".join(drift), mfa_input)
+    return Item(MFA, "SetUserPoolMfaConfig", EXISTS, detail, mfa_input)
+
+
+def apply(cognito: Any, the_plan: Plan, dry_run: bool, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Writes the plan's 'create' rows; returns the new pool ({} under dry_run if it does not exist yet)."""
     if dry_run:
         return the_plan.new_pool or {}
-    pool = the_plan.new_pool
-    if pool is None:
-        created = cognito.create_user_pool(**the_plan.pool_input)["UserPool"]
-        pool = cognito.describe_user_pool(UserPoolId=created["Id"])["UserPool"]
-    for old_client in the_plan.old_clients:
-        if old_client["ClientName"] not in the_plan.existing_clients:
-            cognito.create_user_pool_client(**client_input(cognito, old_client, pool["Id"]))
-    for old_group in the_plan.old_groups:
-        if old_group["GroupName"] not in the_plan.existing_groups:
-            cognito.create_group(**group_input(old_group, pool["Id"]))
-    return pool
+    pool_id = the_plan.new_pool["Id"] if the_plan.new_pool else None
+    if pool_id is None:
+        pool_id = cognito.create_user_pool(**the_plan.pool_input)["UserPool"]["Id"]
+        # DescribeUserPool does not show the MFA factors (TOTP, SMS): they are copied with their own call.
+        cognito.set_user_pool_mfa_config(UserPoolId=pool_id, **the_plan.mfa_input)
+    for item in the_plan.rows(CREATE):
+        if item.resource in pool_resources.CREATE_CALLS:
+            pool_resources.create(cognito, item, pool_id, environ)
+    return dict(cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"])
 
 
 def password_client(cognito: Any, pool_id: str) -> dict[str, Any]:
@@ -228,7 +274,8 @@ def require_new_pool(cognito: Any, params: Params) -> dict[str, Any]:
 
 
 def verify(cognito: Any, params: Params, the_plan: Plan) -> list[Check]:
-    """What step 2 promises, read back from AWS: the pool with the declared settings, clients, groups."""
+    """What step 2 promises, read back from AWS by planning again: the pool with the declared fixed settings,
+    everything planned in place, drift and manual steps shown."""
     if params.dry_run:
         return [
             Check(
@@ -239,53 +286,115 @@ def verify(cognito: Any, params: Params, the_plan: Plan) -> list[Check]:
                 "set dry_run: false to create them",
             )
         ]
-    new = find_new_pool(cognito, params)
+    after = plan(cognito, params, the_plan.old_pool)
+    new = after.new_pool
     if new is None:
         return [Check("new pool exists", False, "blocker", "not found by name and tag", "re-run this step")]
-    required = sorted(a["Name"] for a in new.get("SchemaAttributes") or [] if a.get("Required") and a["Name"] != "sub")
-    case = (new.get("UsernameConfiguration") or {}).get("CaseSensitive", True)
-    clients = {c["ClientName"]: c for c in scan.list_clients(cognito, new["Id"])}
-    groups = {g["GroupName"] for g in scan.list_groups(cognito, new["Id"])}
-    missing_clients = sorted({c["ClientName"] for c in the_plan.old_clients} - set(clients))
-    no_password_flow = sorted(
-        n for n, c in clients.items() if "ALLOW_USER_PASSWORD_AUTH" not in (c.get("ExplicitAuthFlows") or [])
-    )
-    missing_groups = sorted({g["GroupName"] for g in the_plan.old_groups} - groups)
     return [
         Check("new pool exists", True, "blocker", new["Id"]),
+        *_fixed_checks(new, after, params),
+        *_row_checks(cognito, after, new),
+    ]
+
+
+def _fixed_checks(new: dict[str, Any], after: Plan, params: Params) -> list[Check]:
+    recreate = "delete the new pool (python -m cognito_migration rollback --delete) and re-run: fixed at creation"
+    required = sorted(a["Name"] for a in new.get("SchemaAttributes") or [] if a.get("Required") and a["Name"] != "sub")
+    case = (new.get("UsernameConfiguration") or {}).get("CaseSensitive", True)
+    sign_in = {k: sorted(new.get(k) or []) for k in settings.SIGN_IN_KEYS}
+    wanted_sign_in = {k: sorted(after.pool_input.get(k) or []) for k in settings.SIGN_IN_KEYS}
+    names = {a["Name"] for a in new.get("SchemaAttributes") or []}
+    custom = [f"custom:{a['Name']}" for a in after.pool_input["Schema"] if a["Name"] not in STANDARD_ATTRIBUTES]
+    missing_custom = sorted(set(custom) - names)
+    return [
         Check(
             "case sensitivity as declared",
             case == params.target_case_sensitive,
             "blocker",
             f"CaseSensitive={case}",
-            "delete the new pool and re-run: this setting is fixed at creation",
+            recreate,
         ),
         Check(
             "required attributes as declared",
             set(params.target_required_attributes) <= set(required),
             "blocker",
             f"required: {required}",
-            "delete the new pool and re-run: required attributes are fixed at creation",
+            recreate,
         ),
+        Check("sign-in attributes as declared", sign_in == wanted_sign_in, "blocker", str(sign_in), recreate),
         Check(
-            "every app client copied",
-            not missing_clients,
-            "blocker",
-            f"missing: {missing_clients or 'none'}",
-            "re-run this step",
+            "custom attributes present", not missing_custom, "blocker", f"missing: {missing_custom or 'none'}", recreate
         ),
+    ]
+
+
+def _row_checks(cognito: Any, after: Plan, new: dict[str, Any]) -> list[Check]:
+    missing = [f"{i.resource} {i.name}" for i in after.rows(CREATE)]
+    drift = [f"{i.resource} {i.name} ({i.detail})" for i in after.rows(DRIFT)]
+    manual = [f"{i.resource} {i.name}" for i in after.rows(MANUAL, CARRY)]
+    warnings = [f"{i.resource} {i.name}: {i.detail}" for i in after.rows(WARN)]
+    no_password_flow = sorted(
+        c["ClientName"]
+        for c in scan.list_clients(cognito, new["Id"])
+        if "ALLOW_USER_PASSWORD_AUTH" not in (c.get("ExplicitAuthFlows") or [])
+    )
+    return [
+        Check("everything planned exists", not missing, "blocker", f"missing: {missing or 'none'}", "re-run this step"),
         Check(
             "clients allow USER_PASSWORD_AUTH",
             not no_password_flow,
             "blocker",
             f"without it: {no_password_flow or 'none'}",
-            "the migration trigger only fires on password sign-ins",
+            "the migration trigger only fires on password sign-ins: add the flow to these clients",
         ),
         Check(
-            "every group copied",
-            not missing_groups,
-            "blocker",
-            f"missing: {missing_groups or 'none'}",
-            "re-run this step",
+            "no drift",
+            not drift,
+            "warning",
+            "; ".join(drift) or "none",
+            "this step never overwrites: change these by hand, or delete the new pool and re-run",
+        ),
+        Check("no manual steps left", not manual, "warning", ", ".join(manual) or "none", "see the plan's manual rows"),
+        Check(
+            "no plan warnings", not warnings, "warning", "; ".join(warnings) or "none", "read them before apps switch"
         ),
     ]
+
+
+def delete_created(cognito: Any, iam: Any, lam: Any, params: Params, dry_run: bool = True) -> pd.DataFrame:
+    """Deletes what steps 2 and 3 created, found by the names and tags they use: the new pool's domain, the
+    pool (its clients, groups, identity providers and resource servers go with it), the trigger function and
+    its role. Refuses (RollbackRefused) in an environment named like production and for a pool whose deletion
+    protection is ACTIVE. Returns the table of what it deletes; under ``dry_run`` deletes nothing."""
+    if PRODUCTION.search(params.env):
+        raise RollbackRefused(
+            f"env: {params.env} is a production environment: nothing is deleted there. Detach the trigger "
+            "instead (rollback without --delete), and delete the new pool by hand if you really mean to"
+        )
+    from . import rollback  # rollback builds on this module: imported here, where it is used, to avoid a cycle
+
+    new = find_new_pool(cognito, params)
+    rows: list[tuple[str, str, str, str]] = []
+    if new is None:
+        rows.append((POOL, params.new_pool_name, "absent", f"no pool of that name made from {params.old_user_pool_id}"))
+    else:
+        if new.get("DeletionProtection") == "ACTIVE":
+            raise RollbackRefused(
+                f"pool {new['Id']} ({params.new_pool_name}) has deletion protection ACTIVE: turn it off first (Cognito "
+                "console: the pool's Settings > Deletion protection), then run the rollback again"
+            )
+        domains = [d for d in (new.get("CustomDomain"), new.get("Domain")) if d]
+        parts = pool_resources.read_parts(cognito, new)
+        rows += [("domain", d, "delete", "") for d in domains]
+        contents = (
+            f"{len(parts.clients)} client(s), {len(parts.groups)} group(s), {len(parts.providers)} identity "
+            f"provider(s), {len(parts.resource_servers)} resource server(s), ~{new.get('EstimatedNumberOfUsers', 0)} "
+            "user(s)"
+        )
+        rows.append((POOL, new["Id"], "delete", contents))
+        if not dry_run:
+            for domain in domains:  # Cognito refuses to delete a pool that still has a domain
+                cognito.delete_user_pool_domain(Domain=domain, UserPoolId=new["Id"])
+            cognito.delete_user_pool(UserPoolId=new["Id"])
+    frame = pd.DataFrame(rows, columns=rollback.COLUMNS)
+    return pd.concat([frame, rollback.delete_trigger(iam, lam, params, dry_run)], ignore_index=True)
