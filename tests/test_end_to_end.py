@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -59,7 +60,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (outputs / "runner.log").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (found,) = list((outputs / "local").iterdir())
+    (found,) = [p for p in (outputs / "local").iterdir() if p.name != "imports"]
     return found
 
 
@@ -160,3 +161,47 @@ def test_no_password_and_no_personal_data_in_outputs(run_dir: Path, legacy: Lega
     phones = [u.attributes["phone_number"] for u in legacy.users if u.attributes.get("phone_number")]
     assert not [e for e in emails if e in text]
     assert not [p for p in phones if p in text]
+
+
+def test_import_file_is_kept_outside_the_run_folder(run_dir: Path, legacy: LegacyPool) -> None:
+    folder = run_dir.parent / "imports" / run_dir.name
+    files = sorted(folder.glob("users-*.csv"))
+
+    assert files and not folder.is_relative_to(run_dir)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+    text = "\n".join(f.read_text() for f in files)
+    assert any(u.attributes["email"] in text for u in legacy.users), "the import file carries real addresses"
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["import_file"]["files"] == [f.name for f in files]
+
+
+def test_cutover_imported_every_lazily_migratable_user(run_dir: Path, legacy: LegacyPool) -> None:
+    from cognito_migration.records import mask_text
+
+    record = json.loads((run_dir / "cutover.json").read_text())
+    after = pd.read_parquet(run_dir / "cutover_users.parquet").set_index("username")
+    expected = expected_states(legacy)
+    (job,) = record["result"]["jobs"]
+    failed = {p["username"] for p in job["problems"] if p["outcome"] == "FAILED"}
+    by_key: dict[str, list[str]] = {}
+    for u in legacy.users:
+        by_key.setdefault(u.username.casefold(), []).append(u.username)
+    importable = {
+        n
+        for n in expected["not yet"]
+        if legacy.user(n).attributes.get("email_verified") == "true" and len(by_key[n.casefold()]) == 1
+    }
+    bad_phones = {n for n in importable if "bad_phone" in legacy.user(n).quirks}
+
+    assert record["confirmation"] == "done" and all(c["passed"] for c in record["checks"] if c["severity"] == "blocker")
+    assert job["status"] == "Succeeded" and job["imported"] == len(importable) - len(failed)
+    assert failed == {mask_text(n) for n in bad_phones}, "only malformed phone numbers fail the import"
+    for name in importable - bad_phones:
+        assert after.loc[mask_text(name), "status"] == "RESET_REQUIRED", name
+    assert {mask_text(n) for n in expected["migrated"]} <= set(after.index)
+    for user in legacy.users:
+        if not user.enabled and mask_text(user.username) in after.index:
+            assert not after.loc[mask_text(user.username), "enabled"], "a disabled user came back enabled"
+    assert "UserMigration" not in record["result"]["lambda_config_after"]
+    assert "PostAuthentication" in record["result"]["lambda_config_after"], "kept: cutover_keep_group_copy"

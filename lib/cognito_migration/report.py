@@ -1,71 +1,144 @@
 """Step 5: who has migrated and who has not.
 
-Both pools are read once with paged ListUsers calls; the comparison is done in pandas on usernames
-normalised to the new pool's case rules. Every old-pool user is exactly one of: migrated, not yet, or
-cannot migrate lazily (with the reason). New-pool users that never existed in the old pool are counted apart.
+Both pools are read once with paged ListUsers calls; the comparison is vectorised (pandas over Arrow
+strings) on usernames normalised to the new pool's case rules, so a million users per pool take about a
+second (benchmarks/report_bench.py). Every old-pool user is exactly one of: migrated, not yet, or cannot
+migrate lazily (with the reason). New-pool users that never existed in the old pool are counted apart.
+Breakdowns by group, status, MFA and creation cohort each add up to the same totals, and a check says so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
-matplotlib.use("Agg")  # headless runs (papermill, CI) have no display; notebooks still show the figure
+matplotlib.use("Agg")  # headless runs (papermill, CI) have no display; notebooks show the saved PNG
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
 
 from .checks import Check  # noqa: E402
-from .records import mask_frame, save_frame, save_json  # noqa: E402
+from .records import mask_frame, now_iso, save_frame, save_json  # noqa: E402
 
 MIGRATED, NOT_YET, CANNOT = "migrated", "not yet", "cannot migrate lazily"
 CATEGORIES = (MIGRATED, NOT_YET, CANNOT)
 COLORS = {MIGRATED: "#2e7d32", NOT_YET: "#f9a825", CANNOT: "#c62828"}
+# In precedence order: a user matching several conditions gets the first reason.
+REASONS = (
+    "username differs only by case from a migrated user",
+    "disabled in the old pool",
+    "unconfirmed: the old pool refuses the sign-in",
+    "temporary password, no verified email or phone",
+    "federated user: signs in through its identity provider",
+)
+NO_GROUP = "(no group)"
+SNAPSHOT_COLUMNS = ("username", "status", "enabled", "created", "cohort", "mfa", "groups", "state", "reason")
 
 
 def normalise(usernames: pd.Series, case_sensitive: bool) -> pd.Series:
-    return usernames if case_sensitive else usernames.str.casefold()
+    """Usernames as the new pool compares them: unchanged, or case-folded."""
+    return pd.Series(_keys(usernames, case_sensitive), index=usernames.index, dtype="str")
+
+
+def _arrow(values: pd.Series) -> pa.Array:
+    """The column as an Arrow string array, without a copy when it already is one."""
+    if isinstance(values.array, pd.arrays.ArrowStringArray):
+        return pa.array(values.array)
+    return pa.array(values.astype("str").array)
+
+
+def _keys(usernames: pd.Series, case_sensitive: bool) -> pa.Array:
+    names = _arrow(usernames)
+    if case_sensitive or len(names) == 0:
+        return names
+    folded = pc.utf8_lower(names)  # Arrow's C++ kernel: fast, and exact for ASCII
+    non_ascii = np.flatnonzero(~pc.string_is_ascii(names).to_numpy(zero_copy_only=False))
+    if len(non_ascii) == 0:
+        return folded
+    # str.casefold handles what lowercasing does not ("Straße" == "STRASSE"); only non-ASCII names need it.
+    keys = folded.to_pandas()
+    keys.iloc[non_ascii] = [names[int(i)].as_py().casefold() for i in non_ascii]
+    return pa.array(keys, type=folded.type)
 
 
 def classify(old_users: pd.DataFrame, new_users: pd.DataFrame, case_sensitive: bool) -> pd.DataFrame:
     """One row per old-pool user with ``state`` (migrated / not yet / cannot migrate lazily) and ``reason``."""
-    old = old_users.copy()
-    old["key"] = normalise(old["username"], case_sensitive)
-    new_by_key = (
-        pd.Series(new_users["username"].values, index=normalise(new_users["username"], case_sensitive))
-        if not new_users.empty
-        else pd.Series(dtype=object)
+    old_names = _arrow(old_users["username"])
+    old_keys = _keys(old_users["username"], case_sensitive)
+    new_names = _arrow(new_users["username"]) if len(new_users) else pa.array([], type=old_names.type)
+    position = pc.index_in(
+        old_keys, value_set=_keys(new_users["username"], case_sensitive) if len(new_users) else new_names
     )
-    holder = old["key"].map(new_by_key)
-    migrated = holder == old["username"]
-    taken = holder.notna() & ~migrated
-    no_contact = ~_verified(old, "email") & ~_verified(old, "phone_number")
-    reasons = pd.Series("", index=old.index, dtype=object)
-    reasons[old["status"] == "EXTERNAL_PROVIDER"] = "federated user: signs in through its identity provider"
-    reasons[(old["status"] == "FORCE_CHANGE_PASSWORD") & no_contact] = "temporary password, no verified email or phone"
-    reasons[old["status"] == "UNCONFIRMED"] = "unconfirmed: the old pool refuses the sign-in"
-    reasons[~old["enabled"].astype(bool)] = "disabled in the old pool"
-    reasons[taken] = "username differs only by case from a migrated user"
-    old["state"] = NOT_YET
-    old.loc[reasons != "", "state"] = CANNOT
-    old.loc[migrated, "state"] = MIGRATED
-    old["reason"] = reasons.where(~migrated, "")
-    return old.drop(columns=["key"])
+    found = position.is_valid().to_numpy(zero_copy_only=False)
+    exact = pc.fill_null(pc.equal(pc.take(new_names, position), old_names), False).to_numpy(zero_copy_only=False)
+    # A key held by one old user can only be that user, whatever case it signed in with; a key shared by
+    # case variants belongs to the one whose exact name is in the new pool.
+    shared = _shared_keys(old_keys, found & ~exact)
+    migrated = exact | (found & ~shared)
+    taken = found & ~migrated
+    status = _arrow(old_users["status"].fillna(""))
+    no_contact = ~(_verified(old_users, "email") | _verified(old_users, "phone_number"))
+    conditions = [
+        taken,
+        ~old_users["enabled"].astype(bool).to_numpy(),
+        _equals(status, "UNCONFIRMED"),
+        _equals(status, "FORCE_CHANGE_PASSWORD") & no_contact,
+        _equals(status, "EXTERNAL_PROVIDER"),
+    ]
+    reason_code = np.where(migrated, 0, np.select(conditions, range(1, len(REASONS) + 1), default=0))
+    state_code = np.where(migrated, 0, np.where(reason_code > 0, 2, 1))
+    return old_users.assign(
+        state=pd.Categorical.from_codes(state_code, categories=list(CATEGORIES)),
+        reason=pd.Categorical.from_codes(reason_code, categories=["", *REASONS]),
+    )
 
 
-def _verified(users: pd.DataFrame, contact: str) -> pd.Series:
+def _shared_keys(keys: pa.Array, candidates: np.ndarray) -> np.ndarray:
+    """Which rows' key is held by more than one old-pool user; only ``candidates`` (found in the new pool
+    under another spelling, usually a handful) can need it, so only their keys are counted."""
+    if not candidates.any():
+        return np.zeros(len(keys), dtype=bool)
+    wanted = keys.filter(pa.array(candidates))
+    rows = np.flatnonzero(pc.is_in(keys, value_set=wanted).to_numpy(zero_copy_only=False))
+    subset = pd.Series(keys.take(pa.array(rows)).to_numpy(zero_copy_only=False), index=rows)
+    shared = np.zeros(len(keys), dtype=bool)
+    shared[subset.index[subset.duplicated(keep=False)]] = True
+    return shared
+
+
+def _equals(values: pa.Array, text: str) -> np.ndarray:
+    return pc.fill_null(pc.equal(values, text), False).to_numpy(zero_copy_only=False)
+
+
+def _verified(users: pd.DataFrame, contact: str) -> np.ndarray:
     if contact not in users.columns or f"{contact}_verified" not in users.columns:
-        return pd.Series(False, index=users.index)
-    return users[contact].notna() & (users[f"{contact}_verified"] == "true")
+        return np.zeros(len(users), dtype=bool)
+    return (users[contact].notna() & (users[f"{contact}_verified"] == "true")).to_numpy(dtype=bool)
 
 
 def sign_ups(old_users: pd.DataFrame, new_users: pd.DataFrame, case_sensitive: bool) -> pd.DataFrame:
     """New-pool users with no old-pool user of the same (normalised) username."""
     if new_users.empty:
         return new_users
-    old_keys = set(normalise(old_users["username"], case_sensitive))
-    return new_users[~normalise(new_users["username"], case_sensitive).isin(old_keys)]
+    in_old = pc.is_in(
+        _keys(new_users["username"], case_sensitive), value_set=_keys(old_users["username"], case_sensitive)
+    )
+    return new_users[~in_old.to_numpy(zero_copy_only=False)]
+
+
+def last_lazy_migration(old_users: pd.DataFrame, new_users: pd.DataFrame, case_sensitive: bool) -> pd.Timestamp | None:
+    """UserCreateDate of the newest new-pool user that came from the old pool (sign-ups excluded)."""
+    if new_users.empty or "created" not in new_users.columns:
+        return None
+    came_over = new_users.drop(index=sign_ups(old_users, new_users, case_sensitive).index)
+    newest = pd.to_datetime(came_over["created"], utc=True).max()
+    return None if pd.isna(newest) else newest
 
 
 def summary(classified: pd.DataFrame) -> pd.DataFrame:
@@ -83,19 +156,184 @@ def summary(classified: pd.DataFrame) -> pd.DataFrame:
 
 def by_reason(classified: pd.DataFrame) -> pd.DataFrame:
     cannot = classified[classified["state"] == CANNOT]
-    return cannot["reason"].value_counts().rename_axis("reason").rename("users").reset_index()
+    counts = cannot["reason"].astype(str).value_counts()
+    return counts.rename_axis("reason").rename("users").reset_index()
+
+
+# --- breakdowns ------------------------------------------------------------------------------------------
+
+
+def cohorts(created: pd.Series) -> pd.Series:
+    """Creation cohort of each user, e.g. '2019Q3' (year and quarter of UserCreateDate)."""
+    stamps = pd.to_datetime(created, utc=True)
+    codes = (stamps.dt.year * 10 + stamps.dt.quarter).astype("Int64")
+    labels = {c: f"{c // 10}Q{c % 10}" for c in codes.dropna().unique()}
+    return codes.map(labels).fillna("unknown").astype("category")
+
+
+def mfa_visibility(users: pd.DataFrame, pool_mfa: str | None) -> pd.Series:
+    """What ListUsers lets us know of each user's MFA. Per-user factors are only in AdminGetUser (billed per
+    user), so with optional MFA all we see is the legacy SMS setting (MFAOptions)."""
+    if pool_mfa == "OFF":
+        label = np.full(len(users), "none (MFA off in the pool)", dtype=object)
+    elif pool_mfa == "ON":
+        label = np.full(len(users), "required by the pool", dtype=object)
+    else:
+        sms = users["legacy_sms_mfa"].fillna(False).astype(bool) if "legacy_sms_mfa" in users else False
+        label = np.where(sms, "SMS (MFAOptions)", "unknown: not visible to ListUsers")
+    return pd.Series(label, index=users.index, dtype="category")
+
+
+def group_lists(users: pd.DataFrame, memberships: pd.DataFrame) -> pd.Series:
+    """Each user's groups as one sorted, comma-separated string ('' for none)."""
+    if memberships.empty:
+        return pd.Series("", index=users.index, dtype="str")
+    joined = memberships.sort_values("group").groupby("username", sort=False)["group"].agg(", ".join)
+    return users["username"].map(joined).fillna("").astype("str")
+
+
+def enrich(classified: pd.DataFrame, memberships: pd.DataFrame, pool_mfa: str | None) -> pd.DataFrame:
+    """Adds the columns the breakdowns use: cohort, mfa, groups."""
+    created = classified["created"] if "created" in classified else pd.Series(pd.NaT, index=classified.index)
+    return classified.assign(
+        cohort=cohorts(created),
+        mfa=mfa_visibility(classified, pool_mfa),
+        groups=group_lists(classified, memberships),
+    )
+
+
+def breakdown(classified: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Users per value of ``column`` and state, with a total and the migrated share per row."""
+    return _crosstab(classified[column].astype(str), classified["state"], column)
 
 
 def by_status(classified: pd.DataFrame) -> pd.DataFrame:
     """States broken down by the old pool's user status."""
-    table = pd.crosstab(classified["status"], classified["state"]).reindex(columns=list(CATEGORIES), fill_value=0)
+    return breakdown(classified, "status")
+
+
+def by_group(classified: pd.DataFrame, memberships: pd.DataFrame) -> pd.DataFrame:
+    """States per group (a user in three groups counts in each), plus a row for the users in no group."""
+    state_of = classified.set_index("username")["state"].astype(str)
+    members = memberships[memberships["username"].isin(state_of.index)]
+    alone = classified.loc[~classified["username"].isin(members["username"]), "state"].astype(str)
+    keys = pd.concat([members["group"].astype(str), pd.Series(NO_GROUP, index=alone.index)], ignore_index=True)
+    states = pd.concat([members["username"].map(state_of), alone], ignore_index=True)
+    return _crosstab(keys, states.astype(pd.CategoricalDtype(list(CATEGORIES))), "group")
+
+
+def _crosstab(keys: pd.Series, states: pd.Series, name: str) -> pd.DataFrame:
+    table = (
+        pd.DataFrame({name: keys.to_numpy(), "state": states.to_numpy()})
+        .groupby([name, "state"], observed=False)
+        .size()
+        .unstack("state", fill_value=0)
+        .reindex(columns=list(CATEGORIES), fill_value=0)
+    )
+    table = table[table.sum(axis=1) > 0].astype(int)
+    table["users"] = table.sum(axis=1)
+    table["migrated %"] = (100 * table[MIGRATED] / table["users"]).round(1)
     return table.reset_index().rename_axis(columns=None)
 
 
-def chart(classified: pd.DataFrame, path: Path) -> plt.Figure:
+def breakdowns(classified: pd.DataFrame, memberships: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Every breakdown of an ``enrich``ed classification, by name."""
+    return {
+        "status": breakdown(classified, "status"),
+        "group": by_group(classified, memberships),
+        "mfa": breakdown(classified, "mfa"),
+        "cohort": breakdown(classified, "cohort"),
+    }
+
+
+# --- checks and records ----------------------------------------------------------------------------------
+
+
+def verify(
+    classified: pd.DataFrame,
+    old_users: pd.DataFrame,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+    memberships: pd.DataFrame | None = None,
+) -> list[Check]:
+    """Every old-pool user is counted exactly once, and every breakdown adds up to the same totals."""
+    totals = summary(classified).set_index("state")["users"]
+    counted = int(totals.sum())
+    result = [
+        Check(
+            "every old-pool user counted once",
+            counted == len(old_users) and classified["username"].is_unique,
+            "blocker",
+            f"{counted} counted, {len(old_users)} read",
+            "re-run the report: a page was lost",
+        )
+    ]
+    for name, table in (tables or {}).items():
+        if name == "group":
+            adds_up, detail = _group_adds_up(classified, table, memberships)
+        else:
+            sums = table[list(CATEGORIES)].sum()
+            adds_up = all(int(sums[s]) == int(totals[s]) for s in CATEGORIES) and int(table["users"].sum()) == counted
+            detail = ", ".join(f"{s}: {int(sums[s])}" for s in CATEGORIES)
+        result.append(Check(f"breakdown by {name} adds up", adds_up, "blocker", detail, "re-run the report"))
+    return result
+
+
+def _group_adds_up(classified: pd.DataFrame, table: pd.DataFrame, memberships: pd.DataFrame | None) -> tuple[bool, str]:
+    """Rows of the group table = memberships of known users + users in no group; and users in no group plus
+    users in some group = every user."""
+    known = memberships[memberships["username"].isin(classified["username"])] if memberships is not None else None
+    alone = int(table.loc[table["group"] == NO_GROUP, "users"].sum())
+    rows = int(table["users"].sum())
+    if known is None:
+        return rows >= len(classified), f"{rows} memberships and users in no group"
+    in_some = int(known["username"].nunique())
+    adds_up = rows == len(known) + alone and alone + in_some == len(classified)
+    return adds_up, f"{len(known)} memberships of {in_some} users, {alone} users in no group"
+
+
+def save(
+    run_dir: Path,
+    classified: pd.DataFrame,
+    new_only: pd.DataFrame,
+    mask: bool,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The report's record: counts and breakdowns (report.json, also this run's point in the progress chart)
+    and the masked per-user snapshot (report_users.parquet)."""
+    totals = summary(classified)
+    reasons = by_reason(classified)
+    data: dict[str, Any] = {
+        "run_id": run_dir.name,
+        "generated": now_iso(),
+        "users": len(classified),
+        "states": dict(zip(totals["state"], totals["users"], strict=True)),
+        "cannot_by_reason": dict(zip(reasons["reason"], reasons["users"].astype(int), strict=True)),
+        "new_pool_only": len(new_only),
+        "breakdowns": {name: _as_dict(table) for name, table in (tables or {}).items()},
+        **(extra or {}),
+    }
+    columns = [c for c in SNAPSHOT_COLUMNS if c in classified.columns]
+    categorical = [c for c in columns if isinstance(classified[c].dtype, pd.CategoricalDtype)]
+    snapshot = classified[columns].assign(**{c: classified[c].astype(str) for c in categorical})
+    save_json(run_dir, "report", data)
+    save_frame(run_dir, "report_users", mask_frame(snapshot, mask))
+    return data
+
+
+def _as_dict(table: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """{row value: {state: users}} of a breakdown table."""
+    keyed = table.set_index(table.columns[0])[list(CATEGORIES)]
+    return {str(key): {s: int(v) for s, v in row.items()} for key, row in keyed.iterrows()}
+
+
+# --- charts ----------------------------------------------------------------------------------------------
+
+
+def chart(classified: pd.DataFrame, path: Path) -> Path:
     """Migrated / not yet / cannot, overall and by old-pool status; saved as PNG at ``path``."""
     totals = summary(classified)
-    status = by_status(classified).set_index("status")
+    status = by_status(classified).set_index("status")[list(CATEGORIES)]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 2]})
     left.bar(totals["state"].str.replace(" ", "\n", n=1), totals["users"], color=[COLORS[s] for s in totals["state"]])
     for x, (users, share) in enumerate(zip(totals["users"], totals["share"], strict=True)):
@@ -107,37 +345,24 @@ def chart(classified: pd.DataFrame, path: Path) -> plt.Figure:
     right.set_title("by status in the old pool")
     right.set_xlabel("users")
     right.set_ylabel("")
+    return _save_figure(fig, path)
+
+
+def breakdown_chart(tables: Mapping[str, pd.DataFrame], path: Path) -> Path:
+    """Stacked bars per group and per creation cohort; saved as PNG at ``path``."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    for ax, name in zip(axes, ("group", "cohort"), strict=True):
+        table = tables[name].set_index(name)[list(CATEGORIES)]
+        table.plot.barh(stacked=True, ax=ax, color=[COLORS[c] for c in CATEGORIES], legend=name == "group")
+        ax.set_title(f"by {name}")
+        ax.set_xlabel("users")
+        ax.set_ylabel("")
+    return _save_figure(fig, path)
+
+
+def _save_figure(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    return fig
-
-
-def verify(classified: pd.DataFrame, old_users: pd.DataFrame) -> list[Check]:
-    """Every old-pool user is counted exactly once."""
-    counted = int(summary(classified)["users"].sum())
-    unique = classified["username"].is_unique
-    return [
-        Check(
-            "every old-pool user counted once",
-            counted == len(old_users) and unique,
-            "blocker",
-            f"{counted} counted, {len(old_users)} read",
-            "re-run the report: a page was lost",
-        ),
-    ]
-
-
-def save(run_dir: Path, classified: pd.DataFrame, new_only: pd.DataFrame, mask: bool) -> dict[str, object]:
-    """The report's record: counts (report.json) and the masked per-user snapshot (report_users.parquet)."""
-    totals = summary(classified)
-    data = {
-        "users": len(classified),
-        "states": dict(zip(totals["state"], totals["users"], strict=True)),
-        "cannot_by_reason": dict(zip(*by_reason(classified).to_dict("list").values(), strict=True)),
-        "new_pool_only": len(new_only),
-    }
-    columns = [c for c in ("username", "status", "enabled", "created", "state", "reason") if c in classified.columns]
-    save_json(run_dir, "report", data)
-    save_frame(run_dir, "report_users", mask_frame(classified[columns], mask))
-    return data
+    plt.close(fig)  # the notebook shows the PNG; an open figure would only hold memory
+    return path

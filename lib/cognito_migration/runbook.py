@@ -29,7 +29,14 @@ from . import params as parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-STEPS = ("01_audit_old_pool", "02_create_new_pool", "03_deploy_trigger", "04_smoke_test_sign_in", "05_report")
+STEPS = (
+    "01_audit_old_pool",
+    "02_create_new_pool",
+    "03_deploy_trigger",
+    "04_smoke_test_sign_in",
+    "05_report",
+    "06_cutover",
+)
 PACKAGES = ("boto3", "botocore", "moto", "papermill", "pandas", "pyarrow", "nbconvert", "cognito-migration")
 
 

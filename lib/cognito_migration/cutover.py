@@ -1,0 +1,366 @@
+"""Step 6: finish the migration deliberately.
+
+A lazy migration never ends by itself. The cutover reads both pools, checks readiness (migrated share,
+days since the last lazy migration, open audit findings), then, behind ``dry_run`` AND an explicit
+confirmation, imports the stragglers with Cognito user import jobs (they arrive RESET_REQUIRED), detaches
+the migration trigger with a read-modify-write UpdateUserPool (``deploy.detach``), and keeps or drops the
+group-copy PostAuthentication trigger. The old pool is never deleted here. Returns data; does not print.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from . import aws, deploy, records, report, scan, stragglers, user_import
+from .aws import error_code
+from .checks import Check
+from .params import Params
+
+
+@dataclass
+class State:
+    """Both pools as the cutover found them."""
+
+    old_pool: dict[str, Any]
+    new_pool: dict[str, Any]
+    old_users: pd.DataFrame
+    new_users: pd.DataFrame
+    classified: pd.DataFrame
+    last_migration: pd.Timestamp | None
+
+
+def read_state(conn: aws.Connections, params: Params, new_pool: dict[str, Any]) -> State:
+    """Both pools read once (ListUsers pages under the rate budget) and compared as the report does."""
+    old_pool = conn.cognito.describe_user_pool(UserPoolId=params.old_user_pool_id)["UserPool"]
+    old_users = scan.scan_users(conn.cognito, params.old_user_pool_id, conn.list_limiter, label="old pool users")
+    new_users = scan.scan_users(conn.cognito, new_pool["Id"], conn.list_limiter, label="new pool users")
+    classified = report.classify(old_users, new_users, params.target_case_sensitive)
+    last = report.last_lazy_migration(old_users, new_users, params.target_case_sensitive)
+    return State(old_pool, new_pool, old_users, new_users, classified, last)
+
+
+# --- readiness -------------------------------------------------------------------------------------------
+
+
+def open_findings(run_dir: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The audit's unresolved findings (blockers not accepted, warnings) from ``findings.json`` of this run,
+    or else of the environment's newest run that has one; and which file they came from."""
+    others = sorted(run_dir.parent.glob("*/findings.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    candidates = [run_dir / "findings.json", *others]
+    source = next((p for p in candidates if p.is_file()), None)
+    if source is None:
+        return [], None
+    found = json.loads(source.read_text())
+    found = found.get("findings", []) if isinstance(found, dict) else found
+    unresolved = [
+        f
+        for f in found
+        if f.get("severity") in ("blocker", "warning") and not f.get("accepted") and f.get("count", 1) != 0
+    ]
+    return unresolved, f"{source.parent.name}/{source.name}"
+
+
+def readiness(state: State, params: Params, now: datetime | None = None) -> list[Check]:
+    """The checklist before writing. With writes asked for, a recent lazy migration or an open audit blocker
+    stops the step; in a dry run they are only shown."""
+    writes = not params.dry_run and params.cutover_confirm
+    totals = report.summary(state.classified).set_index("state")["users"]
+    users = int(totals.sum()) or 1
+    migratable = int(totals[report.MIGRATED] + totals[report.NOT_YET]) or 1
+    now = now or datetime.now(UTC)
+    quiet = (
+        None if state.last_migration is None else (now - state.last_migration.to_pydatetime()).total_seconds() / 86400
+    )
+    findings, source = open_findings(params.records_dir)
+    blockers = [f["id"] for f in findings if f.get("severity") == "blocker"]
+    warnings = [f["id"] for f in findings if f.get("severity") == "warning"]
+    severity = "blocker" if writes else "warning"
+    return [
+        Check(
+            "migrated share",
+            True,
+            "info",
+            f"{100 * totals[report.MIGRATED] / users:.1f}% of old-pool users, "
+            f"{100 * totals[report.MIGRATED] / migratable:.1f}% of those who can migrate lazily; "
+            f"{int(totals[report.NOT_YET])} not yet, {int(totals[report.CANNOT])} cannot",
+        ),
+        Check(
+            f"no lazy migration for {params.cutover_min_quiet_days:g} days",
+            quiet is None or quiet >= params.cutover_min_quiet_days,
+            severity,
+            "nobody migrated yet"
+            if quiet is None
+            else f"the last one {quiet:.1f} days ago ({state.last_migration:%Y-%m-%d %H:%M} UTC)",
+            "users are still arriving lazily: wait, or lower cutover_min_quiet_days knowingly",
+        ),
+        Check(
+            "no open audit blocker",
+            not blockers,
+            severity,
+            f"{source}: {', '.join(blockers) or 'none'}" if source else "no findings.json in this environment's runs",
+            "fix them (re-run step 1), or accept them by name in accept_findings",
+        ),
+        Check("audit warnings read", True, "info", ", ".join(warnings) or "none", "read the audit's findings table"),
+    ]
+
+
+# --- the plan --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cutover:
+    """What step 6 will do; ``execute`` does it (called by the confirmation, never directly by a notebook)."""
+
+    conn: aws.Connections
+    params: Params
+    new_pool: dict[str, Any]
+    import_file: stragglers.ImportFile
+    lambda_config: dict[str, Any]
+    result: dict[str, Any] | None = None
+    after: pd.DataFrame | None = field(default=None, repr=False)  # the new pool once the cutover ran
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    @property
+    def dropped_triggers(self) -> list[str]:
+        """UserMigration always; PostAuthentication when not kept and it is the migration function."""
+        migration = self.lambda_config.get("UserMigration")
+        drop = ["UserMigration"] if migration else []
+        if (
+            not self.params.cutover_keep_group_copy
+            and migration
+            and self.lambda_config.get("PostAuthentication") == migration
+        ):
+            drop.append("PostAuthentication")
+        return drop
+
+    @property
+    def actions(self) -> pd.DataFrame:
+        pool_id = self.new_pool["Id"]
+        post_auth = "PostAuthentication" in self.lambda_config
+        rows = [
+            ("import job", f"{self.import_file.users} users in {len(self.import_file.paths)} file(s)", pool_id),
+            ("detach trigger", "UserMigration" if "UserMigration" in self.lambda_config else "none attached", pool_id),
+            (
+                "group-copy trigger",
+                ("drop" if "PostAuthentication" in self.dropped_triggers else "keep") if post_auth else "none attached",
+                pool_id,
+            ),
+            ("old pool", "kept: this step never deletes it", self.params.old_user_pool_id),
+        ]
+        return pd.DataFrame(rows, columns=["action", "what", "pool"])
+
+    def execute(self) -> dict[str, Any]:
+        """Imports the stragglers (job by job, to the end), then detaches the trigger."""
+        cognito = self.conn.cognito
+        account = deploy.account_of(self.new_pool["Arn"])
+        role_arn = user_import.ensure_logs_role(
+            self.conn.iam, user_import.logs_role_name(self.params), self.params.region, account
+        )
+        logs = aws.client(self.conn.session, "logs")
+        jobs = []
+        offset = 0
+        for number, (path, count) in enumerate(zip(self.import_file.paths, self.import_file.lines, strict=True), 1):
+            name = f"cognito-migration-{self.params.records_dir.name}-{number:03d}"
+            names = self.import_file.usernames[offset : offset + count]
+            jobs.append(self._import(cognito, logs, name, role_arn, path, names))
+            offset += count
+        wanted = {k: v for k, v in self.lambda_config.items() if k not in self.dropped_triggers}
+        detached = deploy.detach(cognito, self.new_pool["Id"], wanted, dry_run=False)
+        self.result = {
+            "logs_role_arn": role_arn,
+            "jobs": jobs,
+            "lambda_config_before": detached["current_lambda_config"],
+            "lambda_config_after": wanted,
+            "detached": self.dropped_triggers,
+        }
+        return self.result
+
+    def _import(
+        self, cognito: Any, logs: Any, name: str, role_arn: str, path: Path, usernames: list[str]
+    ) -> dict[str, Any]:
+        pool_id = self.new_pool["Id"]
+        job = user_import.create_job(cognito, pool_id, name, role_arn, self.sleep)
+        user_import.upload(job["PreSignedUrl"], path.read_bytes(), job["JobId"])
+        cognito.start_user_import_job(UserPoolId=pool_id, JobId=job["JobId"])
+        done = user_import.poll(cognito, pool_id, job["JobId"], self.sleep)
+        problems = user_import.job_problems(logs, self.new_pool, done, usernames, self.params.mask_pii)
+        return {
+            "job_id": done["JobId"],
+            "job_name": name,
+            "file": path.name,
+            "status": done["Status"],
+            "imported": int(done.get("ImportedUsers", 0)),
+            "skipped": int(done.get("SkippedUsers", 0)),
+            "failed": int(done.get("FailedUsers", 0)),
+            "message": done.get("CompletionMessage"),
+            "problems": problems,
+        }
+
+
+def plan(conn: aws.Connections, params: Params, state: State, import_file: stragglers.ImportFile) -> Cutover:
+    described = conn.cognito.describe_user_pool(UserPoolId=state.new_pool["Id"])["UserPool"]
+    return Cutover(conn, params, described, import_file, dict(described.get("LambdaConfig") or {}))
+
+
+# --- what was done ---------------------------------------------------------------------------------------
+
+
+def jobs_table(cut: Cutover) -> pd.DataFrame:
+    """One row per import job: status and counts (empty until the cutover ran)."""
+    columns = ["job_id", "file", "status", "imported", "skipped", "failed", "message"]
+    jobs = (cut.result or {}).get("jobs", [])
+    return pd.DataFrame([{c: j[c] for c in columns} for j in jobs], columns=columns)
+
+
+def problems_table(cut: Cutover) -> pd.DataFrame:
+    """Every skipped or failed row of every job, the user masked (unless masking is off)."""
+    rows = [{"job_id": j["job_id"], **p} for j in (cut.result or {}).get("jobs", []) for p in j["problems"]]
+    return pd.DataFrame(rows, columns=["job_id", "line", "outcome", "username", "detail"])
+
+
+def srp_reminder(cognito: Any, pool_id: str) -> pd.DataFrame:
+    """App clients of the new pool that still allow the password flow the migration needed: once the
+    trigger is detached, apps should sign in with SRP again (the password never leaves the device)."""
+    rows = [
+        {
+            "client": c.get("ClientName"),
+            "client id": c.get("ClientId"),
+            "auth flows": ", ".join(sorted(c.get("ExplicitAuthFlows") or [])),
+            "to do": "move the app to USER_SRP_AUTH, then remove ALLOW_USER_PASSWORD_AUTH from this client",
+        }
+        for c in scan.list_clients(cognito, pool_id)
+        if "ALLOW_USER_PASSWORD_AUTH" in (c.get("ExplicitAuthFlows") or [])
+    ]
+    return pd.DataFrame(rows, columns=["client", "client id", "auth flows", "to do"])
+
+
+def verify(conn: aws.Connections, params: Params, cut: Cutover, state: State) -> list[Check]:
+    """What the cutover promises, read back from AWS: the stragglers in the new pool as RESET_REQUIRED,
+    nobody disabled turned enabled, the trigger detached as asked, the old pool still there."""
+    kept = Check(
+        "old pool kept", _pool_exists(conn.cognito, params.old_user_pool_id), "blocker", params.old_user_pool_id
+    )
+    if cut.result is None:
+        return [Check("nothing written", True, "info", "dry run or not confirmed", "see the confirmation above"), kept]
+    after = scan.scan_users(conn.cognito, cut.new_pool["Id"], conn.list_limiter, label="new pool users")
+    cut.after = after
+    described = conn.cognito.describe_user_pool(UserPoolId=cut.new_pool["Id"])["UserPool"]
+    lambda_config = described.get("LambdaConfig") or {}
+    post_auth_as_asked = ("PostAuthentication" in cut.dropped_triggers) != ("PostAuthentication" in lambda_config)
+    jobs = cut.result["jobs"]
+    return [
+        Check(
+            "import jobs succeeded",
+            all(j["status"] == "Succeeded" for j in jobs),
+            "blocker",
+            "; ".join(f"{j['job_id']}: {j['status']}" for j in jobs) or "no stragglers to import",
+            "read the job's CompletionMessage, fix the cause, re-run this step",
+        ),
+        *_arrivals(cut.import_file, jobs, after, state.old_users, params.mask_pii),
+        Check(
+            "migration trigger detached",
+            "UserMigration" not in lambda_config,
+            "blocker",
+            f"LambdaConfig: {sorted(lambda_config) or 'empty'}",
+            "re-run this step",
+        ),
+        Check(
+            "group-copy trigger as asked",
+            post_auth_as_asked,
+            "blocker",
+            f"cutover_keep_group_copy: {params.cutover_keep_group_copy}; PostAuthentication "
+            + ("attached" if "PostAuthentication" in lambda_config else "not attached"),
+            "re-run this step",
+        ),
+        kept,
+    ]
+
+
+def _arrivals(
+    import_file: stragglers.ImportFile,
+    jobs: list[dict[str, Any]],
+    new_users: pd.DataFrame,
+    old_users: pd.DataFrame,
+    mask: bool,
+) -> list[Check]:
+    """The imported users as the new pool now has them, against the import file and the old pool."""
+    after = new_users.set_index("username")
+    shown = records.mask_text if mask else str  # problems name users as the record does
+    problems = [p for j in jobs for p in j["problems"]]
+    failed = {p["username"] for p in problems if p["outcome"] == "FAILED"}
+    skipped = {p["username"] for p in problems if p["outcome"] == "SKIPPED"}  # already there: not imported
+    wanted = import_file.usernames
+    missing = [u for u in wanted if u not in after.index]
+    unexplained = [u for u in missing if shown(u) not in failed]
+    imported = [u for u in wanted if u in after.index and shown(u) not in skipped]
+    not_reset = [u for u in imported if after.at[u, "status"] != "RESET_REQUIRED"]
+    disabled = old_users.loc[~old_users["enabled"].astype(bool), "username"]
+    enabled_now = [u for u in disabled if u in after.index and bool(after.at[u, "enabled"])]
+    return [
+        Check(
+            "every importable straggler is in the new pool",
+            not unexplained,
+            "blocker",
+            f"{len(wanted) - len(missing)} of {len(wanted)} there; {len(missing) - len(unexplained)} reported failed",
+            "re-run this step",
+        ),
+        Check(
+            "no import failures",
+            not failed,
+            "warning",
+            f"{len(failed)} rows failed (see the problems table)",
+            "fix those users' data in the old pool, then import them again",
+        ),
+        Check(
+            "stragglers arrived RESET_REQUIRED",
+            not not_reset,
+            "blocker",
+            f"{len(imported) - len(not_reset)} of {len(imported)} imported users RESET_REQUIRED",
+            "check the import job's log",
+        ),
+        Check(
+            "disabled users were not enabled",
+            not enabled_now,
+            "blocker",
+            f"{len(enabled_now)} of {len(disabled)} disabled old-pool users enabled in the new pool",
+            "disable them in the new pool (AdminDisableUser)",
+        ),
+    ]
+
+
+def _pool_exists(cognito: Any, pool_id: str) -> bool:
+    try:
+        cognito.describe_user_pool(UserPoolId=pool_id)
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return False
+        raise
+    return True
+
+
+def save(params: Params, cut: Cutover, state: str, ready: list[Check], result: list[Check]) -> dict[str, Any]:
+    """cutover.json (what was planned, confirmed and done; users masked) and cutover_users.parquet (the new
+    pool after the cutover, masked). The import file itself stays in its own folder."""
+    data = {
+        "dry_run": params.dry_run,
+        "confirmation": state,
+        "readiness": [c.__dict__ for c in ready],
+        "actions": cut.actions.to_dict("records"),
+        "import_file": stragglers.summary(cut.import_file),
+        "result": cut.result,
+        "checks": [c.__dict__ for c in result],
+    }
+    records.save_json(params.records_dir, "cutover", data)
+    if cut.after is not None:
+        columns = [c for c in ("username", "status", "enabled", "created") if c in cut.after.columns]
+        records.save_frame(params.records_dir, "cutover_users", records.mask_frame(cut.after[columns], params.mask_pii))
+    return data

@@ -1,0 +1,256 @@
+"""The stragglers: old-pool users who have not migrated, and the CSV that imports them in bulk.
+
+The CSV is in Cognito's user import format: the header is the NEW pool's GetCSVHeader, every user's
+attributes are mapped exactly as the migration trigger maps them (its own ``load_settings`` and
+``build_user_attributes``, configured by the same ``deploy.function_environment``), and
+``cognito:mfa_enabled`` is set. The file carries real addresses, so it is written apart from the audit
+record (``outputs/<env>/imports/<run-id>/``, owner-only permissions) and never shown in a notebook;
+what the notebooks show and save is the masked table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import deploy, report
+from .params import Params
+from .records import mask_frame
+from .report import CANNOT, NOT_YET
+from .trigger import migration_trigger
+
+USERNAME, MFA_ENABLED = "cognito:username", "cognito:mfa_enabled"
+# Cognito's limits per import job: 500,000 users and 100 MB per file.
+MAX_USERS_PER_FILE = 500_000
+MAX_BYTES_PER_FILE = 100 * 1000 * 1000
+# Columns of the report's frames that are not user attributes.
+NOT_ATTRIBUTES = frozenset(
+    {"username", "status", "enabled", "created", "legacy_sms_mfa", "state", "reason", "cohort", "mfa", "groups"}
+)
+IMPORT = "import (arrives RESET_REQUIRED)"
+CASE_VARIANT = "username differs only by case from another old-pool user: decide who keeps it"
+
+
+class ImportFileError(RuntimeError):
+    """The import file cannot be built as asked; the message names the fix."""
+
+
+@dataclass
+class ImportFile:
+    """The rows of the import CSV, the users left out and why, and the attributes the header lacked."""
+
+    header: list[str]
+    rows: list[list[str]] = field(repr=False)
+    usernames: list[str] = field(repr=False)
+    excluded: dict[str, str] = field(repr=False)
+    dropped_attributes: Counter[str] = field(default_factory=Counter)
+    paths: list[Path] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # users per written file
+
+    @property
+    def users(self) -> int:
+        return len(self.rows)
+
+
+def import_dir(run_dir: Path) -> Path:
+    """``outputs/<env>/imports/<run-id>/``: beside the run folders, never inside one."""
+    return run_dir.parent / "imports" / run_dir.name
+
+
+def trigger_settings(
+    params: Params, new_pool: Mapping[str, Any], old_pool: Mapping[str, Any] | None = None
+) -> migration_trigger.Settings:
+    """The trigger's own settings, from the environment step 3 gives the deployed function."""
+    environment = deploy.function_environment(params, dict(new_pool), dict(old_pool) if old_pool else None)
+    return migration_trigger.load_settings(environment)
+
+
+def map_attributes(
+    old_attributes: list[dict[str, str]], username: str, settings: migration_trigger.Settings
+) -> dict[str, str]:
+    """A user's attributes as the trigger returns them for the new pool: its attribute mapping, then its
+    response's additions (the pending-groups marker, so the group-copy trigger copies them at first sign-in)."""
+    attributes = migration_trigger.build_user_attributes(
+        old_attributes,
+        settings.allowed_attributes,
+        settings.attribute_defaults,
+        settings.legacy_sub_attribute,
+        settings.attribute_map,
+        username,
+    )
+    response = migration_trigger.migration_response(attributes, None, "RESET_REQUIRED", settings)
+    return dict(response["userAttributes"])
+
+
+def prepare(
+    cognito: Any,
+    params: Params,
+    new_pool: Mapping[str, Any],
+    old_pool: Mapping[str, Any] | None,
+    classified: pd.DataFrame,
+) -> ImportFile:
+    """The import rows for the new pool: its GetCSVHeader, the trigger's settings, the 'not yet' users."""
+    header = cognito.get_csv_header(UserPoolId=new_pool["Id"])["CSVHeader"]
+    settings = trigger_settings(params, new_pool, old_pool)
+    auto_verified = new_pool.get("AutoVerifiedAttributes") or []
+    return build(classified, header, settings, auto_verified, params.mfa_policy, params.target_case_sensitive)
+
+
+def old_attributes(row: Mapping[str, Any]) -> list[dict[str, str]]:
+    """A report row's attributes back in ListUsers form (the columns that are attributes, when set)."""
+    return [
+        {"Name": name, "Value": str(value)}
+        for name, value in row.items()
+        if name not in NOT_ATTRIBUTES and value is not None and not (isinstance(value, float) and pd.isna(value))
+    ]
+
+
+def build(
+    classified: pd.DataFrame,
+    header: list[str],
+    settings: migration_trigger.Settings,
+    auto_verified: Iterable[str],
+    mfa_policy: str,
+    case_sensitive: bool = False,
+) -> ImportFile:
+    """The import rows for every user who is 'not yet' migrated. Left out, with the reason: users the import
+    would refuse (Cognito fails a row without a verified attribute the pool auto-verifies), and, in a
+    case-insensitive pool, users whose username differs only by case from another old-pool user: the import
+    would give the name to whichever row comes first, which is a decision for a person."""
+    missing = [c for c in (USERNAME, MFA_ENABLED) if c not in header]
+    if missing:
+        raise ImportFileError(f"the CSV header lacks {missing}: pass the new pool's GetCSVHeader unchanged")
+    auto = [a for a in auto_verified if a in ("email", "phone_number")]
+    if not auto:
+        raise ImportFileError(
+            "the new pool auto-verifies neither email nor phone_number: Cognito will not start an import job; "
+            "set AutoVerifiedAttributes on the new pool"
+        )
+    result = ImportFile(header=list(header), rows=[], usernames=[], excluded={})
+    columns = set(header)
+    shared = report.normalise(classified["username"], case_sensitive).duplicated(keep=False)
+    for row, variant in zip(
+        classified.loc[classified["state"] == NOT_YET].to_dict("records"),
+        shared[classified["state"] == NOT_YET],
+        strict=True,
+    ):
+        attributes = map_attributes(old_attributes(row), row["username"], settings)
+        refusal = CASE_VARIANT if variant else _refusal(row, attributes, auto, mfa_policy)
+        if refusal:
+            result.excluded[row["username"]] = refusal
+            continue
+        result.dropped_attributes.update(name for name in attributes if name not in columns)
+        values = {**attributes, USERNAME: row["username"], MFA_ENABLED: _mfa_enabled(row, attributes, mfa_policy)}
+        result.rows.append([values.get(column, "") for column in header])
+        result.usernames.append(row["username"])
+    return result
+
+
+def _refusal(row: Mapping[str, Any], attributes: Mapping[str, str], auto: list[str], mfa_policy: str) -> str:
+    if not any(migration_trigger.is_verified(attributes, a) for a in auto):
+        return f"no verified {' or '.join(auto)}: the import refuses it; support must set a password"
+    if mfa_policy == "refuse" and bool(row.get("legacy_sms_mfa")):
+        return "MFA user and mfa_policy is refuse: decide by hand"
+    return ""
+
+
+def _mfa_enabled(row: Mapping[str, Any], attributes: Mapping[str, str], mfa_policy: str) -> str:
+    """As the trigger's 'sms' policy: SMS MFA stays on for an SMS MFA user with a verified phone number.
+    ListUsers shows only the legacy SMS setting (MFAOptions); other factors are invisible here."""
+    keep = (
+        mfa_policy == "sms"
+        and bool(row.get("legacy_sms_mfa"))
+        and migration_trigger.is_verified(attributes, "phone_number")
+    )
+    return "true" if keep else "false"
+
+
+def line(values: Iterable[str]) -> str:
+    """One CSV line as Cognito reads it: no quotation marks; a comma (or backslash, or line break) inside a
+    value is escaped with a backslash. Python's csv reader with ``escapechar="\\"`` reads it back."""
+    return ",".join(value.translate(_ESCAPES) for value in values) + "\n"
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", ",": "\\,", "\n": "\\\n", "\r": "\\\r"})
+
+
+def encode(header: list[str], rows: Iterable[list[str]]) -> bytes:
+    """The whole file: the header line, then one line per user."""
+    return "".join([line(header), *(line(row) for row in rows)]).encode("utf-8")
+
+
+def chunks(import_file: ImportFile) -> list[tuple[int, int]]:
+    """(start, end) row ranges that keep each file within Cognito's per-job limits."""
+    header_bytes = len(line(import_file.header).encode())
+    bounds, start, size = [], 0, header_bytes
+    for i, row in enumerate(import_file.rows):
+        row_bytes = len(line(row).encode())
+        if i > start and (i - start >= MAX_USERS_PER_FILE or size + row_bytes > MAX_BYTES_PER_FILE):
+            bounds.append((start, i))
+            start, size = i, header_bytes
+        size += row_bytes
+    if start < len(import_file.rows):
+        bounds.append((start, len(import_file.rows)))
+    return bounds
+
+
+def write(import_file: ImportFile, folder: Path) -> list[Path]:
+    """Writes users-001.csv, users-002.csv ... readable by the owner only; returns the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    for stale in folder.glob("users-*.csv"):
+        stale.unlink()
+    import_file.paths, import_file.lines = [], []
+    for number, (start, end) in enumerate(chunks(import_file), start=1):
+        path = folder / f"users-{number:03d}.csv"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(encode(import_file.header, import_file.rows[start:end]))
+        import_file.paths.append(path)
+        import_file.lines.append(end - start)
+    return import_file.paths
+
+
+def summary(import_file: ImportFile) -> dict[str, Any]:
+    """What the record keeps of the import file: counts and file names, no personal data."""
+    return {
+        "users": import_file.users,
+        "excluded": len(import_file.excluded),
+        "excluded_by_reason": dict(Counter(import_file.excluded.values())),
+        "files": [p.name for p in import_file.paths],
+        "folder": str(import_file.paths[0].parent) if import_file.paths else None,
+        "dropped_attributes": dict(import_file.dropped_attributes),
+    }
+
+
+def summary_table(import_file: ImportFile) -> pd.DataFrame:
+    """The import file as the notebook shows it: counts, files and folder; never a row of it."""
+    data = summary(import_file)
+    rows = [
+        ("users in the import file", data["users"]),
+        ("'not yet' users left out", data["excluded"]),
+        *((f"  left out: {reason}", n) for reason, n in data["excluded_by_reason"].items()),
+        ("files (500,000 users / 100 MB each at most)", ", ".join(data["files"]) or "none"),
+        ("folder (restricted: real addresses; delete after the import)", data["folder"] or "none"),
+        ("attributes the new pool's header lacks", ", ".join(data["dropped_attributes"]) or "none"),
+    ]
+    return pd.DataFrame(rows, columns=["import file", "value"]).astype({"value": str})
+
+
+def table(classified: pd.DataFrame, import_file: ImportFile | None, mask: bool) -> pd.DataFrame:
+    """Every user who has not migrated, with what happens to them: imported, or why not. Masked."""
+    left = classified.loc[classified["state"].isin([NOT_YET, CANNOT])]
+    columns = [c for c in ("username", "status", "enabled", "groups", "state", "reason") if c in left.columns]
+    frame = left[columns].assign(state=left["state"].astype(str), reason=left["reason"].astype(str))
+    excluded = import_file.excluded if import_file is not None else {}
+    frame["action"] = [
+        f"decide: {reason}" if state == CANNOT else (f"not imported: {excluded[name]}" if name in excluded else IMPORT)
+        for name, state, reason in zip(frame["username"], frame["state"], frame["reason"], strict=True)
+    ]
+    return mask_frame(frame.reset_index(drop=True), mask)

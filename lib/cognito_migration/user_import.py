@@ -1,0 +1,156 @@
+"""Cognito user import jobs, from the caller's side: the CloudWatch Logs role they need, creating a job,
+uploading its CSV to the pre-signed URL, polling it to the end, and reading back the rows it skipped or
+failed from its log. ``cutover`` runs them; the local AWS answers them (``local/import_jobs.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from . import records
+from .aws import error_code, paginate
+from .params import Params
+
+FINAL = frozenset({"Succeeded", "Failed", "Stopped", "Expired"})
+POLL_FIRST_S, POLL_MAX_S, POLL_TIMEOUT_S = 0.2, 15.0, 12 * 3600.0
+ROLE_RETRY_DELAYS_S = (1, 2, 3, 5, 8)  # a new role may not be assumable by Cognito for a few seconds
+LOGS_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "cognito-idp.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+
+class ImportJobError(RuntimeError):
+    """An import job could not be run to its end; the message names the job and what to do."""
+
+
+def logs_role_name(params: Params) -> str:
+    return f"{params.migration_function_name[:48]}-import-logs"
+
+
+def logs_policy(region: str, account: str) -> dict[str, Any]:
+    """What Cognito needs to write an import job's log: only its own log groups."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:DescribeLogStreams",
+                    "logs:PutLogEvents",
+                ],
+                "Resource": [f"arn:aws:logs:{region}:{account}:log-group:/aws/cognito/*"],
+            }
+        ],
+    }
+
+
+def ensure_logs_role(iam: Any, role_name: str, region: str, account: str) -> str:
+    """The CloudWatchLogsRoleArn of import jobs: assumable by Cognito, writing only Cognito's log groups."""
+    try:
+        arn = str(iam.get_role(RoleName=role_name)["Role"]["Arn"])
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise
+        arn = str(
+            iam.create_role(
+                RoleName=role_name,
+                AssumeRolePolicyDocument=json.dumps(LOGS_TRUST),
+                Description="Cognito user import jobs write their logs",
+                Tags=[{"Key": "cognito-migration", "Value": "import-logs"}],
+            )["Role"]["Arn"]
+        )
+    iam.put_role_policy(
+        RoleName=role_name, PolicyName="cognito-import-logs", PolicyDocument=json.dumps(logs_policy(region, account))
+    )
+    return arn
+
+
+def create_job(cognito: Any, pool_id: str, name: str, role_arn: str, sleep: Callable[[float], None]) -> dict[str, Any]:
+    for delay in (*ROLE_RETRY_DELAYS_S, None):
+        try:
+            job: dict[str, Any] = cognito.create_user_import_job(
+                JobName=name, UserPoolId=pool_id, CloudWatchLogsRoleArn=role_arn
+            )["UserImportJob"]
+            return job
+        except ClientError as exc:
+            if error_code(exc) != "InvalidParameterException" or "role" not in str(exc).lower() or delay is None:
+                raise
+            sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def upload(url: str, body: bytes, job_id: str) -> None:
+    """PUT the CSV to the job's pre-signed URL; Cognito's bucket requires KMS encryption."""
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="PUT",
+        headers={"x-amz-server-side-encryption": "aws:kms", "Content-Type": "text/csv"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=300):
+            return
+    except urllib.error.HTTPError as exc:
+        # The URL's query carries the signature: never put it in a message.
+        raise ImportJobError(
+            f"upload of job {job_id} refused: HTTP {exc.code} {exc.read()[:200]!r}; create a new job (re-run)"
+        ) from None
+
+
+def poll(cognito: Any, pool_id: str, job_id: str, sleep: Callable[[float], None]) -> dict[str, Any]:
+    """DescribeUserImportJob until the job ends, backing off to one call per 15 s (its quota is shared)."""
+    waited, interval = 0.0, POLL_FIRST_S
+    while True:
+        job: dict[str, Any] = cognito.describe_user_import_job(UserPoolId=pool_id, JobId=job_id)["UserImportJob"]
+        if job["Status"] in FINAL:
+            return job
+        if waited > POLL_TIMEOUT_S:
+            raise ImportJobError(
+                f"import job {job_id} is still {job['Status']} after {waited / 3600:.0f} h: follow it with "
+                "DescribeUserImportJob, or stop it with StopUserImportJob"
+            )
+        sleep(interval)
+        waited, interval = waited + interval, min(POLL_MAX_S, interval * 2)
+
+
+def job_problems(
+    logs: Any, pool: dict[str, Any], job: dict[str, Any], usernames: list[str], mask: bool
+) -> list[dict[str, Any]]:
+    """The rows the job skipped or failed, from its CloudWatch log (which names rows by line number: the
+    header is line 1), with the user named (masked) from the file we wrote."""
+    group = f"/aws/cognito/userpools/{pool['Id']}/{pool['Name']}"
+    stream = f"{job['JobId']}/{job['JobName']}"
+    try:
+        events = list(paginate(logs, "filter_log_events", "events", logGroupName=group, logStreamNames=[stream]))
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+        return []
+    problems = []
+    for event in events:
+        outcome, _, rest = event["message"].partition("] Line Number ")
+        if outcome not in ("[FAILED", "[SKIPPED"):
+            continue
+        number, _, detail = rest.partition(" - ")
+        index = int(number) - 2 if number.isdigit() else -1
+        name = usernames[index] if 0 <= index < len(usernames) else ""
+        problems.append(
+            {
+                "line": int(number) if number.isdigit() else None,
+                "outcome": outcome.strip("["),
+                "username": records.mask_text(name) if mask else name,
+                "detail": detail,
+            }
+        )
+    return problems

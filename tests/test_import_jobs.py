@@ -1,0 +1,238 @@
+"""The local AWS's CSV user import over HTTP: boto3 for the Cognito calls, urllib for the pre-signed PUT."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from cognito_migration.local.server import LocalAWS
+
+REGION = "us-east-1"
+KMS = {"x-amz-server-side-encryption": "aws:kms"}
+STANDARD = (
+    "name given_name family_name middle_name nickname preferred_username profile picture website email "
+    "email_verified gender birthdate zoneinfo locale phone_number phone_number_verified address updated_at"
+).split()
+FINAL = {"Succeeded", "Failed", "Stopped", "Expired"}
+
+
+@pytest.fixture
+def pool(cognito) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    created = cognito.create_user_pool(
+        PoolName=f"import-{uuid.uuid4().hex[:8]}",
+        AutoVerifiedAttributes=["email"],
+        UsernameConfiguration={"CaseSensitive": False},
+        Schema=[
+            {"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True},
+            {"Name": "name", "AttributeDataType": "String", "Required": False, "Mutable": True},
+            {"Name": "phone_number", "AttributeDataType": "String", "Mutable": True},
+            {"Name": "tier", "AttributeDataType": "String", "Mutable": True},
+        ],
+    )["UserPool"]
+    yield created
+    cognito.delete_user_pool(UserPoolId=created["Id"])
+
+
+@pytest.fixture
+def logs_role(iam) -> str:  # type: ignore[no-untyped-def]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "cognito-idp.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    name = f"import-logs-{uuid.uuid4().hex[:8]}"
+    return str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
+
+
+def csv_text(header: list[str], users: list[dict[str, str]]) -> bytes:
+    lines = [",".join(header)] + [",".join(u.get(c, "") for c in header) for u in users]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def user(username: str, **attributes: str) -> dict[str, str]:
+    return {
+        "cognito:username": username,
+        "cognito:mfa_enabled": "false",
+        "email": f"{username}@example.com",
+        "email_verified": "true",
+        **attributes,
+    }
+
+
+def put(url: str, body: bytes, headers: dict[str, str] | None = None) -> int:
+    request = urllib.request.Request(url, data=body, method="PUT", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def wait(cognito, pool_id: str, job_id: str, timeout: float = 10) -> tuple[dict[str, Any], list[str]]:  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = cognito.describe_user_import_job(UserPoolId=pool_id, JobId=job_id)["UserImportJob"]
+        if not seen or seen[-1] != job["Status"]:
+            seen.append(job["Status"])
+        if job["Status"] in FINAL:
+            return job, seen
+        time.sleep(0.01)
+    raise AssertionError(f"job {job_id} did not end: {seen}")
+
+
+def new_job(cognito, pool_id: str, role: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    return cognito.create_user_import_job(JobName="stragglers", UserPoolId=pool_id, CloudWatchLogsRoleArn=role)[
+        "UserImportJob"
+    ]
+
+
+def test_csv_header_is_the_pools_attributes_then_the_cognito_columns(cognito, pool) -> None:
+    header = cognito.get_csv_header(UserPoolId=pool["Id"])
+
+    assert header["UserPoolId"] == pool["Id"]
+    assert header["CSVHeader"] == [*STANDARD, "custom:tier", "cognito:mfa_enabled", "cognito:username"]
+
+
+def test_csv_header_of_an_unknown_pool_is_not_found(cognito) -> None:
+    with pytest.raises(ClientError) as error:
+        cognito.get_csv_header(UserPoolId=f"{REGION}_Nope00000")
+    assert error.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_import_job_runs_to_the_end_and_creates_users_reset_required(cognito, logs, pool, logs_role) -> None:
+    header = cognito.get_csv_header(UserPoolId=pool["Id"])["CSVHeader"]
+    cognito.admin_create_user(UserPoolId=pool["Id"], Username="Existing", MessageAction="SUPPRESS")
+    rows = [
+        user("ann", name="Ann Lee", **{"custom:tier": "pro"}),
+        user("bo", phone_number="+15550000002", phone_number_verified="true", **{"cognito:mfa_enabled": "true"}),
+        user("existing"),  # differs by case from a user the case-insensitive pool holds: skipped
+        user("cy", email_verified="false"),  # no auto-verified attribute set to true
+        user("dee", phone_number="(555) 000-0003"),  # not E.164
+    ]
+    job = new_job(cognito, pool["Id"], logs_role)
+    assert job["Status"] == "Created" and job["JobId"].startswith("import-")
+    assert job["PreSignedUrl"].startswith(cognito.meta.endpoint_url + "/_local/import/" + job["JobId"])
+
+    assert put(job["PreSignedUrl"], csv_text(header, rows), KMS) == 200
+    started = cognito.start_user_import_job(UserPoolId=pool["Id"], JobId=job["JobId"])["UserImportJob"]
+    assert started["Status"] == "Pending"
+    done, seen = wait(cognito, pool["Id"], job["JobId"])
+
+    assert seen[-1] == "Succeeded" and "InProgress" in seen, seen
+    assert (done["ImportedUsers"], done["SkippedUsers"], done["FailedUsers"]) == (2, 1, 2)
+    assert done["CompletionDate"] >= done["StartDate"] >= done["CreationDate"]
+    ann = cognito.admin_get_user(UserPoolId=pool["Id"], Username="ann")
+    attributes = {a["Name"]: a["Value"] for a in ann["UserAttributes"]}
+    assert ann["UserStatus"] == "RESET_REQUIRED" and ann["Enabled"] is True
+    assert attributes["custom:tier"] == "pro" and attributes["name"] == "Ann Lee"
+    assert "SMS_MFA" in cognito.admin_get_user(UserPoolId=pool["Id"], Username="bo").get("UserMFASettingList", [])
+    for refused in ("cy", "dee"):
+        with pytest.raises(ClientError):
+            cognito.admin_get_user(UserPoolId=pool["Id"], Username=refused)
+
+    group = f"/aws/cognito/userpools/{pool['Id']}/{pool['Name']}"
+    lines = [
+        e["message"]
+        for e in logs.get_log_events(logGroupName=group, logStreamName=f"{job['JobId']}/stragglers")["events"]
+    ]
+    assert lines[0] == "[SUCCEEDED] Line Number 2 - The import succeeded."
+    assert lines[2] == "[SKIPPED] Line Number 4 - The user already exists."
+    assert lines[3].startswith("[FAILED] Line Number 5 - The User Record does not set any of the auto verified")
+    assert lines[4] == "[FAILED] Line Number 6 - The user data doesn't match the schema: Invalid phone number format."
+    assert not any("@example.com" in line for line in lines), "the log names rows by line number, never their data"
+
+
+def test_upload_needs_the_kms_header_and_the_signature(cognito, pool, logs_role) -> None:
+    job = new_job(cognito, pool["Id"], logs_role)
+    body = csv_text(cognito.get_csv_header(UserPoolId=pool["Id"])["CSVHeader"], [user("eve")])
+
+    assert put(job["PreSignedUrl"], body) == 400
+    assert put(job["PreSignedUrl"].replace("X-Amz-Signature=", "X-Amz-Signature=0"), body, KMS) == 403
+    assert put(job["PreSignedUrl"].replace(job["JobId"], "import-unknown"), body, KMS) == 404
+    assert put(job["PreSignedUrl"], body, KMS) == 200
+
+
+def test_header_other_than_get_csv_header_fails_the_job(cognito, pool, logs_role) -> None:
+    job = new_job(cognito, pool["Id"], logs_role)
+    put(job["PreSignedUrl"], csv_text(["cognito:username", "email", "email_verified"], [user("fay")]), KMS)
+    cognito.start_user_import_job(UserPoolId=pool["Id"], JobId=job["JobId"])
+
+    done, _ = wait(cognito, pool["Id"], job["JobId"])
+
+    assert done["Status"] == "Failed"
+    assert (
+        "does not match GetCSVHeader" in done["CompletionMessage"]
+        and "cognito:mfa_enabled" in done["CompletionMessage"]
+    )
+
+
+def test_a_role_cognito_cannot_assume_fails_the_job(cognito, iam, pool) -> None:
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = iam.create_role(RoleName=f"not-cognito-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=json.dumps(trust))
+    job = new_job(cognito, pool["Id"], role["Role"]["Arn"])
+    put(job["PreSignedUrl"], csv_text(cognito.get_csv_header(UserPoolId=pool["Id"])["CSVHeader"], [user("gus")]), KMS)
+    cognito.start_user_import_job(UserPoolId=pool["Id"], JobId=job["JobId"])
+
+    done, _ = wait(cognito, pool["Id"], job["JobId"])
+
+    assert done["Status"] == "Failed" and "cannot assume" in done["CompletionMessage"]
+    assert done["ImportedUsers"] == 0
+
+
+def test_a_job_starts_once_and_stops_when_asked(cognito, local_aws: LocalAWS, pool, logs_role) -> None:
+    assert local_aws.import_jobs is not None
+    jobs = local_aws.import_jobs.jobs
+    saved, jobs.step_delay_s = jobs.step_delay_s, 0.5
+    try:
+        job = new_job(cognito, pool["Id"], logs_role)
+        put(
+            job["PreSignedUrl"],
+            csv_text(cognito.get_csv_header(UserPoolId=pool["Id"])["CSVHeader"], [user("hal")]),
+            KMS,
+        )
+        cognito.start_user_import_job(UserPoolId=pool["Id"], JobId=job["JobId"])
+        with pytest.raises(ClientError) as again:
+            cognito.start_user_import_job(UserPoolId=pool["Id"], JobId=job["JobId"])
+        stopping = cognito.stop_user_import_job(UserPoolId=pool["Id"], JobId=job["JobId"])["UserImportJob"]
+        done, _ = wait(cognito, pool["Id"], job["JobId"])
+    finally:
+        jobs.step_delay_s = saved
+
+    assert again.value.response["Error"]["Code"] == "PreconditionNotMetException"
+    assert stopping["Status"] == "Stopping"
+    assert done["Status"] == "Stopped" and done["ImportedUsers"] == 0
+    with pytest.raises(ClientError) as late:
+        cognito.stop_user_import_job(UserPoolId=pool["Id"], JobId=job["JobId"])
+    assert late.value.response["Error"]["Code"] == "PreconditionNotMetException"
+
+
+def test_import_jobs_are_listed_a_page_at_a_time(cognito, pool, logs_role) -> None:
+    created = [new_job(cognito, pool["Id"], logs_role)["JobId"] for _ in range(3)]
+
+    first = cognito.list_user_import_jobs(UserPoolId=pool["Id"], MaxResults=2)
+    rest = cognito.list_user_import_jobs(UserPoolId=pool["Id"], MaxResults=2, PaginationToken=first["PaginationToken"])
+
+    assert [j["JobId"] for j in first["UserImportJobs"] + rest["UserImportJobs"]] == created
+    assert "PaginationToken" not in rest
+    assert {j["Status"] for j in first["UserImportJobs"]} == {"Created"}
+
+
+def test_unknown_job_is_not_found(cognito, pool) -> None:
+    with pytest.raises(ClientError) as error:
+        cognito.describe_user_import_job(UserPoolId=pool["Id"], JobId="import-doesnotexist")
+    assert error.value.response["Error"]["Code"] == "ResourceNotFoundException"
