@@ -15,11 +15,38 @@ from typing import Any
 
 import yaml
 
+from .findings import FINDING_IDS
+from .trigger.migration_trigger import ConfigurationError, parse_attribute_map
+
 MFA_POLICIES = ("reset_required", "sms", "refuse")
 POOL_ID = re.compile(r"^[\w-]+_[0-9a-zA-Z]+$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 SECRET_LOOKING = re.compile(r"(password|secret|passwd|pwd)", re.IGNORECASE)
+# The new pool's declared settings (see _check_new_pool); names mirror the Cognito API's.
+USERNAME_ATTRIBUTES = ("email", "phone_number")
+ALIAS_ATTRIBUTES = ("email", "phone_number", "preferred_username")
+CUSTOM_ATTRIBUTE = re.compile(r"^[A-Za-z0-9_]{1,20}$")
+CUSTOM_TYPES = ("String", "Number", "Boolean", "DateTime")
+MFA_CONFIGURATIONS = ("OFF", "ON", "OPTIONAL")
+PASSWORD_POLICY_RANGES = {
+    "MinimumLength": (6, 99),
+    "PasswordHistorySize": (0, 24),
+    "TemporaryPasswordValidityDays": (0, 365),
+}
+PASSWORD_POLICY_FLAGS = ("RequireUppercase", "RequireLowercase", "RequireNumbers", "RequireSymbols")
+EMAIL_CONFIGURATION_KEYS = ("SourceArn", "ReplyToEmailAddress", "EmailSendingAccount", "From", "ConfigurationSet")
+SMS_CONFIGURATION_KEYS = ("SnsCallerArn", "ExternalId", "SnsRegion")
+DELETION_PROTECTION = ("ACTIVE", "INACTIVE")
+LAMBDA_TRIGGERS = (
+    "PreSignUp CustomMessage PostConfirmation PreAuthentication PostAuthentication DefineAuthChallenge "
+    "CreateAuthChallenge VerifyAuthChallengeResponse PreTokenGeneration PreTokenGenerationConfig CustomSMSSender "
+    "CustomEmailSender KMSKeyID InboundFederation"
+).split()  # every LambdaConfig key but UserMigration: the old pool's migration trigger makes no sense here
+USER_STATUSES = (
+    "CONFIRMED UNCONFIRMED FORCE_CHANGE_PASSWORD RESET_REQUIRED EXTERNAL_PROVIDER ARCHIVED COMPROMISED UNKNOWN"
+).split()
+DOMAIN_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 class ParameterError(ValueError):
@@ -38,12 +65,35 @@ class Params:
     new_pool_name: str = "users-v2"
     target_case_sensitive: bool = False
     target_required_attributes: tuple[str, ...] = ("email",)
+    # The new pool's other settings: None or empty means "as in the old pool" (step 2 copies it).
+    target_username_attributes: tuple[str, ...] | None = None
+    target_alias_attributes: tuple[str, ...] | None = None
+    target_custom_attributes: dict[str, str] = field(default_factory=dict)
+    target_mfa_configuration: str | None = None
+    target_policies: dict[str, Any] = field(default_factory=dict)
+    target_email_configuration: dict[str, str] = field(default_factory=dict)
+    target_sms_configuration: dict[str, str] = field(default_factory=dict)
+    target_deletion_protection: str | None = None
+    carry_triggers: tuple[str, ...] = ()
+    new_domain_prefix: str | None = None
     attribute_defaults: dict[str, str] = field(default_factory=dict)
+    # The trigger's ATTRIBUTE_MAP, LEGACY_SUB_ATTRIBUTE, OLD_ROLE_ARN and OLD_EXTERNAL_ID (README: The trigger).
+    attribute_map: dict[str, Any] = field(default_factory=dict)
+    legacy_sub_attribute: str | None = None
+    old_role_arn: str | None = None
+    old_external_id: str | None = None
     migration_function_name: str = "cognito-user-migration"
     mfa_policy: str = "reset_required"
     dry_run: bool = True
     mask_pii: bool = True
     list_rate_limit: float = 15.0
+    accept_findings: tuple[str, ...] = ()  # audit blockers accepted knowingly, by finding id
+    # Step 5's table filter under papermill (JupyterLab shows widgets), and step 6's cutover.
+    report_filter_group: str = ""
+    report_filter_status: str = ""
+    cutover_confirm: bool = False
+    cutover_keep_group_copy: bool = True
+    cutover_min_quiet_days: float = 14.0
     run_dir: str = ""
 
     @property
@@ -76,17 +126,20 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def validate(values: Mapping[str, Any], *, allow_unknown: bool = False) -> Params:
     """Builds Params from a mapping, refusing unknown keys (unless allowed), wrong types and bad values."""
+    secret_keys = [k for k in values if SECRET_LOOKING.search(k)]
+    if secret_keys:
+        raise ParameterError(f"{secret_keys[0]}: passwords never go in parameters; remove this key")
     unknown = sorted(set(values) - set(FIELDS))
     if unknown and not allow_unknown:
         raise ParameterError(
             f"unknown parameter(s) {', '.join(unknown)}: remove them or check the spelling against the README"
         )
-    secret_keys = [k for k in values if SECRET_LOOKING.search(k)]
-    if secret_keys:
-        raise ParameterError(f"{secret_keys[0]}: passwords never go in parameters; remove this key")
     kwargs = {name: _coerce(name, values[name]) for name in FIELDS if name in values}
     params = Params(**kwargs)
     _check(params)
+    _check_new_pool(params)
+    _check_trigger(params)
+    _check_report_and_cutover(params)
     return params
 
 
@@ -105,17 +158,26 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParameterError(f"{name}: expected a number, got {value!r}")
         return float(value)
-    if expected == "tuple[str, ...]":
+    if expected == "tuple[str, ...] | None" and value is None:
+        return None
+    if expected in ("tuple[str, ...]", "tuple[str, ...] | None"):
         if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ParameterError(f"{name}: expected a list of attribute names, e.g. [email, name]; got {value!r}")
+            example = {"carry_triggers": "[PreTokenGeneration, CustomMessage]", "accept_findings": "[domain]"}.get(
+                name, "[email, name]"
+            )
+            raise ParameterError(f"{name}: expected a list of names, e.g. {example}; got {value!r}")
         return tuple(value)
+    if expected == "dict[str, Any]":
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ParameterError(f"{name}: expected a mapping such as {{PasswordPolicy: {{MinimumLength: 12}}}}")
+        return value
     if expected == "dict[str, str]":
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise ParameterError(f"{name}: expected a mapping such as {{name: Unknown}}; got {value!r}")
         return {k: str(v) for k, v in value.items()}
     if expected == "str | None":
         if value is not None and not isinstance(value, str):
-            raise ParameterError(f"{name}: expected a profile name or null, got {value!r}")
+            raise ParameterError(f"{name}: expected a name or null, got {value!r}")
         return value or None
     if not isinstance(value, str):
         raise ParameterError(f"{name}: expected a string, got {value!r}")
@@ -148,6 +210,12 @@ def _check(p: Params) -> None:
             f"list_rate_limit: {p.list_rate_limit} must be above 0 and at most 30 (Cognito's UserList quota, "
             "shared with production: half of it is a safe choice)"
         )
+    unknown_findings = sorted(set(p.accept_findings) - set(FINDING_IDS))
+    if unknown_findings:
+        raise ParameterError(
+            f"accept_findings: unknown finding id(s) {', '.join(unknown_findings)}; use the ids of the audit's "
+            "findings table (README: What the audit finds)"
+        )
     if "email" not in p.target_required_attributes and "email" in p.attribute_defaults:
         raise ParameterError("attribute_defaults: email cannot be defaulted: it identifies the user")
     missing_defaults = [a for a in p.attribute_defaults if a not in p.target_required_attributes]
@@ -155,4 +223,115 @@ def _check(p: Params) -> None:
         raise ParameterError(
             f"attribute_defaults: {', '.join(missing_defaults)} not in target_required_attributes; "
             "defaults fill only attributes the new pool requires"
+        )
+
+
+def _check_new_pool(p: Params) -> None:
+    """The new pool's declared settings; what needs the old pool to check is checked by step 2's plan."""
+    _check_sign_in(p)
+    for name, data_type in p.target_custom_attributes.items():
+        if not CUSTOM_ATTRIBUTE.match(name):
+            raise ParameterError(
+                f"target_custom_attributes: {name!r} must be 1-20 letters, digits or '_', without 'custom:' "
+                "(Cognito adds the prefix)"
+            )
+        if data_type not in CUSTOM_TYPES:
+            raise ParameterError(f"target_custom_attributes: {name}: type must be one of {', '.join(CUSTOM_TYPES)}")
+    _check_choice("target_mfa_configuration", p.target_mfa_configuration, MFA_CONFIGURATIONS)
+    _check_choice("target_deletion_protection", p.target_deletion_protection, DELETION_PROTECTION)
+    _check_policies(p.target_policies)
+    _check_keys("target_email_configuration", p.target_email_configuration, EMAIL_CONFIGURATION_KEYS)
+    _check_keys("target_sms_configuration", p.target_sms_configuration, SMS_CONFIGURATION_KEYS)
+    unknown = [t for t in p.carry_triggers if t not in LAMBDA_TRIGGERS]
+    if unknown:
+        raise ParameterError(
+            f"carry_triggers: {', '.join(unknown)} cannot be carried; choose LambdaConfig keys among "
+            f"{', '.join(LAMBDA_TRIGGERS)} (step 3 attaches the migration trigger itself)"
+        )
+    prefix = p.new_domain_prefix
+    if prefix is not None and (not DOMAIN_PREFIX.match(prefix) or re.search("aws|amazon|cognito", prefix)):
+        raise ParameterError(
+            f"new_domain_prefix: {prefix!r} must be lowercase letters, digits and inner hyphens (max 63), without "
+            "aws, amazon or cognito; or null for no domain"
+        )
+
+
+def _check_sign_in(p: Params) -> None:
+    username, alias = p.target_username_attributes or (), p.target_alias_attributes or ()
+    if username and alias:
+        raise ParameterError(
+            "target_username_attributes / target_alias_attributes: Cognito takes one or the other; "
+            "set the unused one to []"
+        )
+    for key, values, allowed in (
+        ("target_username_attributes", username, USERNAME_ATTRIBUTES),
+        ("target_alias_attributes", alias, ALIAS_ATTRIBUTES),
+    ):
+        wrong = [v for v in values if v not in allowed]
+        if wrong:
+            raise ParameterError(f"{key}: {', '.join(wrong)} not allowed; choose among {', '.join(allowed)}")
+
+
+def _check_choice(key: str, value: str | None, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise ParameterError(f"{key}: {value!r} must be one of {', '.join(allowed)}, or null for the old pool's")
+
+
+def _check_keys(key: str, value: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise ParameterError(f"{key}: unknown {', '.join(unknown)}; use {', '.join(allowed)}")
+
+
+def _check_policies(policies: Mapping[str, Any]) -> None:
+    _check_keys("target_policies", policies, ("PasswordPolicy", "SignInPolicy"))
+    password = policies.get("PasswordPolicy") or {}
+    if not isinstance(password, dict):
+        raise ParameterError("target_policies: PasswordPolicy must be a mapping such as {MinimumLength: 12}")
+    _check_keys("target_policies.PasswordPolicy", password, (*PASSWORD_POLICY_RANGES, *PASSWORD_POLICY_FLAGS))
+    for name, (low, high) in PASSWORD_POLICY_RANGES.items():
+        value = password.get(name, low)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ParameterError(f"target_policies.PasswordPolicy.{name}: expected a whole number {low}-{high}")
+    for name in PASSWORD_POLICY_FLAGS:
+        if not isinstance(password.get(name, False), bool):
+            raise ParameterError(f"target_policies.PasswordPolicy.{name}: expected true or false")
+
+
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+
+
+def _check_trigger(p: Params) -> None:
+    """The trigger's own settings; the trigger's parser is the one schema of attribute_map."""
+    try:
+        parse_attribute_map(p.attribute_map, "attribute_map")
+    except ConfigurationError as exc:
+        raise ParameterError(str(exc)) from None
+    legacy = p.legacy_sub_attribute
+    if legacy is not None and not (legacy.startswith("custom:") and CUSTOM_ATTRIBUTE.match(legacy[7:])):
+        raise ParameterError(
+            f"legacy_sub_attribute: {legacy!r} must be a custom attribute such as custom:legacy_sub "
+            "(1-20 letters, digits or '_' after custom:), or null"
+        )
+    if p.old_role_arn is not None and not ROLE_ARN.match(p.old_role_arn):
+        raise ParameterError(
+            f"old_role_arn: {p.old_role_arn!r} is not an IAM role ARN such as arn:aws:iam::111122223333:role/x"
+        )
+    if p.old_external_id is not None and (p.old_role_arn is None or not EXTERNAL_ID.match(p.old_external_id)):
+        raise ParameterError(
+            "old_external_id: needs old_role_arn, and 2-1224 characters among letters, digits and +=,.@:/-"
+        )
+
+
+def _check_report_and_cutover(p: Params) -> None:
+    if p.report_filter_status and p.report_filter_status not in USER_STATUSES:
+        raise ParameterError(
+            f"report_filter_status: {p.report_filter_status!r} is not a user status; use one of "
+            f"{', '.join(USER_STATUSES)}, or \"\" for all"
+        )
+    if p.cutover_min_quiet_days < 0:
+        raise ParameterError(
+            f"cutover_min_quiet_days: {p.cutover_min_quiet_days} must be 0 or more (days without a lazy migration "
+            "before the cutover may write)"
         )
