@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from cognito_migration import attachment, aws, deploy, pool, pool_resources, poo
 from cognito_migration.params import ParameterError, Params, validate
 from cognito_migration.runbook import ROOT
 from cognito_migration.trigger.migration_trigger import GROUPS_MARKER
+from step_support import step_params, unique
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -44,24 +44,6 @@ READ_ONLY_FIELDS = (
 )
 GOOGLE_SECRET = "google-secret-from-the-vault"
 TRIGGER_MARKER = GROUPS_MARKER.removeprefix("custom:")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def step_params(old_pool_id: str = f"{REGION}_OldPool01", **overrides: Any) -> Params:
-    return validate(
-        {
-            "region": REGION,
-            "old_user_pool_id": old_pool_id,
-            "old_client_id": "oldclient0001",
-            "new_pool_name": unique("users-v2"),
-            "migration_function_name": unique("migration"),
-            "dry_run": False,
-            **overrides,
-        }
-    )
 
 
 # --- the clone's input (pure) ---------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import time
-import uuid
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from cognito_migration import aws, deploy, pool, records, report
 from cognito_migration.params import ParameterError, Params, load_yaml, validate
+from step_support import step_params, unique
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -37,24 +37,6 @@ READ_ONLY_FIELDS = (
     "SchemaAttributes",
     "LambdaConfig",
 )
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def step_params(old_pool_id: str = f"{REGION}_OldPool01", **overrides: Any) -> Params:
-    return validate(
-        {
-            "region": REGION,
-            "old_user_pool_id": old_pool_id,
-            "old_client_id": "oldclient0001",
-            "new_pool_name": unique("users-v2"),
-            "migration_function_name": unique("migration"),
-            "dry_run": False,
-            **overrides,
-        }
-    )
 
 
 # --- pool.create_pool_input (pure) ---------------------------------------------------------------------

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from pandas.io.formats.style import Styler
 
 from . import deploy, findings, pool_findings, records, scan, user_findings
-from .aws import RateLimiter, error_code, paginate
+from .aws import RateLimiter, error_code
 from .checks import Check
 from .findings import Finding
 from .params import Params
@@ -80,16 +80,8 @@ def run_audit(cognito: Any, params: Params, limiter: RateLimiter | None = None) 
         pd.DataFrame(),
         pd.DataFrame(),
         mfa_config=cognito.get_user_pool_mfa_config(UserPoolId=pool_id),
-        identity_providers=list(paginate(cognito, "list_identity_providers", "Providers", UserPoolId=pool_id)),
-        resource_servers=list(
-            paginate(
-                cognito,
-                "list_resource_servers",
-                "ResourceServers",
-                UserPoolId=pool_id,
-                PaginationConfig={"PageSize": 50},
-            )
-        ),
+        identity_providers=scan.list_identity_providers(cognito, pool_id),
+        resource_servers=scan.list_resource_servers(cognito, pool_id),
     )
     started = time.monotonic()
     audit.users = scan.scan_users(cognito, pool_id, limiter, pool.get("EstimatedNumberOfUsers"), "old pool users")

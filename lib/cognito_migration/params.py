@@ -328,7 +328,7 @@ def _check_report_and_cutover(p: Params) -> None:
     if p.report_filter_status and p.report_filter_status not in USER_STATUSES:
         raise ParameterError(
             f"report_filter_status: {p.report_filter_status!r} is not a user status; use one of "
-            f"{', '.join(USER_STATUSES)}, or \"\" for all"
+            f'{", ".join(USER_STATUSES)}, or "" for all'
         )
     if p.cutover_min_quiet_days < 0:
         raise ParameterError(

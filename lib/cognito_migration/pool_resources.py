@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import scan
-from .aws import error_code, paginate
+from .aws import error_code
 from .pool_settings import CREATE, DRIFT, EXISTS, MANUAL, Item, PoolError, differences, input_members
 
 CLIENT, GROUP, DOMAIN = "app client", "group", "domain"
@@ -79,7 +79,7 @@ def read_parts(cognito: Any, pool: Mapping[str, Any]) -> Parts:
     pool_id = pool["Id"]
     providers = [
         cognito.describe_identity_provider(UserPoolId=pool_id, ProviderName=p["ProviderName"])["IdentityProvider"]
-        for p in paginate(cognito, "list_identity_providers", "Providers", UserPoolId=pool_id)
+        for p in scan.list_identity_providers(cognito, pool_id)
     ]
     for provider in providers:
         details = provider.get("ProviderDetails") or {}
@@ -90,15 +90,7 @@ def read_parts(cognito: Any, pool: Mapping[str, Any]) -> Parts:
     return Parts(
         clients=scan.list_clients(cognito, pool_id),
         groups=scan.list_groups(cognito, pool_id),
-        resource_servers=list(
-            paginate(
-                cognito,
-                "list_resource_servers",
-                "ResourceServers",
-                UserPoolId=pool_id,
-                PaginationConfig={"PageSize": 50},
-            )
-        ),
+        resource_servers=scan.list_resource_servers(cognito, pool_id),
         providers=providers,
         domain=domain,
     )

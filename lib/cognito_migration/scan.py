@@ -100,6 +100,19 @@ def scan_memberships(
     return pd.DataFrame(rows, columns=["group", "username"])
 
 
+def list_identity_providers(cognito: Any, pool_id: str) -> list[dict[str, Any]]:
+    """Every identity provider of the pool, as the list call gives them (no details, no secrets)."""
+    return list(paginate(cognito, "list_identity_providers", "Providers", UserPoolId=pool_id))
+
+
+def list_resource_servers(cognito: Any, pool_id: str) -> list[dict[str, Any]]:
+    """Every resource server (OAuth scopes) of the pool."""
+    pages = {"PageSize": 50}  # the call's maximum
+    return list(
+        paginate(cognito, "list_resource_servers", "ResourceServers", UserPoolId=pool_id, PaginationConfig=pages)
+    )
+
+
 def list_clients(cognito: Any, pool_id: str) -> list[dict[str, Any]]:
     """Every app client with its full description (DescribeUserPoolClient: the list omits the settings)."""
     return [
