@@ -49,6 +49,10 @@ USER_STATUSES = (
 DOMAIN_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
+# lib/cognito_migration/params.py -> the project's folder (the library is installed editable, `-e .`)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
 class ParameterError(ValueError):
     """A parameter is missing, unknown or invalid; the message names the key and the fix."""
 
@@ -98,8 +102,9 @@ class Params:
 
     @property
     def records_dir(self) -> Path:
-        """Where this run's records go: the runner's run directory, or outputs/<env>/manual."""
-        return Path(self.run_dir) if self.run_dir else Path("outputs") / self.env / "manual"
+        """Where this run's records go: the runner's run directory, or <project>/outputs/<env>/manual (the
+        project's folder, not the notebook's, whichever directory JupyterLab runs the kernel in)."""
+        return Path(self.run_dir) if self.run_dir else PROJECT_ROOT / "outputs" / self.env / "manual"
 
     def digest(self) -> str:
         """A stable fingerprint of the parameters that shape the migration (run_dir excluded)."""

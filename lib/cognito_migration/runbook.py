@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from . import aws, records
 from . import params as parameters
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = parameters.PROJECT_ROOT
 NOTEBOOKS = ROOT / "notebooks"
 STEPS = (
     "01_audit_old_pool",
