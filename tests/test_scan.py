@@ -66,3 +66,59 @@ def test_large_pools_are_read_in_shards(legacy, cognito, monkeypatch) -> None:
     frame = scan.scan_users(cognito, legacy.pool_id, expected=len(legacy.users))
     assert frame.attrs["completeness"]["shards_drained"] == 16
     assert "completeness" not in scan.scan_users(cognito, legacy.pool_id, expected=999).attrs
+
+
+def test_memberships_are_read_concurrently_and_completely(legacy, cognito) -> None:
+    groups = sorted({g for u in legacy.users for g in u.groups})
+    budget = aws.RateLimiter(200)
+    memberships = scan.scan_memberships(cognito, legacy.pool_id, groups, budget, workers=4)
+    expected = sorted((g, u.username) for u in legacy.users for g in u.groups)
+    assert sorted(zip(memberships["group"], memberships["username"], strict=True)) == expected
+    assert budget.requests >= len(groups)
+
+
+def test_the_budget_slows_down_after_throttling_and_recovers() -> None:
+    limiter = aws.RateLimiter(10)
+    limiter.charge_retries(2)
+    assert limiter.rate == pytest.approx(7.0) and limiter.retries == 2
+    for _ in range(10):
+        limiter.charge_retries(1)
+    assert limiter.rate == pytest.approx(1.0), "never below a tenth of the budget"
+    for _ in range(200):
+        limiter.charge_retries(0)
+    assert limiter.rate == pytest.approx(10.0), "never above the budget"
+
+
+def test_the_budget_has_one_limiter_per_quota_category(cognito) -> None:
+    from cognito_migration import params
+
+    cfg = params.validate(
+        {
+            "old_user_pool_id": "us-east-1_X1",
+            "old_client_id": "c",
+            "list_rate_limit": 12,
+            "rate_limits": {"UserRead": 40},
+        }
+    )
+    budget = aws.Budget(cfg)
+    assert budget.for_operation(cognito, "list_users") is budget.limiter("UserList")
+    assert budget.for_operation(cognito, "list_users_in_group") is budget.limiter("UserList")
+    assert budget.limiter("UserList").budget == 12 and budget.limiter("UserRead").budget == 40
+    assert budget.limiter("UserPoolResourceRead").budget == 10, "half the documented quota by default"
+    assert budget.for_operation(cognito, "list_groups") is budget.limiter("UserPoolResourceRead")
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"UserList": 10}, "set UserList with list_rate_limit"),
+        ({"UserReads": 10}, "not a Cognito quota category"),
+        ({"UserUpdate": 26}, "at most its quota, 25/s"),
+        ({"UserRead": "fast"}, "expected a mapping of quota category to requests/s"),
+    ],
+)
+def test_rate_limits_are_checked(limits, message) -> None:
+    from cognito_migration import params
+
+    with pytest.raises(params.ParameterError, match=message):
+        params.validate({"old_user_pool_id": "us-east-1_X1", "old_client_id": "c", "rate_limits": limits})

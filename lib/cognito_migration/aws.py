@@ -16,6 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
 from .params import Params
+from .quotas import QUOTAS, quota_category
 
 # Bounded, adaptive retries: throttling is expected when production shares the quota.
 RETRY_CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=5, read_timeout=30)
@@ -50,12 +51,15 @@ def caller_identity(sess: boto3.Session) -> dict[str, str]:
 class RateLimiter:
     """A token bucket shared by every call of a run that spends one quota category.
 
-    ``rate`` requests per second on average, bursts of at most ``burst``. Thread-safe.
+    ``rate`` requests per second on average, bursts of at most ``burst``. Thread-safe. Adaptive: when
+    requests had to be retried (production is using the quota too), the rate drops to 70% (not below a tenth
+    of the budget) and climbs back 5% per clean request, never above the budget.
     """
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
+        self.budget = rate
         self.rate = rate
         self.capacity = burst if burst is not None else max(1.0, rate)
         self._tokens = self.capacity
@@ -85,13 +89,57 @@ class RateLimiter:
             self.acquire()
         with self._lock:
             self.retries += retries
+            if retries:
+                self.rate = max(self.budget / 10, self.rate * 0.7)
+            else:
+                self.rate = min(self.budget, self.rate * 1.05)
+
+
+class Budget:
+    """The run's request-rate budget: one RateLimiter per quota category, shared by every call that spends it.
+    Rates come from ``rate_limits`` and ``list_rate_limit`` (UserList); the default is half the quota."""
+
+    def __init__(self, params: Params) -> None:
+        self._rates = {category: quota / 2 for category, (quota, _) in QUOTAS.items()}
+        self._rates.update(params.rate_limits)
+        self._rates["UserList"] = params.list_rate_limit
+        self._limiters: dict[str, RateLimiter] = {}
+        self._lock = threading.Lock()
+
+    def limiter(self, category: str) -> RateLimiter:
+        with self._lock:
+            if category not in self._limiters:
+                self._limiters[category] = RateLimiter(self._rates[category])
+            return self._limiters[category]
+
+    def for_operation(self, cognito: Any, operation: str) -> RateLimiter | None:
+        """The limiter of the category a client method (e.g. ``list_users``) spends; None outside the table."""
+        category = quota_category(cognito.meta.method_to_api_mapping.get(operation, operation))
+        return self.limiter(category) if category else None
+
+    def usage(self) -> dict[str, dict[str, float]]:
+        """Per category used so far: requests, retries, seconds waited, the current adaptive rate."""
+        with self._lock:
+            limiters = dict(self._limiters)
+        return {
+            category: {
+                "requests": lim.requests,
+                "retries": lim.retries,
+                "waited_s": round(lim.waited_s, 1),
+                "rate": round(lim.rate, 2),
+                "budget": lim.budget,
+            }
+            for category, lim in sorted(limiters.items())
+        }
 
 
 def paginate(
-    cognito: Any, operation: str, result_key: str, limiter: RateLimiter | None = None, **kwargs: Any
+    cognito: Any, operation: str, result_key: str, limiter: RateLimiter | Budget | None = None, **kwargs: Any
 ) -> Iterator[dict[str, Any]]:
     """Every item of every page of a list call, each page (and each of its retries, bounded by botocore's
     retry configuration) paid for from ``limiter`` when one is given."""
+    if isinstance(limiter, Budget):
+        limiter = limiter.for_operation(cognito, operation)
     pages = iter(cognito.get_paginator(operation).paginate(**kwargs))
     while True:
         if limiter is not None:
@@ -119,76 +167,10 @@ class Connections:
         self.cognito = client(self.session, "cognito-idp")
         self.iam = client(self.session, "iam")
         self.lam = client(self.session, "lambda")
-        self.list_limiter = RateLimiter(params.list_rate_limit)
+        self.budget = Budget(params)
+        self.list_limiter = self.budget.limiter("UserList")
 
 
 def connect(params: Params) -> Connections:
     """Clients for a step: the notebooks call this instead of building clients themselves."""
     return Connections(params)
-
-
-# Cognito's request-rate quotas per account and Region (AWS-FACTS.md, developer guide "quotas"): requests/s
-# and the operations that spend each. Shared by every pool in the Region, production traffic included.
-QUOTAS: dict[str, tuple[float, tuple[str, ...]]] = {
-    "UserAuthentication": (
-        120,
-        ("InitiateAuth", "AdminInitiateAuth", "RespondToAuthChallenge", "AdminRespondToAuthChallenge"),
-    ),
-    "UserCreation": (50, ("AdminCreateUser", "SignUp")),
-    "UserAccountRecovery": (
-        30,
-        ("ForgotPassword", "ConfirmForgotPassword", "AdminSetUserPassword", "AdminResetUserPassword"),
-    ),
-    "UserRead": (120, ("AdminGetUser", "GetUser")),
-    "UserUpdate": (
-        25,
-        (
-            "AdminAddUserToGroup",
-            "AdminRemoveUserFromGroup",
-            "AdminUpdateUserAttributes",
-            "AdminDeleteUserAttributes",
-            "AdminDeleteUser",
-            "AdminDisableUser",
-            "AdminEnableUser",
-            "AdminConfirmSignUp",
-        ),
-    ),
-    "UserResourceRead": (50, ("AdminListGroupsForUser",)),
-    "UserList": (30, ("ListUsers", "ListUsersInGroup")),
-    "UserPoolRead": (15, ("DescribeUserPool", "ListUserPools")),
-    "UserPoolUpdate": (15, ("CreateUserPool", "UpdateUserPool", "DeleteUserPool")),
-    "UserPoolResourceRead": (
-        20,
-        (
-            "ListGroups",
-            "GetGroup",
-            "GetCSVHeader",
-            "DescribeUserImportJob",
-            "ListUserImportJobs",
-            "ListUserPoolClients",
-            "DescribeUserPoolClient",
-            "ListIdentityProviders",
-            "ListResourceServers",
-            "DescribeUserPoolDomain",
-        ),
-    ),
-    "UserPoolResourceUpdate": (
-        15,
-        (
-            "CreateGroup",
-            "UpdateGroup",
-            "DeleteGroup",
-            "CreateUserImportJob",
-            "StartUserImportJob",
-            "CreateUserPoolClient",
-            "UpdateUserPoolClient",
-            "CreateUserPoolDomain",
-        ),
-    ),
-}
-_CATEGORY_OF = {operation: category for category, (_, operations) in QUOTAS.items() for operation in operations}
-
-
-def quota_category(operation: str) -> str | None:
-    """The quota category an operation spends (None for operations outside the table)."""
-    return _CATEGORY_OF.get(operation)

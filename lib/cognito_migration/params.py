@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from .findings import FINDING_IDS
+from .quotas import QUOTAS
 from .trigger.migration_trigger import ConfigurationError, parse_attribute_map
 
 MFA_POLICIES = ("reset_required", "sms", "refuse")
@@ -91,6 +92,7 @@ class Params:
     dry_run: bool = True
     mask_pii: bool = True
     list_rate_limit: float = 15.0
+    rate_limits: dict[str, float] = field(default_factory=dict)
     accept_findings: tuple[str, ...] = ()  # audit blockers accepted knowingly, by finding id
     # Step 5's table filter under papermill (JupyterLab shows widgets), and step 6's cutover.
     report_filter_group: str = ""
@@ -176,6 +178,12 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise ParameterError(f"{name}: expected a mapping such as {{PasswordPolicy: {{MinimumLength: 12}}}}")
         return value
+    if expected == "dict[str, float]":
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in value.items()
+        ):
+            raise ParameterError(f"{name}: expected a mapping of quota category to requests/s, e.g. {{UserRead: 60}}")
+        return {k: float(v) for k, v in value.items()}
     if expected == "dict[str, str]":
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise ParameterError(f"{name}: expected a mapping such as {{name: Unknown}}; got {value!r}")
@@ -210,6 +218,7 @@ def _check(p: Params) -> None:
         raise ParameterError("new_pool_name / migration_function_name: use letters, digits, '.', '_' or '-' (max 64)")
     if p.mfa_policy not in MFA_POLICIES:
         raise ParameterError(f"mfa_policy: {p.mfa_policy!r} must be one of {', '.join(MFA_POLICIES)}")
+    _check_rate_limits(p.rate_limits)
     if p.list_rate_limit <= 0 or p.list_rate_limit > 30:
         raise ParameterError(
             f"list_rate_limit: {p.list_rate_limit} must be above 0 and at most 30 (Cognito's UserList quota, "
@@ -340,3 +349,17 @@ def _check_report_and_cutover(p: Params) -> None:
             f"cutover_min_quiet_days: {p.cutover_min_quiet_days} must be 0 or more (days without a lazy migration "
             "before the cutover may write)"
         )
+
+
+def _check_rate_limits(limits: dict[str, float]) -> None:
+    for category, rate in limits.items():
+        if category == "UserList":
+            raise ParameterError("rate_limits: set UserList with list_rate_limit, not here")
+        if category not in QUOTAS:
+            raise ParameterError(
+                f"rate_limits: {category} is not a Cognito quota category; use one of {', '.join(QUOTAS)}"
+            )
+        if not 0 < rate <= QUOTAS[category][0]:
+            raise ParameterError(
+                f"rate_limits: {category} {rate:g} must be above 0 and at most its quota, {QUOTAS[category][0]:g}/s"
+            )

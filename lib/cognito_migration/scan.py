@@ -89,15 +89,25 @@ def list_groups(cognito: Any, pool_id: str, limiter: RateLimiter | None = None) 
 
 
 def scan_memberships(
-    cognito: Any, pool_id: str, group_names: list[str], limiter: RateLimiter | None = None
+    cognito: Any, pool_id: str, group_names: list[str], limiter: RateLimiter | None = None, workers: int = 8
 ) -> pd.DataFrame:
-    """(group, username) for every member of every group, via ListUsersInGroup."""
-    rows = [
-        {"group": group, "username": user["Username"]}
-        for group in tqdm(group_names, desc="ListUsersInGroup", unit="group", mininterval=2.0, file=sys.stderr)
-        for user in paginate(cognito, "list_users_in_group", "Users", limiter, UserPoolId=pool_id, GroupName=group)
-    ]
+    """(group, username) for every member of every group, via ListUsersInGroup: each group is one paged
+    stream, read concurrently under the shared budget (a pool's groups partition nothing, so each is read
+    whole)."""
+    with (
+        tqdm(total=len(group_names), desc="ListUsersInGroup", unit="group", mininterval=2.0, file=sys.stderr) as bar,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="group") as executor,
+    ):
+        futures = [executor.submit(_read_group, cognito, pool_id, group, limiter, bar) for group in group_names]
+        rows = [row for future in futures for row in future.result()]
     return pd.DataFrame(rows, columns=["group", "username"])
+
+
+def _read_group(cognito: Any, pool_id: str, group: str, limiter: RateLimiter | None, bar: Any) -> list[dict[str, str]]:
+    users = paginate(cognito, "list_users_in_group", "Users", limiter, UserPoolId=pool_id, GroupName=group)
+    rows = [{"group": group, "username": user["Username"]} for user in users]
+    bar.update(1)
+    return rows
 
 
 def list_identity_providers(cognito: Any, pool_id: str) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ same faults, as they would in an account under load:
                    message="The role defined for the function cannot be assumed by Lambda.")
 
 With ``aws.faults.enforce_quotas()`` it also answers TooManyRequestsException above Cognito's
-request-rate quotas, per category (``aws.QUOTAS``), as AWS does; ``latency_s`` adds a fixed delay to every
+request-rate quotas, per category (``quotas.QUOTAS``), as AWS does; ``latency_s`` adds a fixed delay to every
 call, so scans can be measured under realistic conditions on one machine.
 
 Rules are also set over HTTP (``POST /_local/faults`` with a JSON list of rules, ``DELETE`` to clear), so
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..aws import QUOTAS, quota_category
+from ..quotas import QUOTAS, quota_category
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 CONTROL_PATH = "/_local/faults"
@@ -77,7 +77,7 @@ class FaultInjector:
             self._failed_first[operation] = 0
 
     def enforce_quotas(self, scale: float = 1.0, latency_s: float = 0.0) -> None:
-        """Answers TooManyRequestsException above ``scale`` x each category's quota (aws.QUOTAS), and delays
+        """Answers TooManyRequestsException above ``scale`` x each category's quota (quotas.QUOTAS), and delays
         every call by ``latency_s`` (a round trip to a real Region is ~50-150 ms)."""
         with self._lock:
             self._quotas = {category: _Bucket(rate * scale) for category, (rate, _) in QUOTAS.items()}
