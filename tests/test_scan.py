@@ -122,3 +122,13 @@ def test_rate_limits_are_checked(limits, message) -> None:
 
     with pytest.raises(params.ParameterError, match=message):
         params.validate({"old_user_pool_id": "us-east-1_X1", "old_client_id": "c", "rate_limits": limits})
+
+
+def test_budget_usage_shows_requests_and_retries_per_category(legacy, cognito) -> None:
+    from cognito_migration import params
+
+    budget = aws.Budget(params.validate({"old_user_pool_id": "us-east-1_X1", "old_client_id": "c"}))
+    scan.scan_users(cognito, legacy.pool_id, budget.limiter("UserList"))
+    usage = budget.usage().set_index("category")
+    assert usage.loc["UserList", "requests"] == -(-len(legacy.users) // 60)
+    assert usage.loc["UserList", "retries"] == 0 and usage.loc["UserList", "budget"] == 15

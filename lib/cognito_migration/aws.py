@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import pandas as pd
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
@@ -117,12 +118,14 @@ class Budget:
         category = quota_category(cognito.meta.method_to_api_mapping.get(operation, operation))
         return self.limiter(category) if category else None
 
-    def usage(self) -> dict[str, dict[str, float]]:
-        """Per category used so far: requests, retries, seconds waited, the current adaptive rate."""
+    def usage(self) -> pd.DataFrame:
+        """Per category used so far: requests (retries included), retries, seconds waited, the current
+        adaptive rate and the budget."""
         with self._lock:
             limiters = dict(self._limiters)
-        return {
-            category: {
+        rows = [
+            {
+                "category": category,
                 "requests": lim.requests,
                 "retries": lim.retries,
                 "waited_s": round(lim.waited_s, 1),
@@ -130,7 +133,8 @@ class Budget:
                 "budget": lim.budget,
             }
             for category, lim in sorted(limiters.items())
-        }
+        ]
+        return pd.DataFrame(rows, columns=["category", "requests", "retries", "waited_s", "rate", "budget"])
 
 
 def paginate(
