@@ -156,6 +156,9 @@ def _execute(step: str, values: dict[str, Any], run_dir: Path) -> dict[str, Any]
             cwd=str(ROOT),
             progress_bar=False,
             report_mode=False,
+            # The kernel talks to this process over loopback only; its warning about unencrypted TCP, printed
+            # at every step, would bury the runbook's own output.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
         outcome["outcome"] = "passed"
     except papermill.PapermillExecutionError as exc:
