@@ -622,14 +622,7 @@ def migrate_on_sign_in(event: Mapping[str, Any], settings: Settings, old: Any, r
             raise collision(candidates, kind)
         user, challenge = accepted[0]
     require_migratable(user)
-    attributes = build_user_attributes(
-        user.attributes,
-        settings.allowed_attributes,
-        settings.attribute_defaults,
-        settings.legacy_sub_attribute,
-        settings.attribute_map,
-        user.username,
-    )
+    attributes = attributes_for(user, settings)
     outcome = sign_in_outcome(challenge, settings.mfa_policy, attributes)
     if outcome.final_status == "RESET_REQUIRED":
         require_verified_contact(attributes)
@@ -639,6 +632,18 @@ def migrate_on_sign_in(event: Mapping[str, Any], settings: Settings, old: Any, r
     if outcome.enable_sms_mfa:
         response["enableSMSMFA"] = True
     return response
+
+
+def attributes_for(user: Any, settings: Settings) -> dict[str, str]:
+    """What the new pool receives for this old user, under this function's configuration."""
+    return build_user_attributes(
+        user.attributes,
+        settings.allowed_attributes,
+        settings.attribute_defaults,
+        settings.legacy_sub_attribute,
+        settings.attribute_map,
+        user.username,
+    )
 
 
 def migrate_on_forgot_password(
@@ -660,14 +665,7 @@ def migrate_on_forgot_password(
             raise collision(candidates, kind)  # without a password there is no telling who asked
         user = candidates[0]
     require_migratable(user)
-    attributes = build_user_attributes(
-        user.attributes,
-        settings.allowed_attributes,
-        settings.attribute_defaults,
-        settings.legacy_sub_attribute,
-        settings.attribute_map,
-        user.username,
-    )
+    attributes = attributes_for(user, settings)
     require_verified_contact(attributes)
     username = new_username(typed, kind, user.username, settings)
     run.final_status, run.reason = "RESET_REQUIRED", "forgot_password"
