@@ -634,7 +634,7 @@ def migrate_on_sign_in(event: Mapping[str, Any], settings: Settings, old: Any, r
     return response
 
 
-def attributes_for(user: Any, settings: Settings) -> dict[str, str]:
+def attributes_for(user: OldUser, settings: Settings) -> dict[str, str]:
     """What the new pool receives for this old user, under this function's configuration."""
     return build_user_attributes(
         user.attributes,
