@@ -16,14 +16,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from cli_support import run_runbook
 from cognito_migration import params, pool
 from cognito_migration.local.legacy import LEGACY_POOL_NAME, seed_legacy_pool
 from cognito_migration.runbook import ROOT
@@ -39,29 +37,18 @@ NO_AWS = {
 def run_cli(tmp_path: Path, text: str, env_name: str = "local", extra_env: dict[str, str] | None = None):
     params_file = tmp_path / f"{env_name}.yaml"
     params_file.write_text(text)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(extra_env or {})
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cognito_migration",
-            "run",
-            "--env",
-            env_name,
-            "--params",
-            str(params_file),
-            "--outputs",
-            str(tmp_path / "outputs"),
-            "--users",
-            "50",
-            "--steps",
-            "01_audit_old_pool",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    return run_runbook(
+        "--env",
+        env_name,
+        "--params",
+        str(params_file),
+        "--outputs",
+        str(tmp_path / "outputs"),
+        "--users",
+        "50",
+        "--steps",
+        "01_audit_old_pool",
+        extra_env=extra_env,
         timeout=300,
     )
 

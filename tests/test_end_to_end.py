@@ -4,16 +4,14 @@ legacy generator's ground truth."""
 from __future__ import annotations
 
 import json
-import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 
+from cli_support import run_runbook
 from cognito_migration.local.legacy import (
     DEFAULT_ACCOUNT_ID,
     LEGACY_MIGRATION_CLIENT_ID,
@@ -25,7 +23,7 @@ from cognito_migration.local.legacy import (
     legacy_pool_id,
     replay_sample,
 )
-from cognito_migration.runbook import ROOT, STEPS
+from cognito_migration.runbook import STEPS
 
 USERS, SEED, SHARE = 400, 7, 0.3
 pytestmark = pytest.mark.e2e
@@ -34,29 +32,17 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     outputs = tmp_path_factory.mktemp("outputs")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cognito_migration",
-            "run",
-            "--env",
-            "local",
-            "--users",
-            str(USERS),
-            "--seed",
-            str(SEED),
-            "--replay-share",
-            str(SHARE),
-            "--outputs",
-            str(outputs),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    done = run_runbook(
+        "--env",
+        "local",
+        "--users",
+        str(USERS),
+        "--seed",
+        str(SEED),
+        "--replay-share",
+        str(SHARE),
+        "--outputs",
+        str(outputs),
     )
     (outputs / "runner.log").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from cli_support import run_runbook
 from cognito_migration.local.legacy import generate_users
 from cognito_migration.runbook import ROOT
 
@@ -21,31 +19,19 @@ USERS, SEED = 60, 7
 def audit_outputs(tmp_path: Path, mask_pii: bool) -> str:
     params_file = tmp_path / "local.yaml"
     params_file.write_text(yaml.safe_dump({**LOCAL, "mask_pii": mask_pii}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cognito_migration",
-            "run",
-            "--env",
-            "local",
-            "--params",
-            str(params_file),
-            "--outputs",
-            str(tmp_path / "outputs"),
-            "--users",
-            str(USERS),
-            "--seed",
-            str(SEED),
-            "--steps",
-            "01_audit_old_pool",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = run_runbook(
+        "--env",
+        "local",
+        "--params",
+        str(params_file),
+        "--outputs",
+        str(tmp_path / "outputs"),
+        "--users",
+        str(USERS),
+        "--seed",
+        str(SEED),
+        "--steps",
+        "01_audit_old_pool",
     )
     assert done.returncode == 0, done.stderr[-2000:]
     (run,) = (tmp_path / "outputs" / "local").iterdir()
