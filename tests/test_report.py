@@ -413,3 +413,31 @@ def test_readiness_blocks_writes_after_a_recent_migration_or_an_open_audit_block
     assert dry["no open audit blocker"].severity == "warning", "a dry run only shows it"
     assert dry["no lazy migration for 14 days"].passed  # nobody migrated yet
     assert "40.0% of old-pool users" in checks["migrated share"].detail
+
+
+def test_cutover_counts_import_failures_from_the_job_even_when_its_log_comes_back_short() -> None:
+    from cognito_migration import cutover, records
+    from cognito_migration.stragglers import ImportFile
+
+    wanted = [f"user{n:02d}" for n in range(10)]
+    import_file = ImportFile(header=[], rows=[[]] * 10, usernames=wanted, excluded={})
+    arrived = pd.DataFrame({"username": wanted[:7], "status": "RESET_REQUIRED", "enabled": True})
+    old_users = pd.DataFrame({"username": wanted, "enabled": True})
+    named = [{"username": records.mask_text("user07"), "outcome": "FAILED", "line": 9, "detail": "bad phone"}]
+
+    # The job failed three rows; its log (read short) names one of them.
+    checks = {
+        c.name: c for c in cutover._arrivals(import_file, [{"failed": 3, "problems": named}], arrived, old_users, True)
+    }
+    assert checks["every importable straggler is in the new pool"].passed
+    assert (
+        "3 failed by the job's count (1 named in its log); 0 unexplained"
+        in checks["every importable straggler is in the new pool"].detail
+    )
+
+    # The job failed only one row: the two others are missing without explanation.
+    checks = {
+        c.name: c for c in cutover._arrivals(import_file, [{"failed": 1, "problems": named}], arrived, old_users, True)
+    }
+    assert not checks["every importable straggler is in the new pool"].passed
+    assert "2 unexplained" in checks["every importable straggler is in the new pool"].detail
