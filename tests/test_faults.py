@@ -19,6 +19,11 @@ from cognito_migration.local.server import LocalAWS
 REGION = "us-east-1"
 
 
+def client_for(cognito, config: Config):  # type: ignore[no-untyped-def]
+    """A client of the same local AWS as the fixture's, with its own retry configuration."""
+    return boto3.client("cognito-idp", region_name=REGION, endpoint_url=cognito.meta.endpoint_url, config=config)
+
+
 @pytest.fixture
 def faults(local_aws: LocalAWS):  # type: ignore[no-untyped-def]
     assert local_aws.faults is not None
@@ -35,9 +40,7 @@ def test_scans_count_every_user_exactly_with_a_fifth_of_calls_failing(faults, le
     faults.add("ListUsers", throttle=0.15, error=0.05)
     faults.add("ListUsersInGroup", throttle=0.15, error=0.05)
     budget = aws.RateLimiter(1000)
-    client = boto3.client(
-        "cognito-idp", region_name=REGION, config=aws.RETRY_CONFIG, endpoint_url=cognito.meta.endpoint_url
-    )
+    client = client_for(cognito, aws.RETRY_CONFIG)
 
     users = scan.scan_users(client, legacy.pool_id, budget)
     memberships = scan.scan_memberships(
@@ -53,9 +56,7 @@ def test_scans_count_every_user_exactly_with_a_fifth_of_calls_failing(faults, le
 
 def test_report_counts_survive_faults(faults, legacy, cognito) -> None:
     faults.add("ListUsers", throttle=0.2)
-    client = boto3.client(
-        "cognito-idp", region_name=REGION, config=aws.RETRY_CONFIG, endpoint_url=cognito.meta.endpoint_url
-    )
+    client = client_for(cognito, aws.RETRY_CONFIG)
     old = scan.scan_users(client, legacy.pool_id, aws.RateLimiter(1000))
     classified = report.classify(old, old.iloc[:0], case_sensitive=False)
     assert int(report.summary(classified)["users"].sum()) == len(legacy.users)
@@ -63,12 +64,7 @@ def test_report_counts_survive_faults(faults, legacy, cognito) -> None:
 
 def test_retries_are_bounded(faults, legacy, cognito) -> None:
     faults.add("ListUsers", throttle=1.0)
-    client = boto3.client(
-        "cognito-idp",
-        region_name=REGION,
-        config=Config(retries={"max_attempts": 3, "mode": "standard"}),
-        endpoint_url=cognito.meta.endpoint_url,
-    )
+    client = client_for(cognito, Config(retries={"max_attempts": 3, "mode": "standard"}))
     with pytest.raises(ClientError) as error:
         scan.scan_users(client, legacy.pool_id)
     assert error.value.response["Error"]["Code"] == "TooManyRequestsException"
@@ -83,11 +79,9 @@ def test_faults_are_set_over_http(faults, local_aws: LocalAWS, cognito) -> None:
     )
     answer = json.loads(urllib.request.urlopen(request).read())
     assert answer["rules"][0]["operation"] == "ListUserPools"
-    client = boto3.client(
-        "cognito-idp",
-        region_name=REGION,
-        endpoint_url=cognito.meta.endpoint_url,
-        config=Config(retries={"max_attempts": 1}),
+    client = client_for(
+        cognito,
+        Config(retries={"max_attempts": 1}),
     )
     with pytest.raises(ClientError) as error:
         client.list_user_pools(MaxResults=10)
@@ -130,11 +124,9 @@ def test_deploy_survives_a_role_not_yet_assumable(faults, legacy, cognito, iam, 
 
 def test_quotas_answer_too_many_requests_above_the_category_rate(faults, legacy, cognito) -> None:
     faults.enforce_quotas(scale=0.2)  # UserList: 6 requests/s
-    client = boto3.client(
-        "cognito-idp",
-        region_name=REGION,
-        endpoint_url=cognito.meta.endpoint_url,
-        config=Config(retries={"max_attempts": 0}),
+    client = client_for(
+        cognito,
+        Config(retries={"max_attempts": 0}),
     )
     codes = []
     for _ in range(20):
@@ -149,11 +141,9 @@ def test_quotas_answer_too_many_requests_above_the_category_rate(faults, legacy,
 
 def test_a_budget_under_the_quota_is_never_throttled(faults, legacy, cognito) -> None:
     faults.enforce_quotas(scale=0.2)  # UserList: 6 requests/s
-    client = boto3.client(
-        "cognito-idp",
-        region_name=REGION,
-        endpoint_url=cognito.meta.endpoint_url,
-        config=Config(retries={"max_attempts": 0}),
+    client = client_for(
+        cognito,
+        Config(retries={"max_attempts": 0}),
     )
     budget = aws.RateLimiter(5, burst=1)
     users = scan.scan_users(client, legacy.pool_id, budget)

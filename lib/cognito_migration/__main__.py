@@ -48,8 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     rollback.add_argument("--delete", action="store_true", help="delete the new pool, function and role (not prod)")
     rollback.add_argument("--apply", action="store_true", help="write; without it, only show what would be done")
     args = parser.parse_args(argv)
-    if args.command == "rollback":
-        return _rollback(args)
+    try:
+        return _rollback(args) if args.command == "rollback" else _run(args)
+    except ParameterError as exc:
+        print(f"parameter error: {exc}", file=sys.stderr)
+        return 2
+    except AwsSetupError as exc:
+        print(f"AWS set-up error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         result = run(
             args.env,
@@ -58,12 +67,6 @@ def main(argv: list[str] | None = None) -> int:
             local=LocalOptions(users=args.users, seed=args.seed, replay_share=args.replay_share),
             steps=tuple(args.steps),
         )
-    except ParameterError as exc:
-        print(f"parameter error: {exc}", file=sys.stderr)
-        return 2
-    except AwsSetupError as exc:
-        print(f"AWS set-up error: {exc}", file=sys.stderr)
-        return 2
     except RunFailed as exc:
         print(f"run failed: {exc}", file=sys.stderr)
         return 1
@@ -79,12 +82,6 @@ def _rollback(args: argparse.Namespace) -> int:
         if params.env != args.env:
             raise ParameterError(f"env: the parameters say env {params.env!r}, but --env {args.env} was asked")
         result = roll_back(params, args.outputs.resolve(), args.run, delete=args.delete, apply=args.apply)
-    except ParameterError as exc:
-        print(f"parameter error: {exc}", file=sys.stderr)
-        return 2
-    except AwsSetupError as exc:
-        print(f"AWS set-up error: {exc}", file=sys.stderr)
-        return 2
     except (RollbackRefused, RollbackError, PoolError) as exc:
         print(f"rollback refused: {exc}", file=sys.stderr)
         return 1
