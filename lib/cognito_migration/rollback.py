@@ -156,6 +156,7 @@ def roll_back(
 ) -> Rollback:
     """The CLI's rollback: detach (default) or delete, planned, and written only when ``apply``."""
     conn = aws.connect(params)
+    caller = aws.caller_identity(conn.session)  # fails with what to set before any call that could write
     source_run = None
     if delete:
         rows = pool.delete_created(conn.cognito, conn.iam, conn.lam, params, dry_run=not apply)
@@ -170,6 +171,7 @@ def roll_back(
             "env": params.env,
             "params_digest": params.digest(),
             "mode": mode,
+            "caller_identity": caller,
             "lambda_config_from_run": source_run,
             "at": records.now_iso(),
             "rows": rows.to_dict("records"),
