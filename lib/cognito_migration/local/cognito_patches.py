@@ -9,16 +9,27 @@ Applied once, to the moto classes in this process, by ``LocalAWS.start``:
 - A wrong password answers "Incorrect username or password." (moto's message was the username).
 - UpdateUserPool keeps the settings fixed at creation (AWS does not accept them there); moto's update
   replaced them, so a pool made case-insensitive turned case-sensitive when a trigger was attached.
+
+And where moto's cost grows with the pool on every call, index it, so a 100,000-user pool answers as fast as a
+2,000-user one (the answers themselves are unchanged):
+- a case-insensitive look-up that misses is one dict look-up in an index of case-folded usernames (it was a
+  scan of every user: each sign-in to, or import into, the new pool paid for its whole size);
+- ListUsers and ListUsersInGroup pages: moto rebuilt and filtered the whole list, then searched it for the
+  page's token, on every page (a whole-pool read was quadratic). The listing is kept per pool and filter while
+  the pool's users (and the group's members) are unchanged, and the token is found by position.
 """
 
 from __future__ import annotations
 
+import re
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from moto.cognitoidp import models
 from moto.cognitoidp.exceptions import NotAuthorizedError, UserNotConfirmedException
 from moto.core.exceptions import JsonRESTError
+from moto.utilities import paginator
 
 FIXED_AT_CREATION = ("AliasAttributes", "UsernameAttributes", "UsernameConfiguration")
 _applied = False
@@ -41,14 +52,105 @@ def apply() -> None:
         if _applied:
             return
         _patch_get_user()
+        _patch_listings()
         _patch_update_user_pool()
         _patch_password_sign_in("admin_initiate_auth", ("ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"))
         _patch_password_sign_in("initiate_auth", ("USER_PASSWORD_AUTH",))
         _applied = True
 
 
+class IndexedUsers(OrderedDict):
+    """A pool's users by username, as moto keeps them, with a version bumped on every change and an index of
+    case-folded usernames (a list each: a case-sensitive pool may hold "Bob" and "bob")."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.version = 0
+        self.folded: dict[str, list[str]] = {}
+        super().__init__()
+        self.update(*args, **kwargs)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in self:
+            self.folded.setdefault(key.casefold(), []).append(key)
+        super().__setitem__(key, value)
+        self.version += 1
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        keys = self.folded[key.casefold()]
+        keys.remove(key)
+        if not keys:
+            del self.folded[key.casefold()]
+        self.version += 1
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
+        if key not in self:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        value = self[key]
+        del self[key]
+        return value
+
+    def popitem(self, last: bool = True) -> tuple[str, Any]:
+        key = next(reversed(self)) if last else next(iter(self))
+        return key, self.pop(key)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def clear(self) -> None:
+        super().clear()
+        self.folded.clear()
+        self.version += 1
+
+    def by_folded_name(self, folded: str) -> Any:
+        keys = self.folded.get(folded)
+        return self[keys[0]] if keys else None
+
+
+class VersionedSet(set):
+    """A group's members, with a version bumped on every change (moto changes them with add and discard/remove)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.version = 0
+
+    def add(self, item: Any) -> None:
+        super().add(item)
+        self.version += 1
+
+    def discard(self, item: Any) -> None:
+        super().discard(item)
+        self.version += 1
+
+    def remove(self, item: Any) -> None:
+        super().remove(item)
+        self.version += 1
+
+    def clear(self) -> None:
+        super().clear()
+        self.version += 1
+
+
 def _patch_get_user() -> None:
     exact_get_user = models.CognitoIdpUserPool._get_user
+    pool_init = models.CognitoIdpUserPool.__init__
+    group_init = models.CognitoIdpGroup.__init__
+
+    def init_pool(self: models.CognitoIdpUserPool, *args: Any, **kwargs: Any) -> None:
+        pool_init(self, *args, **kwargs)
+        self.users = IndexedUsers(self.users)
+
+    def init_group(self: models.CognitoIdpGroup, *args: Any, **kwargs: Any) -> None:
+        group_init(self, *args, **kwargs)
+        self.users = VersionedSet(self.users)
 
     def get_user(self: models.CognitoIdpUserPool, username: str) -> Any:
         user = exact_get_user(self, username)
@@ -56,6 +158,8 @@ def _patch_get_user() -> None:
             return user
         folded = username.casefold()
         attribute_names = self.extended_config.get("UsernameAttributes") or []
+        if not attribute_names and isinstance(self.users, IndexedUsers):
+            return self.users.by_folded_name(folded)
         for candidate in self.users.values():
             if candidate.username.casefold() == folded:
                 return candidate
@@ -65,7 +169,77 @@ def _patch_get_user() -> None:
                     return candidate
         return None
 
+    models.CognitoIdpUserPool.__init__ = init_pool  # type: ignore[method-assign]
+    models.CognitoIdpGroup.__init__ = init_group  # type: ignore[method-assign]
     models.CognitoIdpUserPool._get_user = get_user  # type: ignore[method-assign]
+
+
+class Listing(list):
+    """One listing's users in moto's order, with each user's position: a page token is found in one step."""
+
+    def __init__(self, users: list[Any], stamp: tuple[Any, ...]) -> None:
+        super().__init__(users)
+        self.stamp = stamp
+        self.position = {str(user.id): index for index, user in enumerate(users)}
+
+
+# Filters on attributes a user cannot change: while the pool's users are the same, so is the listing.
+_STABLE_FILTER = re.compile(r'^\s*(sub|username)\s*(=|\^=)\s*"[^"]*"\s*$')
+_LISTINGS_KEPT = 64
+
+
+def _patch_listings() -> None:
+    list_users = models.CognitoIdpBackend.list_users.__wrapped__  # type: ignore[attr-defined]
+    list_users_in_group = models.CognitoIdpBackend.list_users_in_group.__wrapped__  # type: ignore[attr-defined]
+    listings: OrderedDict[tuple[Any, ...], Listing] = OrderedDict()
+    lock = threading.Lock()
+
+    def kept(key: tuple[Any, ...], stamp: tuple[Any, ...], build: Any) -> Listing:
+        with lock:
+            listing = listings.get(key)
+            if listing is not None and listing.stamp == stamp:
+                listings.move_to_end(key)
+                return listing
+        listing = Listing(build(), stamp)
+        with lock:
+            listings[key] = listing
+            while len(listings) > _LISTINGS_KEPT:
+                listings.popitem(last=False)
+        return listing
+
+    def users_listing(self: models.CognitoIdpBackend, user_pool_id: str, filt: str) -> list[Any]:
+        pool = self.describe_user_pool(user_pool_id)
+        if not isinstance(pool.users, IndexedUsers) or (filt and not _STABLE_FILTER.match(filt)):
+            return Listing(list_users(self, user_pool_id, filt), ())
+        stamp = (id(pool.users), pool.users.version)
+        return kept(("users", id(pool), filt), stamp, lambda: list_users(self, user_pool_id, filt))
+
+    def group_listing(self: models.CognitoIdpBackend, user_pool_id: str, group_name: str) -> list[Any]:
+        pool = self.describe_user_pool(user_pool_id)
+        group = self.get_group(user_pool_id, group_name)
+        if not isinstance(pool.users, IndexedUsers) or not isinstance(group.users, VersionedSet):
+            return Listing(list_users_in_group(self, user_pool_id, group_name), ())
+        stamp = (id(pool.users), pool.users.version, id(group.users), group.users.version)
+        return kept(("group", id(pool), group_name), stamp, lambda: list_users_in_group(self, user_pool_id, group_name))
+
+    paginate_page = paginator.Paginator.paginate
+
+    def paginate(self: paginator.Paginator, results: list[Any]) -> tuple[list[Any], str | None]:
+        parsed = self._parsed_token
+        if not isinstance(results, Listing) or not self._starting_token or parsed is None:
+            return paginate_page(self, results)
+        start = results.position.get(parsed["uniqueAttributes"])
+        if start is None:  # moto's own answer to a token it cannot place
+            return paginate_page(self, results)
+        end = min(start + self._max_results, len(results))
+        next_token = self._build_next_token(results[end]) if end < len(results) else None
+        return results[start:end], next_token
+
+    # moto's paginate decorator finds its configuration by the method's name.
+    users_listing.__name__, group_listing.__name__ = "list_users", "list_users_in_group"
+    models.CognitoIdpBackend.list_users = models.paginate(models.PAGINATION_MODEL)(users_listing)  # type: ignore
+    models.CognitoIdpBackend.list_users_in_group = models.paginate(models.PAGINATION_MODEL)(group_listing)  # type: ignore
+    paginator.Paginator.paginate = paginate  # type: ignore[method-assign]
 
 
 def _patch_update_user_pool() -> None:
