@@ -106,6 +106,7 @@ def run(
                 "users": len(local_env.legacy.users),
                 "seed": local_env.legacy.seed,
                 "endpoint": local_env.aws.endpoint_url,
+                "seconds_to_start": local_env.seconds_to_start,
             }
         records.save_json(run_dir, "run", manifest)
         bar = tqdm(steps, desc="runbook", unit="step", disable=not progress)
@@ -175,13 +176,14 @@ def _execute(step: str, values: dict[str, Any], run_dir: Path) -> dict[str, Any]
 
 def _replay(local_env: Any, new_pool_name: str, share: float, manifest: dict[str, Any]) -> Any:
     """The local environment's wave of returning users, so the report has progress to show."""
-    started = records.now_iso()
+    started, clock = records.now_iso(), time.perf_counter()
     replay = local_env.replay(new_pool_name, share)
     manifest["steps"].append(
         {
             "step": "local: replay sign-ins",
             "started": started,
             "ended": records.now_iso(),
+            "seconds": round(time.perf_counter() - clock, 2),
             "outcome": "passed",
             "sign_ins": dict(replay.counts),
         }

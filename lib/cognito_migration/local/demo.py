@@ -4,6 +4,7 @@ wave of sign-ins against the new pool so the report has progress to show."""
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +27,14 @@ class LocalEnvironment:
     port: int = 0
     aws: LocalAWS = field(init=False)
     legacy: LegacyPool = field(init=False)
+    seconds_to_start: float = field(default=0.0, init=False)  # the local AWS started and the legacy pool seeded
     _saved_env: dict[str, str | None] = field(default_factory=dict, init=False)
 
     def start(self) -> LocalEnvironment:
+        clock = time.perf_counter()
         self.aws = LocalAWS(port=self.port).start()
         self.legacy = seed_legacy_pool(users=self.users, seed=self.seed, region=self.region)
+        self.seconds_to_start = round(time.perf_counter() - clock, 2)
         variables = {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": self.aws.endpoint_url, "AWS_DEFAULT_REGION": self.region}
         for key, value in variables.items():
             self._saved_env[key] = os.environ.get(key)
