@@ -8,10 +8,12 @@ pool over HTTP so the report has something to show. Passwords are derived, never
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import random
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -416,13 +418,18 @@ def pool_config(region: str, account_id: str) -> dict[str, Any]:
 
 
 def seed_legacy_pool(
-    users: int = 2000, seed: int = 7, region: str = "us-east-1", account_id: str = DEFAULT_ACCOUNT_ID
+    users: int = 2000,
+    seed: int = 7,
+    region: str = "us-east-1",
+    account_id: str = DEFAULT_ACCOUNT_ID,
+    records: list[LegacyUser] | None = None,
 ) -> LegacyPool:
     """(Re)create the legacy pool, its two clients, 12 groups and `users` users in moto's in-process
-    backend. Idempotent: an existing pool with the fixed id is replaced."""
+    backend (`records`, when given, are generate_users(users, seed) made earlier). Idempotent: an existing
+    pool with the fixed id is replaced."""
     from moto.cognitoidp.models import cognitoidp_backends
 
-    records = generate_users(users, seed)
+    records = generate_users(users, seed) if records is None else records
     backend = cognitoidp_backends[account_id][region]
     pool_id = legacy_pool_id(region)
     _drop_pool(backend, pool_id)
@@ -449,8 +456,11 @@ def seed_legacy_pool(
         name: backend.create_group(pool_id, name, description, None, precedence)
         for name, description, precedence in GROUPS
     }
+    from moto.cognitoidp.models import CognitoIdpUser
+
+    template = CognitoIdpUser(pool_id, None, None, "CONFIRMED", [])
     for record in records:
-        _insert_user(pool, groups, record, seed)
+        _insert_user(pool, groups, record, seed, template)
     return LegacyPool(pool_id, region, account_id, LEGACY_MIGRATION_CLIENT_ID, LEGACY_WEB_CLIENT_ID, seed, records)
 
 
@@ -487,22 +497,26 @@ def _add_client(backend: Any, pool: Any, client_id: str, name: str, flows: list[
     pool.clients[client_id] = client
 
 
-def _insert_user(pool: Any, groups: dict[str, Any], record: LegacyUser, seed: int) -> None:
-    from moto.cognitoidp.models import CognitoIdpUser, UserStatus
+def _insert_user(pool: Any, groups: dict[str, Any], record: LegacyUser, seed: int, template: Any) -> None:
+    """One user, as moto's CognitoIdpUser would hold it, copied from a `template` made by moto itself: its
+    constructor draws a uuid and rebuilds the attributes twice, which made seeding a million users take minutes."""
+    from moto.cognitoidp.models import UserStatus
 
-    attributes = [{"Name": k, "Value": v} for k, v in record.attributes.items()]
-    user = CognitoIdpUser(
-        pool.id, record.username, demo_password(record.username, seed), UserStatus(record.status), attributes
-    )
+    user = copy.copy(template)
     # A stable sub (moto draws a random one) keeps reseeds comparable, e.g. for custom:legacy_sub checks.
     user.id = record.sub
-    user.update_attributes([{"Name": "sub", "Value": record.sub}])
+    user.username = record.username
+    user.password = demo_password(record.username, seed)
+    user.status = UserStatus(record.status)
+    user.attribute_lookup = {**record.attributes, "sub": record.sub}  # moto's order: sub comes last
+    user.attributes = [{"Name": k, "Value": v} for k, v in user.attribute_lookup.items()]
     user.enabled = record.enabled
     user.sms_mfa_enabled = record.mfa == "SMS_MFA"
     user.software_token_mfa_enabled = record.mfa == "SOFTWARE_TOKEN_MFA"
     user.preferred_mfa_setting = record.mfa
     # moto keeps naive UTC datetimes.
     user.create_date = user.last_modified_date = record.created_at.replace(tzinfo=None)
+    user.groups = set()
     pool.users[record.username] = user
     for name in record.groups:
         groups[name].users.add(user)
@@ -529,6 +543,9 @@ def replay_sample(legacy: LegacyPool, share: float) -> list[str]:
     return random.Random(legacy.seed).sample(names, round(share * len(names)))
 
 
+REPLAY_CONCURRENCY = 4  # returning users sign in at once, as they do in AWS
+
+
 def replay_wave(
     legacy: LegacyPool,
     new_client_id: str,
@@ -537,19 +554,25 @@ def replay_wave(
     *,
     progress: bool = False,
     client: Any = None,
+    concurrency: int = REPLAY_CONCURRENCY,
 ) -> ReplayResult:
     """Sign a sample of the legacy users in to the NEW pool (InitiateAuth USER_PASSWORD_AUTH, their old
-    username and password) as returning users would. The new client must have no secret."""
+    username and password) as returning users would, `concurrency` at a time. Usernames that differ only by
+    case share a lane and sign in in sample order, so which of them migrates first does not depend on timing.
+    The new client must have no secret."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from botocore.exceptions import ClientError
+    from tqdm.auto import tqdm
 
     cognito = client or _cognito_client(legacy.region, endpoint_url)
-    sample: Iterable[str] = replay_sample(legacy, share)
-    if progress:
-        from tqdm.auto import tqdm
-
-        sample = tqdm(sample, desc="sign-ins", unit="user")
-    outcomes: dict[str, str] = {}
+    sample = replay_sample(legacy, share)
+    lanes: list[list[str]] = [[] for _ in range(max(1, concurrency))]
     for username in sample:
+        lanes[zlib.crc32(username.casefold().encode()) % len(lanes)].append(username)
+    bar = tqdm(total=len(sample), desc="sign-ins", unit="user", disable=not progress)
+
+    def sign_in(username: str) -> str:
         try:
             response = cognito.initiate_auth(
                 ClientId=new_client_id,
@@ -557,10 +580,17 @@ def replay_wave(
                 AuthParameters={"USERNAME": username, "PASSWORD": legacy.password(username)},
             )
         except ClientError as exc:
-            outcomes[username] = exc.response["Error"]["Code"]
-            continue
-        outcomes[username] = "tokens" if "AuthenticationResult" in response else response["ChallengeName"]
-    return ReplayResult(outcomes)
+            return str(exc.response["Error"]["Code"])
+        finally:
+            bar.update(1)
+        return "tokens" if "AuthenticationResult" in response else str(response["ChallengeName"])
+
+    def run_lane(lane: list[str]) -> dict[str, str]:
+        return {username: sign_in(username) for username in lane}
+
+    with bar, ThreadPoolExecutor(len(lanes)) as pool:
+        done = {username: outcome for lane in pool.map(run_lane, lanes) for username, outcome in lane.items()}
+    return ReplayResult({username: done[username] for username in sample})
 
 
 def _cognito_client(region: str, endpoint_url: str | None) -> Any:
