@@ -8,7 +8,8 @@ rest of the wall time (the runner's own start, imports, writing HTML copies).
     .venv/bin/python benchmarks/demo_bench.py                  # 2000, 20000, 100000 users
     .venv/bin/python benchmarks/demo_bench.py --sizes 2000,20000
 
-Prints markdown tables; writes benchmarks/results/demo_scaling.png (log-log, seconds per step vs users).
+Prints markdown tables; writes benchmarks/results/demo.json and demo_scaling.png (log-log, seconds per
+step vs users).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "benchmarks" / "results" / "demo_scaling.png"
+RESULTS = ROOT / "benchmarks" / "results" / "demo.json"
 START = "local: start + seed"
 OUTSIDE = "outside steps"
 
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="2000,20000,100000", help="comma-separated user counts")
     parser.add_argument("--replay-share", type=float, default=None, help="share who sign in (runner default)")
     parser.add_argument("--chart", type=Path, default=CHART)
+    parser.add_argument("--json", type=Path, default=RESULTS, help="where the seconds per step are written")
     args = parser.parse_args(argv)
     results: dict[int, dict[str, float]] = {}
     for users in (int(s) for s in args.sizes.split(",")):
@@ -129,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
         results[users] = run_once(users, args.replay_share, tmp)
         shutil.rmtree(tmp, ignore_errors=True)
         print(f"{users:,} users: {results[users]['total']:.1f} s", file=sys.stderr, flush=True)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({str(n): row for n, row in results.items()}, indent=1))
     print(markdown_table(results))
     print()
     print(growth_table(results))

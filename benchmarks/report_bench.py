@@ -1,6 +1,6 @@
 """The report's comparison at scale: classify() + summary() on synthetic old and new pools.
 
-    .venv/bin/python benchmarks/report_bench.py                 # 100k and 1M users per pool
+    .venv/bin/python benchmarks/report_bench.py                 # 1k, 10k, 100k and 1M users per pool
     .venv/bin/python benchmarks/report_bench.py --sizes 10000   # any sizes
 
 No AWS: both pools are generated directly as DataFrames (Arrow strings, as ``scan.scan_users`` returns
@@ -9,7 +9,7 @@ filling the new pool to the same size, 0.5% case variants, 2% disabled, 3% uncon
 its own subprocess so one size's memory does not inflate the next; it reports the comparison's wall time
 (best of three), the peak of Python and NumPy allocations during it (tracemalloc), and the subprocess's
 peak resident memory (getrusage: the data itself included). Prints a markdown table for the README.
-Goal: 1M + 1M in under 5 s and 2 GB.
+Goal: 1M + 1M in under 5 s and 2 GB. Rows go to benchmarks/results/report.json.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ import pyarrow.compute as pc
 
 from cognito_migration import report
 
+RESULTS = Path(__file__).resolve().parent / "results" / "report.json"
 STATUSES = np.array(["CONFIRMED", "UNCONFIRMED", "FORCE_CHANGE_PASSWORD", "RESET_REQUIRED", "EXTERNAL_PROVIDER"])
 STATUS_WEIGHTS = np.array([0.93, 0.03, 0.02, 0.01, 0.01])
 
@@ -108,7 +110,8 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
+    parser.add_argument("--json", type=Path, default=RESULTS, help="where the rows are written")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size, print JSON
     args = parser.parse_args(argv)
     if args.one:
@@ -120,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             [sys.executable, __file__, "--one", str(size)], capture_output=True, text=True, check=True
         )
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"rows": results}, indent=1))
     print(
         f"Python {platform.python_version()}, pandas {pd.__version__}, pyarrow {pa.__version__}, "
         f"{platform.machine()} x {os.cpu_count()} CPUs\n"

@@ -31,7 +31,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "scan.json"
 def measure(name: str, read, local: LocalAWS, budget_rps: float, users: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
     assert local.faults is not None
     local.faults.injected.clear()
-    budget = aws.RateLimiter(budget_rps)  # as the runbook builds it: bursts of one second
+    budget = aws.RateLimiter(budget_rps)  # as the runbook builds it: no bursts
     started = time.perf_counter()
     frame = read(budget)
     seconds = time.perf_counter() - started

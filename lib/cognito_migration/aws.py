@@ -52,9 +52,10 @@ def caller_identity(sess: boto3.Session) -> dict[str, str]:
 class RateLimiter:
     """A token bucket shared by every call of a run that spends one quota category.
 
-    ``rate`` requests per second on average, bursts of at most ``burst``. Thread-safe. Adaptive: when
-    requests had to be retried (production is using the quota too), the rate drops to 70% (not below a tenth
-    of the budget) and climbs back 5% per clean request, never above the budget.
+    ``rate`` requests per second, ``burst`` at once at most (default 1: requests are spaced 1/rate apart, so
+    no window of t seconds holds more than 1 + rate x t of them, however short the read). Thread-safe.
+    Adaptive: when requests had to be retried (production is using the quota too), the rate drops to 70% (not
+    below a tenth of the budget) and climbs back 5% per clean request, never above the budget.
     """
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
@@ -62,7 +63,7 @@ class RateLimiter:
             raise ValueError("rate must be positive")
         self.budget = rate
         self.rate = rate
-        self.capacity = burst if burst is not None else max(1.0, rate)
+        self.capacity = burst if burst is not None else 1.0
         self._tokens = self.capacity
         self._updated = time.monotonic()
         self._lock = threading.Lock()
