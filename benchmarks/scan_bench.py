@@ -80,9 +80,11 @@ def main() -> None:
                 row = measure(name, read, local, args.budget, users)
                 rows.append(row)
                 print(row, flush=True)
+                # Written after every row: a long run stopped early keeps what it measured.
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                results = {"latency_s": args.latency, "budget_rps": args.budget, "rows": rows}
+                args.json.write_text(json.dumps(results, indent=1))
             local.faults.clear()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"latency_s": args.latency, "budget_rps": args.budget, "rows": rows}, indent=1))
     print(
         f"\n{args.latency * 1000:.0f} ms per request, UserList quota 30/s enforced, "
         f"budget {args.budget:g}/s (ceiling {args.budget * 60:,.0f} users/s)\n"
