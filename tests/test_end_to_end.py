@@ -95,6 +95,16 @@ def test_every_step_passed_and_was_recorded(run_dir: Path) -> None:
         assert "<html" in (run_dir / f"{step}.html").read_text()[:500].lower()
 
 
+def test_long_reads_show_progress_against_the_budget_in_the_step_logs_and_on_the_console(run_dir: Path) -> None:
+    audit_log = (run_dir / "01_audit_old_pool.log").read_text()
+    final = [line for line in audit_log.replace("\r", "\n").splitlines() if "old pool users: 100%" in line]
+    assert final, audit_log[-2000:]
+    assert f"{USERS}/{USERS}" in final[-1] and "user/s" in final[-1]
+    assert "budget 15 pages/s = 900 users/s max" in final[-1]
+    assert "new pool users" in (run_dir / "05_report.log").read_text()
+    assert "old pool users: 100%" in (run_dir.parent.parent / "runner.log").read_text()
+
+
 def test_report_counts_equal_the_ground_truth(run_dir: Path, legacy: LegacyPool) -> None:
     expected = expected_states(legacy)
     report = json.loads((run_dir / "report.json").read_text())

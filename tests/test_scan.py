@@ -68,6 +68,15 @@ def test_large_pools_are_read_in_shards(legacy, cognito, monkeypatch) -> None:
     assert "completeness" not in scan.scan_users(cognito, legacy.pool_id, expected=999).attrs
 
 
+def test_scan_pool_shards_by_the_pools_own_estimate(legacy, cognito, monkeypatch) -> None:
+    monkeypatch.setattr(scan, "SHARDED_FROM", 1000)
+    frame = scan.scan_pool(cognito, legacy.pool_id, aws.RateLimiter(500))
+    assert frame.attrs["completeness"]["shards_drained"] == 16
+    assert sorted(frame["username"]) == sorted(u.username for u in legacy.users)
+    monkeypatch.setattr(scan, "SHARDED_FROM", len(legacy.users) + 1)
+    assert "completeness" not in scan.scan_pool(cognito, legacy.pool_id).attrs
+
+
 def test_memberships_are_read_concurrently_and_completely(legacy, cognito) -> None:
     groups = sorted({g for u in legacy.users for g in u.groups})
     budget = aws.RateLimiter(200)

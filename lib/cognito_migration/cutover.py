@@ -41,8 +41,9 @@ class State:
 def read_state(conn: aws.Connections, params: Params, new_pool: dict[str, Any]) -> State:
     """Both pools read once (ListUsers pages under the rate budget) and compared as the report does."""
     old_pool = conn.cognito.describe_user_pool(UserPoolId=params.old_user_pool_id)["UserPool"]
-    old_users = scan.scan_users(conn.cognito, params.old_user_pool_id, conn.list_limiter, label="old pool users")
-    new_users = scan.scan_users(conn.cognito, new_pool["Id"], conn.list_limiter, label="new pool users")
+    estimate = old_pool.get("EstimatedNumberOfUsers")
+    old_users = scan.scan_users(conn.cognito, params.old_user_pool_id, conn.list_limiter, estimate, "old pool users")
+    new_users = scan.scan_pool(conn.cognito, new_pool["Id"], conn.list_limiter, "new pool users")
     classified = report.classify(old_users, new_users, params.target_case_sensitive)
     last = report.last_lazy_migration(old_users, new_users, params.target_case_sensitive)
     return State(old_pool, new_pool, old_users, new_users, classified, last)
@@ -251,7 +252,7 @@ def verify(conn: aws.Connections, params: Params, cut: Cutover, state: State) ->
     )
     if cut.result is None:
         return [Check("nothing written", True, "info", "dry run or not confirmed", "see the confirmation above"), kept]
-    after = scan.scan_users(conn.cognito, cut.new_pool["Id"], conn.list_limiter, label="new pool users")
+    after = scan.scan_pool(conn.cognito, cut.new_pool["Id"], conn.list_limiter, "new pool users")
     cut.after = after
     described = conn.cognito.describe_user_pool(UserPoolId=cut.new_pool["Id"])["UserPool"]
     lambda_config = described.get("LambdaConfig") or {}

@@ -2,10 +2,11 @@
 
     python -m cognito_migration run --env local
 
-writes ``outputs/<env>/<run-id>/``: each executed notebook, an HTML copy, the steps' results and
-``run.json``. It stops at the first failing gate; the failed notebook, saved with its error, is the record
-of the failure. For the ``local`` environment it first starts the local AWS in this process and seeds the
-legacy pool, and before the report it replays a wave of sign-ins.
+writes ``outputs/<env>/<run-id>/``: each executed notebook, an HTML copy, each step's log (the kernel's
+stderr: progress bars of long reads, shown live on the console too), the steps' results and ``run.json``.
+It stops at the first failing gate; the failed notebook, saved with its error, is the record of the failure.
+For the ``local`` environment it first starts the local AWS in this process and seeds the legacy pool, and
+before the report it replays a wave of sign-ins.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def run(
                 result.replay = _replay(
                     local_env, checked.new_pool_name, (local or LocalOptions()).replay_share, manifest
                 )
-            outcome = _execute(step, {**values, "run_dir": str(run_dir)}, run_dir)
+            outcome = _execute(step, {**values, "run_dir": str(run_dir)}, run_dir, progress)
             manifest["steps"].append(outcome)
             records.save_json(run_dir, "run", manifest)
             if outcome["outcome"] != "passed":
@@ -144,26 +145,45 @@ def _new_run_dir(env_outputs: Path) -> tuple[str, Path]:
     raise RuntimeError(f"{env_outputs}: cannot create a new run folder")
 
 
-def _execute(step: str, values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """Runs one notebook; the executed copy (and its HTML) are saved whether it passed or failed."""
+class _Tee:
+    """Where papermill writes the kernel's stderr as it arrives (the long reads' progress bars): the step's log
+    in the run folder and, when the run shows progress, this process's stderr."""
+
+    def __init__(self, *streams: Any) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> None:
+        for stream in self.streams:
+            stream.write(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+def _execute(step: str, values: dict[str, Any], run_dir: Path, progress: bool = False) -> dict[str, Any]:
+    """Runs one notebook; the executed copy (and its HTML) are saved whether it passed or failed, and the
+    kernel's stderr (progress bars with users/s and ETA, warnings) goes to ``<step>.log`` as it comes."""
     output = run_dir / f"{step}.ipynb"
     started, clock = records.now_iso(), time.perf_counter()
-    outcome: dict[str, Any] = {"step": step, "started": started, "notebook": output.name}
-    try:
-        papermill.execute_notebook(
-            str(NOTEBOOKS / f"{step}.ipynb"),
-            str(output),
-            parameters=values,
-            cwd=str(ROOT),
-            progress_bar=False,
-            report_mode=False,
-            # The kernel talks to this process over loopback only; its warning about unencrypted TCP, printed
-            # at every step, would bury the runbook's own output.
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
-        )
-        outcome["outcome"] = "passed"
-    except papermill.PapermillExecutionError as exc:
-        outcome.update(outcome="failed", error=f"{exc.ename}: {exc.evalue}")
+    outcome: dict[str, Any] = {"step": step, "started": started, "notebook": output.name, "log": f"{step}.log"}
+    with open(run_dir / f"{step}.log", "w", encoding="utf-8") as log:
+        try:
+            papermill.execute_notebook(
+                str(NOTEBOOKS / f"{step}.ipynb"),
+                str(output),
+                parameters=values,
+                cwd=str(ROOT),
+                progress_bar=False,
+                report_mode=False,
+                stderr_file=_Tee(log, sys.stderr) if progress else log,
+                # The kernel talks to this process over loopback only; its warning about unencrypted TCP,
+                # printed at every step, would bury the runbook's own output.
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            )
+            outcome["outcome"] = "passed"
+        except papermill.PapermillExecutionError as exc:
+            outcome.update(outcome="failed", error=f"{exc.ename}: {exc.evalue}")
     outcome["ended"] = records.now_iso()
     outcome["seconds"] = round(time.perf_counter() - clock, 2)
     if output.exists():

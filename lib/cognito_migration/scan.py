@@ -58,6 +58,13 @@ def scan_users(
     return _users_frame(rows)
 
 
+def scan_pool(cognito: Any, pool_id: str, limiter: RateLimiter | None = None, label: str = "") -> pd.DataFrame:
+    """``scan_users`` with the pool's EstimatedNumberOfUsers as it is now (one DescribeUserPool), so a large
+    pool is read in shards and its progress bar has an ETA."""
+    expected = cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"].get("EstimatedNumberOfUsers")
+    return scan_users(cognito, pool_id, limiter, expected, label)
+
+
 def _progress(expected: int | None, label: str, limiter: RateLimiter | None) -> Any:
     # EstimatedNumberOfUsers is approximate: the ETA is too, and the bar may end a little short or over.
     ceiling = f"budget {limiter.rate:g} pages/s = {limiter.rate * 60:,.0f} users/s max" if limiter else None
