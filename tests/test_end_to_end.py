@@ -101,6 +101,8 @@ def test_long_reads_show_progress_against_the_budget_in_the_step_logs_and_on_the
     assert final, audit_log[-2000:]
     assert f"{USERS}/{USERS}" in final[-1] and "user/s" in final[-1]
     assert "budget 15 pages/s = 900 users/s max" in final[-1]
+    groups = [line for line in audit_log.replace("\r", "\n").splitlines() if "group memberships" in line]
+    assert groups and "member/s" in groups[-1] and "12/12 groups" in groups[-1], audit_log[-2000:]
     assert "new pool users" in (run_dir / "05_report.log").read_text()
     assert "old pool users: 100%" in (run_dir.parent.parent / "runner.log").read_text()
 

@@ -5,6 +5,7 @@ over a million users takes hours)."""
 from __future__ import annotations
 
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -100,21 +101,30 @@ def scan_memberships(
 ) -> pd.DataFrame:
     """(group, username) for every member of every group, via ListUsersInGroup: each group is one paged
     stream, read concurrently under the shared budget (a pool's groups partition nothing, so each is read
-    whole)."""
+    whole). The progress bar counts memberships as they arrive (no API gives their total: no ETA) and the
+    groups finished."""
+    groups_done = [0]
+    lock = threading.Lock()
+
+    def read_group(group: str) -> list[dict[str, str]]:
+        rows = []
+        for user in paginate(cognito, "list_users_in_group", "Users", limiter, UserPoolId=pool_id, GroupName=group):
+            rows.append({"group": group, "username": user["Username"]})
+            bar.update(1)
+        with lock:
+            groups_done[0] += 1
+            bar.set_postfix_str(f"{groups_done[0]}/{len(group_names)} groups; {ceiling}", refresh=False)
+        return rows
+
+    ceiling = f"budget {limiter.rate:g} pages/s = {limiter.rate * 60:,.0f} users/s max" if limiter else ""
     with (
-        tqdm(total=len(group_names), desc="ListUsersInGroup", unit="group", mininterval=2.0, file=sys.stderr) as bar,
+        tqdm(desc="group memberships", unit="member", mininterval=2.0, file=sys.stderr) as bar,
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="group") as executor,
     ):
-        futures = [executor.submit(_read_group, cognito, pool_id, group, limiter, bar) for group in group_names]
+        bar.set_postfix_str(f"0/{len(group_names)} groups; {ceiling}", refresh=False)
+        futures = [executor.submit(read_group, group) for group in group_names]
         rows = [row for future in futures for row in future.result()]
     return pd.DataFrame(rows, columns=["group", "username"])
-
-
-def _read_group(cognito: Any, pool_id: str, group: str, limiter: RateLimiter | None, bar: Any) -> list[dict[str, str]]:
-    users = paginate(cognito, "list_users_in_group", "Users", limiter, UserPoolId=pool_id, GroupName=group)
-    rows = [{"group": group, "username": user["Username"]} for user in users]
-    bar.update(1)
-    return rows
 
 
 def list_identity_providers(cognito: Any, pool_id: str) -> list[dict[str, Any]]:
