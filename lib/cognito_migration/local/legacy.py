@@ -159,13 +159,16 @@ def _unique_people(rng: random.Random, count: int) -> list[tuple[str, str, str]]
     """(username, first name, last name) triples, usernames unique ignoring case."""
     seen: set[str] = set()
     people: list[tuple[str, str, str]] = []
+    # The numbers' range grows with the pool, so a million users still find free names at once (with 40 x 38
+    # names and 1-99 there are 150,000 "first.last42" names; the draws stalled as they ran out).
+    top, wide = max(99, count // 500), max(999, count // 100)
     while len(people) < count:
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
         # Mostly "firstname.lastname42", some "firstnamel123": the shapes real consumer pools show.
         if rng.random() < 0.85:
-            name = f"{first}.{last}{rng.randint(1, 99)}"
+            name = f"{first}.{last}{rng.randint(1, top)}"
         else:
-            name = f"{first}{last[0]}{rng.randint(100, 999)}"
+            name = f"{first}{last[0]}{rng.randint(100, wide)}"
         if name not in seen:  # all lowercase here, so this is a case-insensitive check
             seen.add(name)
             people.append((name, first, last))
