@@ -103,7 +103,7 @@ def chart(results: dict[int, dict[str, float]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sizes = sorted(results)
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=90)
+    fig, ax = plt.subplots(figsize=(9.5, 4.4), dpi=90)
     for row in _row_names(results):
         points = [(n, results[n][row]) for n in sizes if results[n].get(row, 0) > 0]
         style = {"linewidth": 2.5, "color": "black"} if row == "total" else {"marker": "o"}
@@ -114,7 +114,7 @@ def chart(results: dict[int, dict[str, float]], path: Path) -> None:
     ax.set_ylabel("wall seconds")
     ax.set_title("make demo on the local AWS: seconds per step")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -127,9 +127,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replay-share", type=float, default=None, help="share who sign in (runner default)")
     parser.add_argument("--chart", type=Path, default=CHART)
     parser.add_argument("--json", type=Path, default=RESULTS, help="where the seconds per step are written")
+    parser.add_argument("--from-json", action="store_true", help="no runs: tables and chart from --json")
     args = parser.parse_args(argv)
     results: dict[int, dict[str, float]] = {}
-    for users in (int(s) for s in args.sizes.split(",")):
+    if args.from_json:
+        results = {int(n): row for n, row in json.loads(args.json.read_text()).items()}
+    for users in () if args.from_json else (int(s) for s in args.sizes.split(",")):
         # Kept when the run fails (run_once exits naming its log); removed once its figures are read.
         tmp = Path(tempfile.mkdtemp(prefix=f"demo-bench-{users}-"))
         results[users] = run_once(users, args.replay_share, tmp)
