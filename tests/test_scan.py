@@ -86,6 +86,38 @@ def test_memberships_are_read_concurrently_and_completely(legacy, cognito) -> No
     assert budget.requests >= len(groups)
 
 
+class LateClock:
+    """time.monotonic and time.sleep for RateLimiter, where every sleep wakes 5 ms late (as threads do)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sends: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds + 0.005
+
+
+def test_the_budget_keeps_its_rate_when_callers_wake_late_and_saves_nothing_for_a_burst(monkeypatch) -> None:
+    clock = LateClock()
+    monkeypatch.setattr(aws.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(aws.time, "sleep", clock.sleep)
+    limiter = aws.RateLimiter(15)
+    for _ in range(151):
+        limiter.acquire()
+        clock.sends.append(clock.now)
+    # 150 intervals of 1/15 s: late wake-ups do not add up (a bucket of one token lost 5 ms each time).
+    assert clock.sends[-1] - clock.sends[0] == pytest.approx(10.0, abs=0.006)
+
+    clock.now += 60.0  # idle: nothing is saved up
+    first = clock.now
+    for _ in range(3):
+        limiter.acquire()
+    assert clock.now - first >= 2 / 15
+
+
 def test_the_budget_slows_down_after_throttling_and_recovers() -> None:
     limiter = aws.RateLimiter(10)
     limiter.charge_retries(2)

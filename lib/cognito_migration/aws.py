@@ -50,12 +50,16 @@ def caller_identity(sess: boto3.Session) -> dict[str, str]:
 
 
 class RateLimiter:
-    """A token bucket shared by every call of a run that spends one quota category.
+    """A request-rate budget shared by every call of a run that spends one quota category.
 
-    ``rate`` requests per second, ``burst`` at once at most (default 1: requests are spaced 1/rate apart, so
-    no window of t seconds holds more than 1 + rate x t of them, however short the read). Thread-safe.
-    Adaptive: when requests had to be retried (production is using the quota too), the rate drops to 70% (not
-    below a tenth of the budget) and climbs back 5% per clean request, never above the budget.
+    ``rate`` requests per second, ``burst`` at once at most (default 1). Each request takes the next send
+    slot, 1/rate after the previous one; a slot is never earlier than ``burst - 1`` slots before now, so time
+    left unused (an idle moment) is not saved up for a burst: no window of t seconds holds more than
+    burst + rate x t requests, however short the read. Slots are kept from one request to the next, not
+    measured from when a caller woke up, so a late wake-up does not cost the budget a slot (a token bucket
+    holding one token lost ~6% of its rate that way). Thread-safe. Adaptive: when requests had to be retried
+    (production is using the quota too), the rate drops to 70% (not below a tenth of the budget) and climbs
+    back 5% per clean request, never above the budget.
     """
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
@@ -64,25 +68,22 @@ class RateLimiter:
         self.budget = rate
         self.rate = rate
         self.capacity = burst if burst is not None else 1.0
-        self._tokens = self.capacity
-        self._updated = time.monotonic()
+        self._next_slot = time.monotonic()
         self._lock = threading.Lock()
         self.waited_s = 0.0
         self.requests = 0  # pages paid for, retries included
         self.retries = 0  # requests botocore repeated after throttling or a server error
 
     def acquire(self) -> None:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-                self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    self.requests += 1
-                    return
-                wait = (1 - self._tokens) / self.rate
-            self.waited_s += wait
+        with self._lock:
+            now = time.monotonic()
+            slot = max(self._next_slot, now - (self.capacity - 1) / self.rate)
+            self._next_slot = slot + 1 / self.rate
+            self.requests += 1
+            wait = slot - now
+            if wait > 0:
+                self.waited_s += wait
+        if wait > 0:
             time.sleep(wait)
 
     def charge_retries(self, retries: int) -> None:
