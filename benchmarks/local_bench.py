@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from typing import Any
+
+from sizes import in_own_process
 
 
 def _mean_ms(call: Any, times: int) -> float:
@@ -79,12 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| users | ListUsers page | sharded page | case-insensitive miss | AdminCreateUser |")
     print("|---:|---:|---:|---:|---:|")
     for size in (int(n) for n in args.sizes.split(",")):
-        done = subprocess.run(
-            [sys.executable, __file__, "--one", str(size), "--pages", str(args.pages)], capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"{size:,} users failed:\n{done.stderr[-2000:]}")
-        r = json.loads(done.stdout.strip().splitlines()[-1])
+        r = in_own_process(__file__, size, "--pages", str(args.pages))
         cells = [f"{r['users']:,}"] + [f"{r[k]} ms" for k in ("page_ms", "shard_page_ms", "miss_ms", "create_ms")]
         print("| " + " | ".join(cells) + " |", flush=True)
     return 0

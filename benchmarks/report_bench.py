@@ -19,8 +19,6 @@ import json
 import os
 import platform
 import resource
-import subprocess
-import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -30,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from sizes import in_own_process
 
 from cognito_migration import report
 
@@ -119,10 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = []
     for size in args.sizes:
-        done = subprocess.run(
-            [sys.executable, __file__, "--one", str(size)], capture_output=True, text=True, check=True
-        )
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        results.append(in_own_process(__file__, size))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"rows": results}, indent=1))
     print(

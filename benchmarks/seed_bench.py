@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from sizes import in_own_process
 
 RESULTS = Path(__file__).resolve().parent / "results" / "seed.json"
 
@@ -64,10 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for size in (int(n) for n in args.sizes.split(",")):
-        done = subprocess.run([sys.executable, __file__, "--one", str(size)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"seeding {size:,} users failed:\n{done.stderr[-2000:]}")
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        rows.append(in_own_process(__file__, size))
         print(rows[-1], file=sys.stderr, flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"rows": rows}, indent=1))
