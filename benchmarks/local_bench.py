@@ -5,12 +5,14 @@
 Over HTTP, without quotas or added latency, on the seeded legacy pool: the mean time of the first `--pages`
 ListUsers pages (token by token, as a reader walks them) and of a sharded page (`sub ^= "a"`), then in a
 case-insensitive pool holding the same users: an AdminGetUser that misses and an AdminCreateUser (both look
-the name up ignoring case). Each size in its own process.
+the name up ignoring case). Each size in its own process. ``--freeze``: gc.freeze() after seeding, as the
+demo's LocalEnvironment does, so the garbage collector stops walking the seeded users.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import time
@@ -26,7 +28,7 @@ def _mean_ms(call: Any, times: int) -> float:
     return round(1000 * (time.perf_counter() - started) / times, 1)
 
 
-def measure(users: int, pages: int) -> dict[str, Any]:
+def measure(users: int, pages: int, freeze: bool = False) -> dict[str, Any]:
     import boto3
     from botocore.exceptions import ClientError
     from moto.cognitoidp.models import cognitoidp_backends
@@ -37,6 +39,8 @@ def measure(users: int, pages: int) -> dict[str, Any]:
     os.environ.update(LOCAL_CREDENTIALS)
     with LocalAWS() as local:
         legacy = seed_legacy_pool(users=users, seed=1)
+        if freeze:  # as LocalEnvironment does after seeding
+            gc.freeze()
         cognito = boto3.client("cognito-idp", region_name=legacy.region, endpoint_url=local.endpoint_url)
         token: list[str | None] = [None]
 
@@ -71,15 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="2000,20000,100000", help="comma-separated user counts")
     parser.add_argument("--pages", type=int, default=200, help="ListUsers pages walked per size")
+    parser.add_argument("--freeze", action="store_true", help="gc.freeze() after seeding, as the demo does")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size, print JSON
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(args.one, args.pages)))
+        print(json.dumps(measure(args.one, args.pages, args.freeze)))
         return 0
     print("| users | ListUsers page | sharded page | case-insensitive miss | AdminCreateUser |")
     print("|---:|---:|---:|---:|---:|")
     for size in (int(n) for n in args.sizes.split(",")):
-        r = in_own_process(__file__, size, "--pages", str(args.pages))
+        r = in_own_process(__file__, size, "--pages", str(args.pages), *(["--freeze"] if args.freeze else []))
         cells = [f"{r['users']:,}"] + [f"{r[k]} ms" for k in ("page_ms", "shard_page_ms", "miss_ms", "create_ms")]
         print("| " + " | ".join(cells) + " |", flush=True)
     return 0

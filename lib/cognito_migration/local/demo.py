@@ -3,6 +3,7 @@ wave of sign-ins against the new pool so the report has progress to show."""
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ class LocalEnvironment:
         clock = time.perf_counter()
         self.aws = LocalAWS(port=self.port).start()
         self.legacy = seed_legacy_pool(users=self.users, seed=self.seed, region=self.region)
+        # The seeded pool lives as long as this environment: keep the garbage collector from walking its
+        # objects at every collection (at 100,000 users that made each call of the local AWS ~10 ms slower).
+        gc.freeze()
         self.seconds_to_start = round(time.perf_counter() - clock, 2)
         variables = {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": self.aws.endpoint_url, "AWS_DEFAULT_REGION": self.region}
         for key, value in variables.items():
@@ -49,6 +53,7 @@ class LocalEnvironment:
             else:
                 os.environ[key] = value
         self.aws.stop()
+        gc.unfreeze()
 
     def __enter__(self) -> LocalEnvironment:
         return self.start()
