@@ -11,14 +11,12 @@ demo's LocalEnvironment does, so the garbage collector stops walking the seeded 
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import os
 import time
 from typing import Any
 
-from sizes import in_own_process
+import sizes
 
 
 def _mean_ms(call: Any, times: int) -> float:
@@ -72,21 +70,19 @@ def measure(users: int, pages: int, freeze: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="2000,20000,100000", help="comma-separated user counts")
+    parser = sizes.parser(__doc__, "2000,20000,100000")
     parser.add_argument("--pages", type=int, default=200, help="ListUsers pages walked per size")
     parser.add_argument("--freeze", action="store_true", help="gc.freeze() after seeding, as the demo does")
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size, print JSON
     args = parser.parse_args(argv)
-    if args.one:
-        print(json.dumps(measure(args.one, args.pages, args.freeze)))
+    extra = ["--pages", str(args.pages), *(["--freeze"] if args.freeze else [])]
+    rows = sizes.by_size(args, __file__, lambda users: measure(users, args.pages, args.freeze), *extra)
+    if rows is None:
         return 0
     print("| users | ListUsers page | sharded page | case-insensitive miss | AdminCreateUser |")
     print("|---:|---:|---:|---:|---:|")
-    for size in (int(n) for n in args.sizes.split(",")):
-        r = in_own_process(__file__, size, "--pages", str(args.pages), *(["--freeze"] if args.freeze else []))
+    for r in rows:
         cells = [f"{r['users']:,}"] + [f"{r[k]} ms" for k in ("page_ms", "shard_page_ms", "miss_ms", "create_ms")]
-        print("| " + " | ".join(cells) + " |", flush=True)
+        print("| " + " | ".join(cells) + " |")
     return 0
 
 

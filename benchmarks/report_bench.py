@@ -14,8 +14,6 @@ Goal: 1M + 1M in under 5 s and 2 GB. Rows go to benchmarks/results/report.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import resource
@@ -28,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sizes import in_own_process
+import sizes
 
 from cognito_migration import report
 
@@ -108,19 +106,12 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
+    parser = sizes.parser(__doc__, "1000,10000,100000,1000000")
     parser.add_argument("--json", type=Path, default=RESULTS, help="where the rows are written")
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size, print JSON
     args = parser.parse_args(argv)
-    if args.one:
-        print(json.dumps(measure(args.one)))
+    results = sizes.by_size(args, __file__, measure, results=args.json)
+    if results is None:
         return 0
-    results = []
-    for size in args.sizes:
-        results.append(in_own_process(__file__, size))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"rows": results}, indent=1))
     print(
         f"Python {platform.python_version()}, pandas {pd.__version__}, pyarrow {pa.__version__}, "
         f"{platform.machine()} x {os.cpu_count()} CPUs\n"

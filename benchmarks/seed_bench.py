@@ -9,15 +9,12 @@ the RSS added by the seeded pool. Rows go to benchmarks/results/seed.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from sizes import in_own_process
+import sizes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "seed.json"
 
@@ -55,20 +52,12 @@ def measure(users: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000,100000,1000000", help="comma-separated user counts")
+    parser = sizes.parser(__doc__, "1000,10000,100000,1000000")
     parser.add_argument("--json", type=Path, default=RESULTS, help="where the rows are written")
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size, print JSON
     args = parser.parse_args(argv)
-    if args.one:
-        print(json.dumps(measure(args.one)))
+    rows = sizes.by_size(args, __file__, measure, results=args.json)
+    if rows is None:
         return 0
-    rows = []
-    for size in (int(n) for n in args.sizes.split(",")):
-        rows.append(in_own_process(__file__, size))
-        print(rows[-1], file=sys.stderr, flush=True)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"rows": rows}, indent=1))
     print("| users | generate records | write into moto | total | users/s | RSS added | peak RSS |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
