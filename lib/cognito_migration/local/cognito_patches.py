@@ -51,7 +51,7 @@ def apply() -> None:
     with _lock:
         if _applied:
             return
-        _patch_get_user()
+        _patch_indexed_users()
         _patch_listings()
         _patch_update_user_pool()
         _patch_password_sign_in("admin_initiate_auth", ("ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"))
@@ -139,7 +139,9 @@ class VersionedSet(set):
         self.version += 1
 
 
-def _patch_get_user() -> None:
+def _patch_indexed_users() -> None:
+    """Pools keep their users in IndexedUsers and groups their members in VersionedSet (the listings below rely
+    on both); a case-insensitive look-up that misses uses the index of case-folded names."""
     exact_get_user = models.CognitoIdpUserPool._get_user
     pool_init = models.CognitoIdpUserPool.__init__
     group_init = models.CognitoIdpGroup.__init__
