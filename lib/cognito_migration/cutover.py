@@ -2,9 +2,11 @@
 
 A lazy migration never ends by itself. The cutover reads both pools, checks readiness (migrated share,
 days since the last lazy migration, open audit findings), then, behind ``dry_run`` AND an explicit
-confirmation, imports the stragglers with Cognito user import jobs (they arrive RESET_REQUIRED), detaches
-the migration trigger with a read-modify-write UpdateUserPool (``deploy.detach``), and keeps or drops the
-group-copy PostAuthentication trigger. The old pool is never deleted here. Returns data; does not print.
+confirmation, imports the stragglers with Cognito user import jobs (they arrive RESET_REQUIRED), reads the
+new pool back, and only when every straggler arrived (or is accepted by name as left behind) detaches the
+migration trigger with a read-modify-write UpdateUserPool (``deploy.detach``) and keeps or drops the
+group-copy PostAuthentication trigger: a user who is neither migrated nor imported can still arrive lazily
+while the trigger stays. The old pool is never deleted here. Returns data; does not print.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from .checks import Check
 from .params import Params
 
 
+class CutoverRefused(RuntimeError):
+    """The cutover was asked to write while a readiness check refuses it."""
+
+
 @dataclass
 class State:
     """Both pools as the cutover found them."""
@@ -45,7 +51,10 @@ def read_state(conn: aws.Connections, params: Params, new_pool: dict[str, Any]) 
     old_users = scan.scan_users(conn.cognito, params.old_user_pool_id, conn.list_limiter, estimate, "old pool users")
     new_users = scan.scan_pool(conn.cognito, new_pool["Id"], conn.list_limiter, "new pool users")
     classified = report.classify(old_users, new_users, params.target_case_sensitive)
-    last = report.last_lazy_migration(old_users, new_users, params.target_case_sensitive)
+    # Users an earlier cutover imported are not lazy migrations: a retry of a failed import must not wait
+    # cutover_min_quiet_days because of the import itself.
+    imports = user_import.import_windows(conn.cognito, new_pool["Id"])
+    last = report.last_lazy_migration(old_users, new_users, params.target_case_sensitive, imports)
     return State(old_pool, new_pool, old_users, new_users, classified, last)
 
 
@@ -71,9 +80,9 @@ def open_findings(run_dir: Path) -> tuple[list[dict[str, Any]], str | None]:
 
 
 def readiness(state: State, params: Params, now: datetime | None = None) -> list[Check]:
-    """The checklist before writing. With writes asked for, a recent lazy migration or an open audit blocker
-    stops the step; in a dry run they are only shown."""
-    writes = not params.dry_run and params.cutover_confirm
+    """The checklist before writing. Unless this is a dry run, a recent lazy migration or an open audit
+    blocker stops the step, whichever way the write would be confirmed (``cutover_confirm`` or JupyterLab's
+    button): a confirmation never passes a check. In a dry run they are only shown."""
     totals = report.summary(state.classified).set_index("state")["users"]
     users = int(totals.sum()) or 1
     migratable = int(totals[report.MIGRATED] + totals[report.NOT_YET]) or 1
@@ -84,7 +93,7 @@ def readiness(state: State, params: Params, now: datetime | None = None) -> list
     findings, source = open_findings(params.records_dir)
     blockers = [f["id"] for f in findings if f.get("severity") == "blocker"]
     warnings = [f["id"] for f in findings if f.get("severity") == "warning"]
-    severity = "blocker" if writes else "warning"
+    severity = "warning" if params.dry_run else "blocker"
     return [
         Check(
             "migrated share",
@@ -101,14 +110,16 @@ def readiness(state: State, params: Params, now: datetime | None = None) -> list
             "nobody migrated yet"
             if quiet is None
             else f"the last one {quiet:.1f} days ago ({state.last_migration:%Y-%m-%d %H:%M} UTC)",
-            "users are still arriving lazily: wait, or lower cutover_min_quiet_days knowingly",
+            "users are still arriving lazily: wait, or lower cutover_min_quiet_days knowingly "
+            "(dry_run: true shows the plan meanwhile)",
         ),
         Check(
             "no open audit blocker",
             not blockers,
             severity,
             f"{source}: {', '.join(blockers) or 'none'}" if source else "no findings.json in this environment's runs",
-            "fix them (re-run step 1), or accept them by name in accept_findings",
+            "fix them (re-run step 1), or accept them by name in accept_findings (dry_run: true shows the plan "
+            "meanwhile)",
         ),
         Check("audit warnings read", True, "info", ", ".join(warnings) or "none", "read the audit's findings table"),
     ]
@@ -126,6 +137,7 @@ class Cutover:
     new_pool: dict[str, Any]
     import_file: stragglers.ImportFile
     lambda_config: dict[str, Any]
+    ready: list[Check]  # the readiness checks: execute refuses while one of them fails
     result: dict[str, Any] | None = None
     after: pd.DataFrame | None = field(default=None, repr=False)  # the new pool once the cutover ran
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
@@ -160,7 +172,14 @@ class Cutover:
         return pd.DataFrame(rows, columns=["action", "what", "pool"])
 
     def execute(self) -> dict[str, Any]:
-        """Imports the stragglers (job by job, to the end), then detaches the trigger."""
+        """Imports the stragglers (job by job, to the end), reads the new pool back, then detaches the
+        trigger unless a straggler did not arrive and is not accepted by name in cutover_accept_unimported."""
+        refusing = [c for c in self.ready if not c.passed and c.severity != "info"]
+        if refusing:
+            raise CutoverRefused(
+                "nothing written: readiness refuses the cutover: "
+                + "; ".join(f"{c.name} ({c.detail})" for c in refusing)
+            )
         cognito = self.conn.cognito
         account = deploy.account_of(self.new_pool["Arn"])
         role_arn = user_import.ensure_logs_role(
@@ -174,15 +193,26 @@ class Cutover:
             names = self.import_file.usernames[offset : offset + count]
             jobs.append(self._import(cognito, logs, name, role_arn, path, names))
             offset += count
-        wanted = {k: v for k, v in self.lambda_config.items() if k not in self.dropped_triggers}
-        detached = deploy.detach(cognito, self.new_pool["Id"], wanted, dry_run=False)
+        self.after = scan.scan_pool(cognito, self.new_pool["Id"], self.conn.list_limiter, "new pool users")
+        left = left_behind(self.import_file.usernames, self.after, self.params)
         self.result = {
             "logs_role_arn": role_arn,
             "jobs": jobs,
-            "lambda_config_before": detached["current_lambda_config"],
-            "lambda_config_after": wanted,
-            "detached": self.dropped_triggers,
+            "left_behind": left,
+            "accepted_left_behind": [u for u in left if u in self.params.cutover_accept_unimported],
+            "lambda_config_before": self.lambda_config,
+            "lambda_config_after": self.lambda_config,
+            "detached": [],
         }
+        if len(left) > len(self.result["accepted_left_behind"]):
+            return self.result  # the trigger stays: those users can still sign in and migrate lazily
+        wanted = {k: v for k, v in self.lambda_config.items() if k not in self.dropped_triggers}
+        detached = deploy.detach(cognito, self.new_pool["Id"], wanted, dry_run=False)
+        self.result.update(
+            lambda_config_before=detached["current_lambda_config"],
+            lambda_config_after=wanted,
+            detached=self.dropped_triggers,
+        )
         return self.result
 
     def _import(
@@ -207,9 +237,20 @@ class Cutover:
         }
 
 
-def plan(conn: aws.Connections, params: Params, state: State, import_file: stragglers.ImportFile) -> Cutover:
+def plan(
+    conn: aws.Connections, params: Params, state: State, import_file: stragglers.ImportFile, ready: list[Check]
+) -> Cutover:
     described = conn.cognito.describe_user_pool(UserPoolId=state.new_pool["Id"])["UserPool"]
-    return Cutover(conn, params, described, import_file, dict(described.get("LambdaConfig") or {}))
+    return Cutover(conn, params, described, import_file, dict(described.get("LambdaConfig") or {}), ready)
+
+
+def left_behind(wanted: list[str], new_users: pd.DataFrame, params: Params) -> list[str]:
+    """The stragglers of the import file who are not in the new pool, named as the records name users
+    (masked unless mask_pii is false): the form cutover_accept_unimported accepts them by."""
+    fold = (lambda name: name) if params.target_case_sensitive else str.casefold
+    there = {fold(str(u)) for u in new_users.get("username", pd.Series(dtype=str))}
+    shown = records.mask_text if params.mask_pii else str
+    return [shown(u) for u in wanted if fold(u) not in there]
 
 
 # --- what was done ---------------------------------------------------------------------------------------
@@ -244,16 +285,27 @@ def srp_reminder(cognito: Any, pool_id: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["client", "client id", "auth flows", "to do"])
 
 
-def verify(conn: aws.Connections, params: Params, cut: Cutover, state: State) -> list[Check]:
+def verify(conn: aws.Connections, params: Params, cut: Cutover, state: State, confirmation: str) -> list[Check]:
     """What the cutover promises, read back from AWS: the stragglers in the new pool as RESET_REQUIRED,
-    nobody disabled turned enabled, the trigger detached as asked, the old pool still there."""
+    nobody disabled turned enabled, the trigger detached as asked (kept while a straggler is missing), the
+    old pool still there. ``confirmation`` is the write's state: a button still waiting fails the gate, so a
+    "Run All" in JupyterLab never ends on a passing gate before anyone pressed it."""
     kept = Check(
         "old pool kept", _pool_exists(conn.cognito, params.old_user_pool_id), "blocker", params.old_user_pool_id
     )
     if cut.result is None:
-        return [Check("nothing written", True, "info", "dry run or not confirmed", "see the confirmation above"), kept]
-    after = scan.scan_pool(conn.cognito, cut.new_pool["Id"], conn.list_limiter, "new pool users")
-    cut.after = after
+        waiting = confirmation == "waiting for the button"
+        return [
+            Check(
+                "nothing written",
+                not waiting,
+                "blocker",
+                confirmation,
+                "press the button above, then run this cell again" if waiting else "see the confirmation above",
+            ),
+            kept,
+        ]
+    after = cut.after if cut.after is not None else scan.scan_pool(conn.cognito, cut.new_pool["Id"], conn.list_limiter)
     described = conn.cognito.describe_user_pool(UserPoolId=cut.new_pool["Id"])["UserPool"]
     lambda_config = described.get("LambdaConfig") or {}
     post_auth_as_asked = ("PostAuthentication" in cut.dropped_triggers) != ("PostAuthentication" in lambda_config)
@@ -267,13 +319,7 @@ def verify(conn: aws.Connections, params: Params, cut: Cutover, state: State) ->
             "read the job's CompletionMessage, fix the cause, re-run this step",
         ),
         *_arrivals(cut.import_file, jobs, after, state.old_users, params.mask_pii),
-        Check(
-            "migration trigger detached",
-            "UserMigration" not in lambda_config,
-            "blocker",
-            f"LambdaConfig: {sorted(lambda_config) or 'empty'}",
-            "re-run this step",
-        ),
+        _detached(cut.result, lambda_config),
         Check(
             "group-copy trigger as asked",
             post_auth_as_asked,
@@ -341,6 +387,29 @@ def _arrivals(
             "disable them in the new pool (AdminDisableUser)",
         ),
     ]
+
+
+def _detached(result: dict[str, Any], lambda_config: dict[str, Any]) -> Check:
+    left, accepted = result.get("left_behind", []), result.get("accepted_left_behind", [])
+    waiting = [u for u in left if u not in accepted]
+    if waiting:
+        shown = ", ".join(waiting[:10]) + (f" and {len(waiting) - 10} more" if len(waiting) > 10 else "")
+        return Check(
+            "migration trigger detached",
+            False,
+            "blocker",
+            f"kept attached: {len(waiting)} straggler(s) did not arrive and can still only arrive lazily: {shown}",
+            "fix those users' data in the old pool (the problems table says why) and re-run this step at once "
+            "(it imports only who is still missing); or accept them by name in cutover_accept_unimported",
+        )
+    return Check(
+        "migration trigger detached",
+        "UserMigration" not in lambda_config,
+        "blocker",
+        f"LambdaConfig: {sorted(lambda_config) or 'empty'}"
+        + (f"; left behind as accepted: {', '.join(accepted)}" if accepted else ""),
+        "re-run this step",
+    )
 
 
 def _pool_exists(cognito: Any, pool_id: str) -> bool:

@@ -100,6 +100,8 @@ class Params:
     cutover_confirm: bool = False
     cutover_keep_group_copy: bool = True
     cutover_min_quiet_days: float = 14.0
+    # Stragglers step 6 may leave behind and still detach the trigger, as its records name them (masked).
+    cutover_accept_unimported: tuple[str, ...] = ()
     run_dir: str = ""
 
     @property
@@ -169,9 +171,11 @@ def _coerce(name: str, value: Any) -> Any:
         return None
     if expected in ("tuple[str, ...]", "tuple[str, ...] | None"):
         if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            example = {"carry_triggers": "[PreTokenGeneration, CustomMessage]", "accept_findings": "[domain]"}.get(
-                name, "[email, name]"
-            )
+            example = {
+                "carry_triggers": "[PreTokenGeneration, CustomMessage]",
+                "accept_findings": "[domain]",
+                "cutover_accept_unimported": "[b***1a2b3c]",
+            }.get(name, "[email, name]")
             raise ParameterError(f"{name}: expected a list of names, e.g. {example}; got {value!r}")
         return tuple(value)
     if expected == "dict[str, Any]":

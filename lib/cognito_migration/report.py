@@ -9,7 +9,7 @@ Breakdowns by group, status, MFA and creation cohort each add up to the same tot
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,12 +132,22 @@ def sign_ups(old_users: pd.DataFrame, new_users: pd.DataFrame, case_sensitive: b
     return new_users[~in_old.to_numpy(zero_copy_only=False)]
 
 
-def last_lazy_migration(old_users: pd.DataFrame, new_users: pd.DataFrame, case_sensitive: bool) -> pd.Timestamp | None:
-    """UserCreateDate of the newest new-pool user that came from the old pool (sign-ups excluded)."""
+def last_lazy_migration(
+    old_users: pd.DataFrame,
+    new_users: pd.DataFrame,
+    case_sensitive: bool,
+    imports: Sequence[tuple[pd.Timestamp, pd.Timestamp]] = (),
+) -> pd.Timestamp | None:
+    """UserCreateDate of the newest new-pool user that came from the old pool lazily: sign-ups excluded, and
+    users created while one of ``imports`` (a user import job's start and end) ran, which the cutover brought
+    (a lazy migration in those few minutes is taken for an import)."""
     if new_users.empty or "created" not in new_users.columns:
         return None
     came_over = new_users.drop(index=sign_ups(old_users, new_users, case_sensitive).index)
-    newest = pd.to_datetime(came_over["created"], utc=True).max()
+    created = pd.to_datetime(came_over["created"], utc=True)
+    for start, end in imports:
+        created = created[(created < start) | (created > end)]
+    newest = created.max()
     return None if pd.isna(newest) else newest
 
 

@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
 from botocore.exceptions import ClientError
 
 from . import records
@@ -106,6 +107,29 @@ def upload(url: str, body: bytes, job_id: str) -> None:
         raise ImportJobError(
             f"upload of job {job_id} refused: HTTP {exc.code} {exc.read()[:200]!r}; create a new job (re-run)"
         ) from None
+
+
+def import_windows(cognito: Any, pool_id: str) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """When each of the pool's import jobs ran (start, end; a running job until now): the users created then
+    came by import, not lazily. Every page of ListUserImportJobs (botocore has no paginator for it)."""
+    now = pd.Timestamp.now(tz="UTC")
+    windows, token = [], None
+    while True:
+        page = cognito.list_user_import_jobs(
+            UserPoolId=pool_id, MaxResults=60, **({"PaginationToken": token} if token else {})
+        )
+        for job in page.get("UserImportJobs", []):
+            if job.get("StartDate") is not None:
+                end = job.get("CompletionDate")
+                windows.append((_utc(job["StartDate"]), now if end is None else _utc(end)))
+        token = page.get("PaginationToken")
+        if not token:
+            return windows
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def poll(cognito: Any, pool_id: str, job_id: str, sleep: Callable[[float], None]) -> dict[str, Any]:

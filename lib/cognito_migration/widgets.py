@@ -108,7 +108,8 @@ class Confirmation:
         from IPython.display import display
 
         if self.shown is not None:
-            display(self.shown)
+            display(self.shown)  # its label says what happened, and changes when the button has run
+            return
         print(message(self))
 
     def run(self) -> Any:
@@ -124,24 +125,26 @@ class Confirmation:
         import ipywidgets
 
         button = ipywidgets.Button(description=self.label, button_style="danger", layout={"width": "auto"})
+        status = ipywidgets.Label()  # says what happened, in place of the waiting line
         output = ipywidgets.Output()
 
         def clicked(_: object) -> None:
             if self.state != "waiting for the button":
                 return  # once: a second click must not start a second import
             button.disabled, self.state = True, "running"
+            status.value = message(self)
             with output:
-                print("running ...")
                 try:
                     self.run()
                 except Exception:
-                    print(f"failed: {self.error}")
-                    return
-                print("done: run the cells below to verify")
+                    return  # the state says it failed, and why
+                finally:
+                    status.value = message(self)
 
         button.on_click(clicked)
         self.state = "waiting for the button"
-        return ipywidgets.VBox([button, output])
+        status.value = message(self)
+        return ipywidgets.VBox([button, status, output])
 
 
 def confirm(action: Callable[[], Any], *, dry_run: bool, confirmed: bool, label: str) -> Confirmation:
@@ -165,6 +168,6 @@ def message(confirmation: Confirmation) -> str:
         "not confirmed": "not confirmed: nothing written; set cutover_confirm: true (or use JupyterLab's button)",
         "waiting for the button": "waiting: press the button above to write, then run the cells below",
         "running": "running: the cutover is writing",
-        "done": "done: see the results below",
+        "done": "done: run the cells below to see the results and the gate",
         "failed": f"failed: {confirmation.error}",
     }[confirmation.state]
