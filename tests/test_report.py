@@ -427,7 +427,8 @@ def test_cutover_counts_import_failures_from_the_job_even_when_its_log_comes_bac
 
     # The job failed three rows; its log (read short) names one of them.
     checks = {
-        c.name: c for c in cutover._arrivals(import_file, [{"failed": 3, "problems": named}], arrived, old_users, True)
+        c.name: c
+        for c in cutover._arrivals(import_file, [{"failed": 3, "problems": named}], arrived, old_users, params(), ())
     }
     assert checks["every importable straggler is in the new pool"].passed
     assert (
@@ -437,7 +438,8 @@ def test_cutover_counts_import_failures_from_the_job_even_when_its_log_comes_bac
 
     # The job failed only one row: the two others are missing without explanation.
     checks = {
-        c.name: c for c in cutover._arrivals(import_file, [{"failed": 1, "problems": named}], arrived, old_users, True)
+        c.name: c
+        for c in cutover._arrivals(import_file, [{"failed": 1, "problems": named}], arrived, old_users, params(), ())
     }
     assert not checks["every importable straggler is in the new pool"].passed
     assert "2 unexplained" in checks["every importable straggler is in the new pool"].detail

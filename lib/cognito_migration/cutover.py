@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from . import aws, deploy, records, report, scan, stragglers, user_import
+from . import aws, deploy, identity, records, report, scan, stragglers, user_import
 from .aws import error_code
 from .checks import Check
 from .params import Params
@@ -50,11 +50,12 @@ def read_state(conn: aws.Connections, params: Params, new_pool: dict[str, Any]) 
     estimate = old_pool.get("EstimatedNumberOfUsers")
     old_users = scan.scan_users(conn.cognito, params.old_user_pool_id, conn.list_limiter, estimate, "old pool users")
     new_users = scan.scan_pool(conn.cognito, new_pool["Id"], conn.list_limiter, "new pool users")
-    classified = report.classify(old_users, new_users, params.target_case_sensitive)
+    sign_in = identity.sign_in_attributes(new_pool)
+    classified = report.classify(old_users, new_users, params.target_case_sensitive, sign_in)
     # Users an earlier cutover imported are not lazy migrations: a retry of a failed import must not wait
     # cutover_min_quiet_days because of the import itself.
     imports = user_import.import_windows(conn.cognito, new_pool["Id"])
-    last = report.last_lazy_migration(old_users, new_users, params.target_case_sensitive, imports)
+    last = report.last_lazy_migration(old_users, new_users, params.target_case_sensitive, imports, sign_in)
     return State(old_pool, new_pool, old_users, new_users, classified, last)
 
 
@@ -194,7 +195,7 @@ class Cutover:
             jobs.append(self._import(cognito, logs, name, role_arn, path, names))
             offset += count
         self.after = scan.scan_pool(cognito, self.new_pool["Id"], self.conn.list_limiter, "new pool users")
-        left = left_behind(self.import_file.usernames, self.after, self.params)
+        left = left_behind(self.import_file, self.after, self.params, identity.sign_in_attributes(self.new_pool))
         self.result = {
             "logs_role_arn": role_arn,
             "jobs": jobs,
@@ -244,13 +245,29 @@ def plan(
     return Cutover(conn, params, described, import_file, dict(described.get("LambdaConfig") or {}), ready)
 
 
-def left_behind(wanted: list[str], new_users: pd.DataFrame, params: Params) -> list[str]:
-    """The stragglers of the import file who are not in the new pool, named as the records name users
-    (masked unless mask_pii is false): the form cutover_accept_unimported accepts them by."""
-    fold = (lambda name: name) if params.target_case_sensitive else str.casefold
-    there = {fold(str(u)) for u in new_users.get("username", pd.Series(dtype=str))}
+def left_behind(
+    import_file: stragglers.ImportFile, new_users: pd.DataFrame, params: Params, sign_in: Sequence[str]
+) -> list[str]:
+    """The stragglers of the import file who are not in the new pool (looked up by their name in its
+    sign-in model), named as the records name users (masked unless mask_pii is false): the form
+    cutover_accept_unimported accepts them by."""
+    there = _arrived(new_users, sign_in, params.target_case_sensitive)
     shown = records.mask_text if params.mask_pii else str
-    return [shown(u) for u in wanted if fold(u) not in there]
+    wanted = zip(import_file.usernames, _wanted_keys(import_file, params.target_case_sensitive), strict=True)
+    return [shown(user) for user, key in wanted if key not in there.index]
+
+
+def _arrived(new_users: pd.DataFrame, sign_in: Sequence[str], case_sensitive: bool) -> pd.DataFrame:
+    """The new pool's users indexed by their (folded) name in its sign-in model."""
+    if new_users.empty:
+        return new_users.set_index(pd.Index([], dtype=object))
+    keys = identity.fold(identity.names(new_users, sign_in, verified_only=False), case_sensitive)
+    return new_users.set_index(pd.Index(keys)).loc[lambda f: f.index.notna()]
+
+
+def _wanted_keys(import_file: stragglers.ImportFile, case_sensitive: bool) -> list[str]:
+    names = import_file.sign_in_names or import_file.usernames
+    return list(identity.fold(pd.Series(names, dtype=object), case_sensitive))
 
 
 # --- what was done ---------------------------------------------------------------------------------------
@@ -318,7 +335,7 @@ def verify(conn: aws.Connections, params: Params, cut: Cutover, state: State, co
             "; ".join(f"{j['job_id']}: {j['status']}" for j in jobs) or "no stragglers to import",
             "read the job's CompletionMessage, fix the cause, re-run this step",
         ),
-        *_arrivals(cut.import_file, jobs, after, state.old_users, params.mask_pii),
+        *_arrivals(cut.import_file, jobs, after, state.old_users, params, identity.sign_in_attributes(cut.new_pool)),
         _detached(cut.result, lambda_config),
         Check(
             "group-copy trigger as asked",
@@ -337,25 +354,29 @@ def _arrivals(
     jobs: list[dict[str, Any]],
     new_users: pd.DataFrame,
     old_users: pd.DataFrame,
-    mask: bool,
+    params: Params,
+    sign_in: Sequence[str],
 ) -> list[Check]:
-    """The imported users as the new pool now has them, against the import file and the old pool."""
-    after = new_users.set_index("username")
-    shown = records.mask_text if mask else str  # problems name users as the record does
+    """The imported users as the new pool now has them (found by their name in its sign-in model), against
+    the import file and the old pool."""
+    after = _arrived(new_users, sign_in, params.target_case_sensitive)
+    key_of = dict(zip(import_file.usernames, _wanted_keys(import_file, params.target_case_sensitive), strict=True))
+    shown = records.mask_text if params.mask_pii else str  # problems name users as the record does
     problems = [p for j in jobs for p in j["problems"]]
     failed = {p["username"] for p in problems if p["outcome"] == "FAILED"}
     skipped = {p["username"] for p in problems if p["outcome"] == "SKIPPED"}  # already there: not imported
     wanted = import_file.usernames
-    missing = [u for u in wanted if u not in after.index]
+    missing = [u for u in wanted if key_of[u] not in after.index]
     # The job's own count is the authority: its log names rows too, but a log read can come back short
     # (moto's FilterLogEvents stops at 10,000 events; AWS's log can lag the job's end).
     failed_count = sum(int(j.get("failed") or 0) for j in jobs)
     unnamed = [u for u in missing if shown(u) not in failed]
     unexplained = unnamed[: max(0, len(unnamed) - (failed_count - len(failed & {shown(u) for u in missing})))]
-    imported = [u for u in wanted if u in after.index and shown(u) not in skipped]
-    not_reset = [u for u in imported if after.at[u, "status"] != "RESET_REQUIRED"]
-    disabled = old_users.loc[~old_users["enabled"].astype(bool), "username"]
-    enabled_now = [u for u in disabled if u in after.index and bool(after.at[u, "enabled"])]
+    imported = [u for u in wanted if key_of[u] in after.index and shown(u) not in skipped]
+    not_reset = [u for u in imported if after.at[key_of[u], "status"] != "RESET_REQUIRED"]
+    disabled = old_users.loc[~old_users["enabled"].astype(bool)]
+    disabled_keys = identity.fold(identity.names(disabled, sign_in, verified_only=True), params.target_case_sensitive)
+    enabled_now = [k for k in disabled_keys.dropna() if k in after.index and bool(after.at[k, "enabled"])]
     return [
         Check(
             "every importable straggler is in the new pool",

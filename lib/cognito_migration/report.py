@@ -23,6 +23,7 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
+from . import identity  # noqa: E402
 from .checks import Check  # noqa: E402
 from .records import mask_frame, now_iso, save_frame, save_json  # noqa: E402
 
@@ -36,7 +37,10 @@ REASONS = (
     "unconfirmed: the old pool refuses the sign-in",
     "temporary password, no verified email or phone",
     "federated user: signs in through its identity provider",
+    "no verified email or phone number: the new pool signs in with one",
 )
+# Stand-ins for a missing name (see ``identity.names``): they never equal each other, nor any real name.
+NO_OLD_NAME, NO_NEW_NAME = "\x00no name (old pool)", "\x00no name (new pool)"
 NO_GROUP = "(no group)"
 SNAPSHOT_COLUMNS = ("username", "status", "enabled", "created", "cohort", "mfa", "groups", "state", "reason")
 
@@ -67,14 +71,30 @@ def _keys(usernames: pd.Series, case_sensitive: bool) -> pa.Array:
     return pa.array(keys, type=folded.type)
 
 
-def classify(old_users: pd.DataFrame, new_users: pd.DataFrame, case_sensitive: bool) -> pd.DataFrame:
-    """One row per old-pool user with ``state`` (migrated / not yet / cannot migrate lazily) and ``reason``."""
-    old_names = _arrow(old_users["username"])
-    old_keys = _keys(old_users["username"], case_sensitive)
-    new_names = _arrow(new_users["username"]) if len(new_users) else pa.array([], type=old_names.type)
-    position = pc.index_in(
-        old_keys, value_set=_keys(new_users["username"], case_sensitive) if len(new_users) else new_names
-    )
+def sign_in_names(
+    old_users: pd.DataFrame, new_users: pd.DataFrame, sign_in: Sequence[str]
+) -> tuple[pd.Series, pd.Series]:
+    """Each pool's users by the name that links them in the new pool's sign-in model (``identity.names``),
+    a missing one replaced by a stand-in that matches nothing."""
+    if not sign_in:  # usernames: never missing, and kept as they are (Arrow strings stay zero-copy)
+        return old_users["username"], new_users.get("username", pd.Series([], dtype=object))
+    old = identity.names(old_users, sign_in, verified_only=True).fillna(NO_OLD_NAME)
+    if new_users.empty:
+        return old, pd.Series([], dtype=object)
+    return old, identity.names(new_users, sign_in, verified_only=False).fillna(NO_NEW_NAME)
+
+
+def classify(
+    old_users: pd.DataFrame, new_users: pd.DataFrame, case_sensitive: bool, sign_in: Sequence[str] = ()
+) -> pd.DataFrame:
+    """One row per old-pool user with ``state`` (migrated / not yet / cannot migrate lazily) and ``reason``.
+    Users are matched by username, or, in a new pool that signs in by email or phone number (``sign_in``,
+    its UsernameAttributes), by the verified email or phone number the trigger found them by."""
+    old_raw, new_raw = sign_in_names(old_users, new_users, sign_in)
+    old_names = _arrow(old_raw)
+    old_keys = _keys(old_raw, case_sensitive)
+    new_names = _arrow(new_raw) if len(new_users) else pa.array([], type=old_names.type)
+    position = pc.index_in(old_keys, value_set=_keys(new_raw, case_sensitive) if len(new_users) else new_names)
     found = position.is_valid().to_numpy(zero_copy_only=False)
     exact = pc.fill_null(pc.equal(pc.take(new_names, position), old_names), False).to_numpy(zero_copy_only=False)
     # A key held by one old user can only be that user, whatever case it signed in with; a key shared by
@@ -90,6 +110,7 @@ def classify(old_users: pd.DataFrame, new_users: pd.DataFrame, case_sensitive: b
         _equals(status, "UNCONFIRMED"),
         _equals(status, "FORCE_CHANGE_PASSWORD") & no_contact,
         _equals(status, "EXTERNAL_PROVIDER"),
+        (old_raw == NO_OLD_NAME).to_numpy(dtype=bool),
     ]
     reason_code = np.where(migrated, 0, np.select(conditions, range(1, len(REASONS) + 1), default=0))
     state_code = np.where(migrated, 0, np.where(reason_code > 0, 2, 1))
@@ -122,13 +143,14 @@ def _verified(users: pd.DataFrame, contact: str) -> np.ndarray:
     return (users[contact].notna() & (users[f"{contact}_verified"] == "true")).to_numpy(dtype=bool)
 
 
-def sign_ups(old_users: pd.DataFrame, new_users: pd.DataFrame, case_sensitive: bool) -> pd.DataFrame:
-    """New-pool users with no old-pool user of the same (normalised) username."""
+def sign_ups(
+    old_users: pd.DataFrame, new_users: pd.DataFrame, case_sensitive: bool, sign_in: Sequence[str] = ()
+) -> pd.DataFrame:
+    """New-pool users with no old-pool user of the same (normalised) name in the new pool's sign-in model."""
     if new_users.empty:
         return new_users
-    in_old = pc.is_in(
-        _keys(new_users["username"], case_sensitive), value_set=_keys(old_users["username"], case_sensitive)
-    )
+    old_raw, new_raw = sign_in_names(old_users, new_users, sign_in)
+    in_old = pc.is_in(_keys(new_raw, case_sensitive), value_set=_keys(old_raw, case_sensitive))
     return new_users[~in_old.to_numpy(zero_copy_only=False)]
 
 
@@ -137,13 +159,14 @@ def last_lazy_migration(
     new_users: pd.DataFrame,
     case_sensitive: bool,
     imports: Sequence[tuple[pd.Timestamp, pd.Timestamp]] = (),
+    sign_in: Sequence[str] = (),
 ) -> pd.Timestamp | None:
     """UserCreateDate of the newest new-pool user that came from the old pool lazily: sign-ups excluded, and
     users created while one of ``imports`` (a user import job's start and end) ran, which the cutover brought
     (a lazy migration in those few minutes is taken for an import)."""
     if new_users.empty or "created" not in new_users.columns:
         return None
-    came_over = new_users.drop(index=sign_ups(old_users, new_users, case_sensitive).index)
+    came_over = new_users.drop(index=sign_ups(old_users, new_users, case_sensitive, sign_in).index)
     created = pd.to_datetime(came_over["created"], utc=True)
     for start, end in imports:
         created = created[(created < start) | (created > end)]

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +27,15 @@ CANARY_PREFIX = "cognito-migration-canary-"
 
 @dataclass(frozen=True)
 class Canary:
-    username: str
+    username: str  # as created in the old pool
     attributes: dict[str, str]
     groups: tuple[str, ...]
+    sign_in_name: str  # what the user types at the new pool: the username, or its email / phone number
+
+
+def sign_in_name(username: str, attributes: dict[str, str], sign_in: Sequence[str]) -> str:
+    """The name a user signs in with where ``sign_in`` (a pool's UsernameAttributes) is declared."""
+    return next((attributes[a] for a in sign_in if attributes.get(a)), username)
 
 
 def generate_password(length: int = 24) -> str:
@@ -53,16 +60,29 @@ def secret_hash(username: str, client: dict[str, Any]) -> dict[str, str]:
     return {"SECRET_HASH": base64.b64encode(digest).decode()}
 
 
-def canary_attributes(username: str, required: tuple[str, ...]) -> dict[str, str]:
+def canary_attributes(username: str, required: tuple[str, ...], phone: bool = False) -> dict[str, str]:
+    """A verified email (and, for pools signing in by phone number, a verified number from the 555-01xx
+    range kept for fiction) plus a value for every required attribute."""
     attributes = {"email": f"{username}@example.invalid", "email_verified": "true"}
+    if phone:
+        attributes |= {"phone_number": f"+1555{secrets.randbelow(10**7):07d}", "phone_number_verified": "true"}
     for name in required:
         attributes.setdefault(name, "Canary")
     return attributes
 
 
 def create_canary(
-    cognito: Any, pool_id: str, username: str, attributes: dict[str, str], groups: tuple[str, ...], password: str
+    cognito: Any,
+    pool_id: str,
+    username: str,
+    attributes: dict[str, str],
+    groups: tuple[str, ...],
+    password: str,
+    sign_in: tuple[Sequence[str], Sequence[str]] = ((), ()),
 ) -> Canary:
+    """The canary in the old pool; ``sign_in`` is (old pool's, new pool's) UsernameAttributes: a pool that
+    signs in by email or phone number is given that value as the username."""
+    username = sign_in_name(username, attributes, sign_in[0])
     cognito.admin_create_user(
         UserPoolId=pool_id,
         Username=username,
@@ -73,7 +93,7 @@ def create_canary(
     cognito.admin_set_user_password(UserPoolId=pool_id, Username=username, Password=password, Permanent=True)
     for group in groups:
         cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=username, GroupName=group)
-    return Canary(username, attributes, groups)
+    return Canary(username, attributes, groups, sign_in_name(username, attributes, sign_in[1]))
 
 
 def _sign_in(cognito: Any, client: dict[str, Any], username: str, password: str) -> dict[str, Any] | str:
@@ -112,32 +132,39 @@ def run_smoke_test(
     required: tuple[str, ...],
     groups: list[str],
     run_id: str,
+    sign_in: tuple[Sequence[str], Sequence[str]] = ((), ()),
 ) -> list[Check]:
-    """Runs every canary check; removes the canaries from both pools before returning."""
+    """Runs every canary check; removes the canaries from both pools before returning. ``sign_in`` is the
+    (old, new) pools' UsernameAttributes: canaries sign in as users of that pool would, by username or by
+    email / phone number."""
     suffix = run_id.lower().replace(":", "")[-16:] + secrets.token_hex(3)
-    sign_in_name, reset_name = f"{CANARY_PREFIX}{suffix}", f"{CANARY_PREFIX}{suffix}-reset"
+    names = f"{CANARY_PREFIX}{suffix}", f"{CANARY_PREFIX}{suffix}-reset"
+    phone = "phone_number" in sign_in[1] and "email" not in sign_in[1]
+    attributes = [canary_attributes(name, required, phone) for name in names]
     canary_groups = tuple(sorted(groups)[:2])
     checks: list[Check] = []
     try:
         password = generate_password()
-        canary = create_canary(
-            cognito, old_pool_id, sign_in_name, canary_attributes(sign_in_name, required), canary_groups, password
-        )
+        canary = create_canary(cognito, old_pool_id, names[0], attributes[0], canary_groups, password, sign_in)
         checks += _wrong_password_checks(cognito, new_pool_id, client, canary)
         checks += _sign_in_checks(cognito, new_pool_id, client, canary, password)
         del password
-        reset = create_canary(
-            cognito, old_pool_id, reset_name, canary_attributes(reset_name, required), (), generate_password()
-        )
+        reset = create_canary(cognito, old_pool_id, names[1], attributes[1], (), generate_password(), sign_in)
         checks += _forgot_password_checks(cognito, new_pool_id, client, reset)
     finally:
-        checks.append(_remove_canaries(cognito, (old_pool_id, new_pool_id), (sign_in_name, reset_name)))
+        # By name, not by the Canary objects: a canary whose creation failed half-way is removed too.
+        left = [
+            (pool_id, sign_in_name(name, attrs, side))
+            for name, attrs in zip(names, attributes, strict=True)
+            for pool_id, side in ((old_pool_id, sign_in[0]), (new_pool_id, sign_in[1]))
+        ]
+        checks.append(_remove_canaries(cognito, left))
     return checks
 
 
 def _wrong_password_checks(cognito: Any, pool_id: str, client: dict[str, Any], canary: Canary) -> list[Check]:
-    answer = _sign_in(cognito, client, canary.username, generate_password())
-    created = _new_user(cognito, pool_id, canary.username)
+    answer = _sign_in(cognito, client, canary.sign_in_name, generate_password())
+    created = _new_user(cognito, pool_id, canary.sign_in_name)
     return [
         Check(
             "wrong password is refused",
@@ -157,11 +184,11 @@ def _wrong_password_checks(cognito: Any, pool_id: str, client: dict[str, Any], c
 
 
 def _sign_in_checks(cognito: Any, pool_id: str, client: dict[str, Any], canary: Canary, password: str) -> list[Check]:
-    answer = _sign_in(cognito, client, canary.username, password)
-    user = _new_user(cognito, pool_id, canary.username)
+    answer = _sign_in(cognito, client, canary.sign_in_name, password)
+    user = _new_user(cognito, pool_id, canary.sign_in_name)
     attributes = {a["Name"]: a["Value"] for a in (user or {}).get("UserAttributes", [])}
     missing = {k: v for k, v in canary.attributes.items() if attributes.get(k) != v}
-    groups = _groups_of(cognito, pool_id, canary.username) if user else set()
+    groups = _groups_of(cognito, pool_id, canary.sign_in_name) if user else set()
     return [
         Check(
             "right password signs in",
@@ -201,13 +228,12 @@ def _answer_kind(answer: dict[str, Any]) -> str:
 
 def _forgot_password_checks(cognito: Any, pool_id: str, client: dict[str, Any], canary: Canary) -> list[Check]:
     try:
-        answer = cognito.forgot_password(
-            ClientId=client["ClientId"], Username=canary.username, **_secret_hash_param(canary.username, client)
-        )
+        name = canary.sign_in_name
+        answer = cognito.forgot_password(ClientId=client["ClientId"], Username=name, **_secret_hash_param(name, client))
         outcome = "code sent" if answer.get("CodeDeliveryDetails") else "no delivery"
     except ClientError as exc:
         outcome = error_code(exc)
-    user = _new_user(cognito, pool_id, canary.username)
+    user = _new_user(cognito, pool_id, canary.sign_in_name)
     return [
         Check(
             "forgot password migrates the user",
@@ -231,15 +257,15 @@ def _secret_hash_param(username: str, client: dict[str, Any]) -> dict[str, str]:
     return {"SecretHash": hashed["SECRET_HASH"]} if hashed else {}
 
 
-def _remove_canaries(cognito: Any, pool_ids: tuple[str, ...], usernames: tuple[str, ...]) -> Check:
+def _remove_canaries(cognito: Any, users: list[tuple[str, str]]) -> Check:
+    """Deletes each (pool id, name) canary; one never created or never migrated is not an error."""
     left = []
-    for pool_id in pool_ids:
-        for username in usernames:
-            try:
-                cognito.admin_delete_user(UserPoolId=pool_id, Username=username)
-            except ClientError as exc:
-                if error_code(exc) != "UserNotFoundException":
-                    left.append(f"{username} in {pool_id} ({error_code(exc)})")
+    for pool_id, username in users:
+        try:
+            cognito.admin_delete_user(UserPoolId=pool_id, Username=username)
+        except ClientError as exc:
+            if error_code(exc) != "UserNotFoundException":
+                left.append(f"{username} in {pool_id} ({error_code(exc)})")
     return Check(
         "canaries removed",
         not left,

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from . import deploy, report
+from . import deploy, identity, report
 from .params import Params
 from .records import mask_frame
 from .report import CANNOT, NOT_YET
@@ -34,7 +34,7 @@ NOT_ATTRIBUTES = frozenset(
     {"username", "status", "enabled", "created", "legacy_sms_mfa", "state", "reason", "cohort", "mfa", "groups"}
 )
 IMPORT = "import (arrives RESET_REQUIRED)"
-CASE_VARIANT = "username differs only by case from another old-pool user: decide who keeps it"
+CASE_VARIANT = "its sign-in name differs only by case from another old-pool user's: decide who keeps it"
 
 
 class ImportFileError(RuntimeError):
@@ -47,8 +47,11 @@ class ImportFile:
 
     header: list[str]
     rows: list[list[str]] = field(repr=False)
-    usernames: list[str] = field(repr=False)
+    usernames: list[str] = field(repr=False)  # each row's old-pool username: how the records name it
     excluded: dict[str, str] = field(repr=False)
+    # Each row's cognito:username: the old username, or in a pool signing in by email or phone number the
+    # verified value the user signs in with (the pool then names the user itself). Empty: the usernames.
+    sign_in_names: list[str] = field(default_factory=list, repr=False)
     dropped_attributes: Counter[str] = field(default_factory=Counter)
     paths: list[Path] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # users per written file
@@ -99,7 +102,15 @@ def prepare(
     header = cognito.get_csv_header(UserPoolId=new_pool["Id"])["CSVHeader"]
     settings = trigger_settings(params, new_pool, old_pool)
     auto_verified = new_pool.get("AutoVerifiedAttributes") or []
-    return build(classified, header, settings, auto_verified, params.mfa_policy, params.target_case_sensitive)
+    return build(
+        classified,
+        header,
+        settings,
+        auto_verified,
+        params.mfa_policy,
+        params.target_case_sensitive,
+        identity.sign_in_attributes(new_pool),
+    )
 
 
 def old_attributes(row: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -118,11 +129,13 @@ def build(
     auto_verified: Iterable[str],
     mfa_policy: str,
     case_sensitive: bool = False,
+    sign_in: Sequence[str] = (),
 ) -> ImportFile:
     """The import rows for every user who is 'not yet' migrated. Left out, with the reason: users the import
     would refuse (Cognito fails a row without a verified attribute the pool auto-verifies), and, in a
     case-insensitive pool, users whose username differs only by case from another old-pool user: the import
-    would give the name to whichever row comes first, which is a decision for a person."""
+    would give the name to whichever row comes first, which is a decision for a person. In a pool that signs
+    in by email or phone number (``sign_in``), each row's cognito:username is that verified value."""
     missing = [c for c in (USERNAME, MFA_ENABLED) if c not in header]
     if missing:
         raise ImportFileError(f"the CSV header lacks {missing}: pass the new pool's GetCSVHeader unchanged")
@@ -134,11 +147,11 @@ def build(
         )
     result = ImportFile(header=list(header), rows=[], usernames=[], excluded={})
     columns = set(header)
-    shared = report.normalise(classified["username"], case_sensitive).duplicated(keep=False)
-    for row, variant in zip(
-        classified.loc[classified["state"] == NOT_YET].to_dict("records"),
-        shared[classified["state"] == NOT_YET],
-        strict=True,
+    names, _ = report.sign_in_names(classified, classified.iloc[:0], sign_in)
+    shared = report.normalise(names, case_sensitive).duplicated(keep=False)
+    waiting = classified["state"] == NOT_YET
+    for row, name, variant in zip(
+        classified.loc[waiting].to_dict("records"), names[waiting], shared[waiting], strict=True
     ):
         attributes = map_attributes(old_attributes(row), row["username"], settings)
         refusal = CASE_VARIANT if variant else _refusal(row, attributes, auto, mfa_policy)
@@ -146,9 +159,10 @@ def build(
             result.excluded[row["username"]] = refusal
             continue
         result.dropped_attributes.update(name for name in attributes if name not in columns)
-        values = {**attributes, USERNAME: row["username"], MFA_ENABLED: _mfa_enabled(row, attributes, mfa_policy)}
+        values = {**attributes, USERNAME: name, MFA_ENABLED: _mfa_enabled(row, attributes, mfa_policy)}
         result.rows.append([values.get(column, "") for column in header])
         result.usernames.append(row["username"])
+        result.sign_in_names.append(name)
     return result
 
 
