@@ -248,13 +248,15 @@ def plan(
 def left_behind(
     import_file: stragglers.ImportFile, new_users: pd.DataFrame, params: Params, sign_in: Sequence[str]
 ) -> list[str]:
-    """The stragglers of the import file who are not in the new pool (looked up by their name in its
-    sign-in model), named as the records name users (masked unless mask_pii is false): the form
+    """The stragglers the trigger is still the only way in for: those of the import file who are not in the
+    new pool (looked up by their name in its sign-in model), and the 'not yet' users the file left out (the
+    import would refuse them). Named as the records name users (masked unless mask_pii is false): the form
     cutover_accept_unimported accepts them by."""
     there = _arrived(new_users, sign_in, params.target_case_sensitive)
     shown = records.mask_text if params.mask_pii else str
     wanted = zip(import_file.usernames, _wanted_keys(import_file, params.target_case_sensitive), strict=True)
-    return [shown(user) for user, key in wanted if key not in there.index]
+    missing = [user for user, key in wanted if key not in there.index]
+    return [shown(user) for user in [*missing, *import_file.excluded]]
 
 
 def _arrived(new_users: pd.DataFrame, sign_in: Sequence[str], case_sensitive: bool) -> pd.DataFrame:
