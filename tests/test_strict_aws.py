@@ -3,6 +3,9 @@ the runbook meeting them: a read-modify-write of an older pool, step 2 cloning i
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from typing import Any
 
 import pytest
@@ -24,6 +27,13 @@ BOTH = {
 def error_of(exc_info: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
     error = exc_info.value.response["Error"]
     return error["Code"], error["Message"]
+
+
+def zip_of(source: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("handler.py", source)
+    return buffer.getvalue()
 
 
 def without_deprecated_field(described: dict[str, Any]) -> dict[str, Any]:
@@ -115,3 +125,108 @@ def test_attach_and_detach_keep_every_setting_of_the_older_pool(cognito, legacy_
     assert detached.get("LambdaConfig", {}) == previous
     assert without_deprecated_field(attached) == without_deprecated_field(legacy_pool)
     assert without_deprecated_field(detached) == without_deprecated_field(legacy_pool)
+
+
+# --- Lambda's function states, over HTTP -----------------------------------------------------------------
+
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+HANDLER = """
+def handler(event, context):
+    event["response"] = {"userAttributes": {"email": "x@example.com", "email_verified": "true"},
+                         "finalUserStatus": "CONFIRMED", "messageAction": "SUPPRESS"}
+    return event
+"""
+FAST = {"Delay": 0.1, "MaxAttempts": 100}  # the waiters' own poll, quicker than their default for the tests
+
+
+@pytest.fixture
+def settle(local_aws):
+    """Transitions long enough that the calls made meanwhile surely meet them."""
+    saved = local_aws.lambda_states.settle_s
+    local_aws.lambda_states.settle_s = 1.5
+    yield local_aws.lambda_states.settle_s
+    local_aws.lambda_states.settle_s = saved
+
+
+@pytest.fixture
+def new_function(iam, lam) -> tuple[str, str]:
+    role = iam.create_role(RoleName=unique("states-role"), AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    name = unique("states")
+    created = lam.create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": zip_of(HANDLER)},
+        Timeout=5,
+    )
+    assert created["State"] == "Pending"
+    return name, created["FunctionArn"]
+
+
+def test_a_new_function_is_pending_refuses_updates_then_becomes_active(lam, settle, new_function):
+    name, _ = new_function
+    assert lam.get_function(FunctionName=name)["Configuration"]["State"] == "Pending"
+    assert lam.get_function_configuration(FunctionName=name)["StateReasonCode"] == "Creating"
+
+    with pytest.raises(ClientError) as refused:
+        lam.update_function_configuration(FunctionName=name, Timeout=6)
+
+    assert error_of(refused) == (
+        "ResourceConflictException",
+        "The operation cannot be performed at this time. The function is currently in the following state: Pending",
+    )
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=FAST)
+    assert lam.get_function(FunctionName=name)["Configuration"]["State"] == "Active"
+
+
+def test_a_second_update_while_one_is_in_progress_is_a_resource_conflict(lam, settle, new_function):
+    name, arn = new_function
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=FAST)
+
+    updated = lam.update_function_code(FunctionName=name, ZipFile=zip_of(HANDLER + "\n# changed\n"))
+    with pytest.raises(ClientError) as refused:
+        lam.update_function_configuration(FunctionName=name, Timeout=6)
+
+    assert updated["LastUpdateStatus"] == "InProgress"
+    assert lam.get_function(FunctionName=name)["Configuration"]["LastUpdateStatus"] == "InProgress"
+    assert lam.get_function(FunctionName=name)["Configuration"]["State"] == "Active"
+    assert error_of(refused) == (
+        "ResourceConflictException",
+        f"The operation cannot be performed at this time. An update is in progress for resource: {arn}",
+    )
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=FAST)
+    lam.update_function_configuration(FunctionName=name, Timeout=6)  # accepted once the update is done
+
+
+def test_cognito_does_not_run_a_pending_function(cognito, lam, settle, new_function):
+    name, arn = new_function
+    pool = cognito.create_user_pool(PoolName=unique("pending"))["UserPool"]
+    client = cognito.create_user_pool_client(
+        UserPoolId=pool["Id"], ClientName="app", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
+    )["UserPoolClient"]
+    lam.add_permission(
+        FunctionName=name,
+        StatementId="cognito",
+        Action="lambda:InvokeFunction",
+        Principal="cognito-idp.amazonaws.com",
+        SourceArn=pool["Arn"],
+    )
+    cognito.update_user_pool(UserPoolId=pool["Id"], LambdaConfig={"UserMigration": arn})
+    auth = {"USERNAME": "someone", "PASSWORD": "Passw0rd!x"}
+
+    with pytest.raises(ClientError) as refused:
+        cognito.initiate_auth(ClientId=client["ClientId"], AuthFlow="USER_PASSWORD_AUTH", AuthParameters=auth)
+
+    assert error_of(refused) == (
+        "UnexpectedLambdaException",
+        "UserMigration invocation failed due to error ResourceConflictException.",
+    )
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=FAST)
+    tokens = cognito.initiate_auth(ClientId=client["ClientId"], AuthFlow="USER_PASSWORD_AUTH", AuthParameters=auth)
+    assert "AuthenticationResult" in tokens
