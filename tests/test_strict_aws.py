@@ -3,17 +3,21 @@ the runbook meeting them: a read-modify-write of an older pool, step 2 cloning i
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
+from collections.abc import Callable
+from importlib import resources
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from cognito_migration import attachment, pool, pool_settings
+from cognito_migration import attachment, deploy, pool, pool_settings
 from cognito_migration.local.legacy import UNUSED_ACCOUNT_VALIDITY_DAYS, seed_legacy_pool
 from cognito_migration.local.pool_rules import UNUSED_ACCOUNT_VALIDITY_MESSAGE
+from cognito_migration.params import Params
 from step_support import step_params, unique
 
 REGION = "us-east-1"
@@ -140,6 +144,7 @@ def handler(event, context):
     return event
 """
 FAST = {"Delay": 0.1, "MaxAttempts": 100}  # the waiters' own poll, quicker than their default for the tests
+FAST_BOUNDED = {"Delay": 0.1, "MaxAttempts": 3}
 
 
 @pytest.fixture
@@ -230,3 +235,82 @@ def test_cognito_does_not_run_a_pending_function(cognito, lam, settle, new_funct
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=FAST)
     tokens = cognito.initiate_auth(ClientId=client["ClientId"], AuthFlow="USER_PASSWORD_AUTH", AuthParameters=auth)
     assert "AuthenticationResult" in tokens
+
+
+# --- step 3 against Lambda's states ------------------------------------------------------------------------
+
+
+def changed_plan(the_plan: deploy.DeployPlan) -> deploy.DeployPlan:
+    """The same deployment with other code and another environment: a re-deploy updates both."""
+    source = resources.files("cognito_migration.trigger").joinpath(deploy.TRIGGER_MODULE).read_text()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(deploy.TRIGGER_MODULE, source + "\n# changed\n")
+    environment = {**the_plan.environment, "ATTRIBUTE_DEFAULTS": '{"name": "Changed"}'}
+    return dataclasses.replace(the_plan, package=deploy.Package(buffer.getvalue()), environment=environment)
+
+
+@pytest.fixture
+def step_3(cognito, iam, lam, settle, legacy_pool) -> Callable[[], tuple[Params, deploy.DeployPlan, dict[str, Any]]]:
+    """Step 2 then step 3 against the legacy pool: the function created (Pending, then Active)."""
+
+    def deploy_it() -> tuple[Params, deploy.DeployPlan, dict[str, Any]]:
+        params = step_params(legacy_pool["Id"], target_deletion_protection="INACTIVE")
+        new_pool = pool.apply(cognito, pool.plan(cognito, params, legacy_pool, environ={}), dry_run=False)
+        the_plan = deploy.plan(iam, lam, params, legacy_pool, new_pool)
+        return params, the_plan, deploy.apply(cognito, iam, lam, the_plan, params, dry_run=False)
+
+    return deploy_it
+
+
+def test_step_3_deploys_then_redeploys_changed_code_and_configuration(cognito, iam, lam, step_3):
+    params, the_plan, first = step_3()
+    name = params.migration_function_name
+    changed = changed_plan(the_plan)
+
+    again = deploy.apply(cognito, iam, lam, changed, params, dry_run=False)
+
+    configuration = lam.get_function_configuration(FunctionName=name)
+    assert configuration["CodeSha256"] == changed.package.lambda_sha256
+    assert configuration["Environment"]["Variables"] == changed.environment
+    assert (configuration["State"], configuration["LastUpdateStatus"]) == ("Active", "Successful")
+    assert [w["after"] for w in first["function_waits"]] == ["CreateFunction"]
+    assert [w["after"] for w in again["function_waits"]] == ["UpdateFunctionCode", "UpdateFunctionConfiguration"]
+    for wait in first["function_waits"] + again["function_waits"]:
+        assert wait["outcome"] == "ready" and 0 < wait["seconds"] < deploy.FUNCTION_WAIT_MAX_S
+    assert all(c.passed for c in deploy.verify(cognito, iam, lam, changed, params))
+
+
+def test_step_3_without_its_waiters_fails_as_it_would_on_aws(cognito, iam, lam, step_3, monkeypatch):
+    params, the_plan, _ = step_3()
+    monkeypatch.setattr(deploy, "wait_for_function", lambda *args, **kwargs: None)
+
+    with pytest.raises(ClientError) as refused:
+        deploy.apply(cognito, iam, lam, changed_plan(the_plan), params, dry_run=False)
+
+    code, message = error_of(refused)
+    assert code == "ResourceConflictException"
+    assert message.endswith(f"An update is in progress for resource: {the_plan.function_arn}")
+
+
+def test_a_function_that_never_settles_stops_step_3_boundedly_and_says_why(lam, local_aws, new_function):
+    name, _ = new_function
+    saved, local_aws.lambda_states.settle_s = local_aws.lambda_states.settle_s, 3600
+    local_aws.lambda_states.begin(new_function[1], "Pending")  # stuck in Pending
+    waits: list[dict[str, Any]] = []
+    try:
+        with pytest.raises(deploy.DeployError, match="not Active after CreateFunction") as stopped:
+            deploy.wait_for_function(lam, "function_active_v2", name, waits, "CreateFunction", FAST_BOUNDED)
+    finally:
+        local_aws.lambda_states.settle_s = saved
+        local_aws.lambda_states.begin(new_function[1], "Pending")  # ends at once with settle_s back
+
+    assert "GetFunction" in str(stopped.value)
+    assert waits == [
+        {
+            "after": "CreateFunction",
+            "waiter": "function_active_v2",
+            "seconds": waits[0]["seconds"],
+            "outcome": "timed out",
+        }
+    ]
