@@ -105,6 +105,8 @@ def new_pool_with_trigger(cognito: Any, lam: Any, iam: Any, legacy: LegacyPool) 
         Code={"ZipFile": deploy.build_package().zip_bytes},
         Environment={"Variables": deploy.function_environment(settings, described, old)},
     )
+    # A new function is Pending for a while, and Cognito cannot run it until it is Active.
+    lam.get_waiter("function_active_v2").wait(FunctionName="bench-migration", WaiterConfig={"Delay": 0.1})
     deploy.ensure_permission(lam, "bench-migration", pool["Arn"])
     deploy.attach_triggers(cognito, pool["Id"], {t: function["FunctionArn"] for t in deploy.TRIGGERS})
     return pool["Id"], client["UserPoolClient"]["ClientId"], "bench-migration"

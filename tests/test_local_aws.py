@@ -138,6 +138,8 @@ def deploy_function(lam: Any, cognito: Any, role_arn: str) -> Callable[..., str]
             Code={"ZipFile": code},
             Environment={"Variables": environment or {}},
         )["FunctionArn"]
+        # A new function is Pending for a while, and Cognito cannot run it until it is Active.
+        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
         if permission_arn is not None:
             lam.add_permission(
                 FunctionName=name,

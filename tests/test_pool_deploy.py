@@ -680,8 +680,9 @@ UPDATE_POOL_VALUES: dict[str, Any] = {
     "SmsConfiguration": {"SnsCallerArn": f"arn:aws:iam::{ACCOUNT}:role/sms", "ExternalId": "ext", "SnsRegion": REGION},
     "UserPoolTags": {"team": "identity", "cost-center": "42"},
     "AdminCreateUserConfig": {
+        # No UnusedAccountValidityDays: AWS refuses it beside TemporaryPasswordValidityDays (an older pool that
+        # describes both is tests/test_strict_aws.py's).
         "AllowAdminCreateUserOnly": True,
-        "UnusedAccountValidityDays": 3,
         "InviteMessageTemplate": {
             "SMSMessage": "User {username} code {####}",
             "EmailMessage": "User {username} code {####}",

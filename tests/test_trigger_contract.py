@@ -359,6 +359,8 @@ def new_pool(cognito: Any, lam: Any, logs: Any, role_arn: str, legacy: LegacyPoo
             Code={"ZipFile": deploy.build_package().zip_bytes},
             Environment={"Variables": environment},
         )["FunctionArn"]
+        # A new function is Pending for a while, and Cognito cannot run it until it is Active.
+        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
         deploy.ensure_permission(lam, name, created["Arn"])
         deploy.attach_triggers(cognito, created["Id"], {t: arn for t in deploy.TRIGGERS})
         return NewPool(cognito, logs, created["Id"], client["ClientId"], name)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from .pool_settings import input_members
+from .pool_settings import input_members, without_deprecated
 
 
 def update_pool_input(cognito: Any, described: dict[str, Any]) -> dict[str, Any]:
-    """UpdateUserPool's input that changes nothing: every accepted setting, read back from DescribeUserPool."""
+    """UpdateUserPool's input that changes nothing: every accepted setting, read back from DescribeUserPool,
+    less the deprecated ones AWS refuses back (an older pool describes UnusedAccountValidityDays beside
+    TemporaryPasswordValidityDays, and echoing both fails)."""
     accepted = input_members(cognito, "UpdateUserPool")
     update = {k: v for k, v in described.items() if k in accepted}
     update["UserPoolId"] = described["Id"]
     update["PoolName"] = described.get("Name")
-    return {k: v for k, v in update.items() if v is not None}
+    return without_deprecated({k: v for k, v in update.items() if v is not None})
 
 
 def attach_triggers(cognito: Any, pool_id: str, triggers: dict[str, Any]) -> dict[str, Any]:

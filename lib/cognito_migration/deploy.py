@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any
 
 import pandas as pd
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
 from .attachment import attach_triggers, detach, update_pool_input  # noqa: F401  (deploy.detach: rollback)
 from .aws import error_code
@@ -50,6 +50,12 @@ NEW_POOL_ACTIONS = (
 )
 TRIGGERS = ("UserMigration", "PostAuthentication", "PreSignUp")
 ROLE_RETRY_DELAYS_S = (1, 2, 3, 5, 8)  # a new role may not be assumable by Lambda for ~10 s
+# A new function is Pending, an updated one InProgress, for a while; Lambda refuses another update meanwhile
+# (ResourceConflictException) and Cognito cannot run a Pending function. botocore's waiters poll GetFunction;
+# bounded at a minute each (their default is 5 minutes), then an error naming the fix.
+FUNCTION_WAIT = {"Delay": 1, "MaxAttempts": 60}
+FUNCTION_WAIT_MAX_S = FUNCTION_WAIT["Delay"] * FUNCTION_WAIT["MaxAttempts"]
+WAIT_GOAL = {"function_active_v2": "Active", "function_updated_v2": "updated (LastUpdateStatus Successful)"}
 
 
 class DeployError(RuntimeError):
@@ -256,12 +262,15 @@ def apply(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Params
         "previous_lambda_config": the_plan.new_pool.get("LambdaConfig") or {},
         "lambda_config": {**(the_plan.new_pool.get("LambdaConfig") or {}), **the_plan.lambda_config},
         "role_retries": [],
+        "function_waits": [],
         "dry_run": dry_run,
     }
     if dry_run:
         return summary
     role_arn = ensure_role(iam, the_plan.role_name, the_plan.policy)
-    function_arn = ensure_function(lam, params.migration_function_name, role_arn, the_plan, summary["role_retries"])
+    function_arn = ensure_function(
+        lam, params.migration_function_name, role_arn, the_plan, summary["role_retries"], summary["function_waits"]
+    )
     ensure_permission(lam, params.migration_function_name, the_plan.new_pool["Arn"])
     # The plan names the function by its expected ARN; attach the ARN Lambda actually gave it.
     triggers = {k: function_arn if v == the_plan.function_arn else v for k, v in the_plan.lambda_config.items()}
@@ -316,10 +325,16 @@ def _get_function(lam: Any, name: str) -> dict[str, Any] | None:
 
 
 def ensure_function(
-    lam: Any, name: str, role_arn: str, the_plan: DeployPlan, retries: list[dict[str, Any]] | None = None
+    lam: Any,
+    name: str,
+    role_arn: str,
+    the_plan: DeployPlan,
+    retries: list[dict[str, Any]] | None = None,
+    waits: list[dict[str, Any]] | None = None,
 ) -> str:
     """Creates the function, or updates its code and configuration where they differ. Waits for a new role
-    to become assumable, appending each wait to ``retries`` (deploy.json shows them)."""
+    to become assumable, appending each wait to ``retries``, and after each change for the function to settle
+    (Active, or its update done), appending each to ``waits`` (deploy.json shows both)."""
     config = {
         "Role": role_arn,
         "Handler": HANDLER,
@@ -330,6 +345,7 @@ def ensure_function(
         "Description": f"{FUNCTION_DESCRIPTION} {the_plan.package.sha256[:12]}",
     }
     retries = [] if retries is None else retries
+    waits = [] if waits is None else waits
     existing = _get_function(lam, name)
     if existing is None:
         created = _retry_while_role_propagates(
@@ -341,13 +357,55 @@ def ensure_function(
             ),
             retries,
         )
+        wait_for_function(lam, "function_active_v2", name, waits, "CreateFunction")
         return str(created["FunctionArn"])
+    _settle_before_changing(lam, existing, waits)
     if existing.get("CodeSha256") != the_plan.package.lambda_sha256:
         lam.update_function_code(FunctionName=name, ZipFile=the_plan.package.zip_bytes)
+        wait_for_function(lam, "function_updated_v2", name, waits, "UpdateFunctionCode")
     current = {key: existing.get(key) for key in config}
     if current != config:
         _retry_while_role_propagates(lambda: lam.update_function_configuration(FunctionName=name, **config), retries)
+        wait_for_function(lam, "function_updated_v2", name, waits, "UpdateFunctionConfiguration")
     return str(existing["FunctionArn"])
+
+
+def _settle_before_changing(lam: Any, existing: dict[str, Any], waits: list[dict[str, Any]]) -> None:
+    """A function found mid-change (another deployment a moment ago) would refuse the update: wait first."""
+    name = str(existing["FunctionName"])
+    if existing.get("State") == "Pending":
+        wait_for_function(lam, "function_active_v2", name, waits, "a change found in progress")
+    elif existing.get("LastUpdateStatus") == "InProgress":
+        wait_for_function(lam, "function_updated_v2", name, waits, "a change found in progress")
+
+
+def wait_for_function(
+    lam: Any,
+    waiter: str,
+    name: str,
+    waits: list[dict[str, Any]],
+    after: str,
+    config: dict[str, int | float] | None = None,
+) -> None:
+    """botocore's ``waiter`` (function_active_v2 or function_updated_v2), bounded by ``config`` (FUNCTION_WAIT);
+    appends ``{after, waiter, seconds, outcome}`` to ``waits``. A function that does not settle stops the step
+    with what to look at."""
+    config = FUNCTION_WAIT if config is None else config
+    started = time.monotonic()
+    try:
+        lam.get_waiter(waiter).wait(FunctionName=name, WaiterConfig=config)
+    except WaiterError as exc:
+        waits.append(_wait_record(after, waiter, started, "timed out" if "Max attempts" in str(exc) else "failed"))
+        limit = config["Delay"] * config["MaxAttempts"]
+        raise DeployError(
+            f"function {name}: not {WAIT_GOAL[waiter]} after {after} within {limit:g} s ({exc}); read its State, "
+            "StateReason and LastUpdateStatusReason with GetFunction, fix what they name, then re-run"
+        ) from exc
+    waits.append(_wait_record(after, waiter, started, "ready"))
+
+
+def _wait_record(after: str, waiter: str, started: float, outcome: str) -> dict[str, Any]:
+    return {"after": after, "waiter": waiter, "seconds": round(time.monotonic() - started, 2), "outcome": outcome}
 
 
 def _retry_while_role_propagates(

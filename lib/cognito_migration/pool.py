@@ -46,9 +46,10 @@ class RollbackRefused(RuntimeError):
 def create_pool_input(cognito: Any, old_pool: dict[str, Any], params: Params) -> dict[str, Any]:
     """CreateUserPool's input: the old pool's DescribeUserPool with the declared changes.
 
-    Renames Name->PoolName and SchemaAttributes->Schema, drops read-only fields, re-declares custom
-    attributes without their ``custom:`` prefix, and carries only the triggers ``carry_triggers`` names
-    (step 3 attaches the migration trigger).
+    Renames Name->PoolName and SchemaAttributes->Schema, drops read-only fields and the deprecated ones AWS
+    refuses back (``pool_settings.without_deprecated``), re-declares custom attributes without their
+    ``custom:`` prefix, and carries only the triggers ``carry_triggers`` names (step 3 attaches the migration
+    trigger).
     """
     old_schema = old_pool.get("SchemaAttributes") or []
     source = dict(old_pool)
@@ -88,7 +89,8 @@ def create_pool_input(cognito: Any, old_pool: dict[str, Any], params: Params) ->
     }
     source["LambdaConfig"] = settings.carried_triggers(old_pool.get("LambdaConfig") or {}, params.carry_triggers)
     accepted = input_members(cognito, "CreateUserPool")
-    return {key: value for key, value in source.items() if key in accepted and value not in (None, {}, [])}
+    wanted = {key: value for key, value in source.items() if key in accepted and value not in (None, {}, [])}
+    return settings.without_deprecated(wanted)
 
 
 def schema_for_create(old_schema: list[dict[str, Any]], required: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -193,6 +195,7 @@ def plan(cognito: Any, params: Params, old_pool: dict[str, Any], environ: Mappin
     new_parts = pool_resources.read_parts(cognito, new_pool) if new_pool else pool_resources.no_parts()
     items = [_pool_item(pool_input, new_pool), _mfa_item(cognito, mfa_input, new_pool)]
     items += settings.trigger_items(old_pool, pool_input, params) + settings.policy_items(old_pool, pool_input)
+    items += settings.deprecated_items(old_pool)
     items += pool_resources.domain_items(cognito, old_pool, old_parts.domain, new_pool, params.new_domain_prefix)
     items += pool_resources.resource_server_items(old_parts.resource_servers, new_parts.resource_servers)
     providers = pool_resources.provider_items(old_parts.providers, new_parts.providers, environ)

@@ -28,7 +28,8 @@ MFA_FACTORS = ("SmsMfaConfiguration", "SoftwareTokenMfaConfiguration", "EmailMfa
 # A plan row's action: what step 2 does about one resource.
 CREATE, EXISTS, DRIFT, MANUAL = "create", "exists", "drift", "manual"
 CARRY, DROP, WARN = "carry", "drop", "warn"
-TRIGGER, POLICY = "old pool trigger", "password policy"
+TRIGGER, POLICY, DEPRECATED = "old pool trigger", "password policy", "deprecated setting"
+UNUSED_ACCOUNT_VALIDITY = "AdminCreateUserConfig.UnusedAccountValidityDays"
 
 
 class PoolError(RuntimeError):
@@ -51,6 +52,43 @@ class Item:
 def input_members(cognito: Any, operation: str) -> set[str]:
     """The parameters an operation accepts, from botocore's service model (the API's own contract)."""
     return set(cognito.meta.service_model.operation_model(operation).input_shape.members)
+
+
+def deprecated_fields(settings: Mapping[str, Any]) -> list[str]:
+    """What a pool's settings carry that AWS refuses to be sent back in CreateUserPool or UpdateUserPool:
+    ``AdminCreateUserConfig.UnusedAccountValidityDays`` beside ``Policies.PasswordPolicy.
+    TemporaryPasswordValidityDays`` (InvalidParameterException "Please use TemporaryPasswordValidityDays in
+    PasswordPolicy instead of UnusedAccountValidityDays"; DescribeUserPool of older pools returns both)."""
+    deprecated = (settings.get("AdminCreateUserConfig") or {}).get("UnusedAccountValidityDays")
+    successor = ((settings.get("Policies") or {}).get("PasswordPolicy") or {}).get("TemporaryPasswordValidityDays")
+    return [UNUSED_ACCOUNT_VALIDITY] if deprecated is not None and successor is not None else []
+
+
+def without_deprecated(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` as AWS accepts them back: what ``deprecated_fields`` names removed, nothing else changed
+    (the successor already holds the value that counts). Every CreateUserPool and UpdateUserPool input the
+    runbook builds from a DescribeUserPool answer passes through here."""
+    result = dict(settings)
+    if UNUSED_ACCOUNT_VALIDITY in deprecated_fields(settings):
+        config = {k: v for k, v in result["AdminCreateUserConfig"].items() if k != "UnusedAccountValidityDays"}
+        if config:
+            result["AdminCreateUserConfig"] = config
+        else:
+            del result["AdminCreateUserConfig"]
+    return result
+
+
+def deprecated_items(old_pool: Mapping[str, Any]) -> list[Item]:
+    """Step 2's plan says what it leaves out of the old pool's settings, and why."""
+    if UNUSED_ACCOUNT_VALIDITY not in deprecated_fields(old_pool):
+        return []
+    days = old_pool["Policies"]["PasswordPolicy"]["TemporaryPasswordValidityDays"]
+    detail = (
+        'deprecated: AWS refuses it beside Policies.PasswordPolicy.TemporaryPasswordValidityDays ("Please use '
+        f'TemporaryPasswordValidityDays in PasswordPolicy instead of UnusedAccountValidityDays"); not copied, '
+        f"the new pool's temporary passwords stay valid {days} days as the old pool's"
+    )
+    return [Item(DEPRECATED, UNUSED_ACCOUNT_VALIDITY, DROP, detail)]
 
 
 def sign_in_attributes(old_pool: Mapping[str, Any], params: Params) -> dict[str, list[str]]:

@@ -9,6 +9,7 @@ Applied once, to the moto classes in this process, by ``LocalAWS.start``:
 - A wrong password answers "Incorrect username or password." (moto's message was the username).
 - UpdateUserPool keeps the settings fixed at creation (AWS does not accept them there); moto's update
   replaced them, so a pool made case-insensitive turned case-sensitive when a trigger was attached.
+- CreateUserPool and UpdateUserPool requests AWS refuses are refused (``pool_rules``).
 
 And where moto's cost grows with the pool on every call, index it, so a 100,000-user pool answers as fast as a
 2,000-user one (the answers themselves are unchanged):
@@ -30,6 +31,8 @@ from moto.cognitoidp import models
 from moto.cognitoidp.exceptions import NotAuthorizedError, UserNotConfirmedException
 from moto.core.exceptions import JsonRESTError
 from moto.utilities import paginator
+
+from . import pool_rules
 
 FIXED_AT_CREATION = ("AliasAttributes", "UsernameAttributes", "UsernameConfiguration")
 _applied = False
@@ -56,6 +59,7 @@ def apply() -> None:
         _patch_update_user_pool()
         _patch_password_sign_in("admin_initiate_auth", ("ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"))
         _patch_password_sign_in("initiate_auth", ("USER_PASSWORD_AUTH",))
+        pool_rules.apply()  # and refuse the pool requests AWS refuses
         _applied = True
 
 

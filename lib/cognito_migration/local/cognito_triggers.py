@@ -21,7 +21,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from moto.awslambda.models import lambda_backends
@@ -35,6 +35,7 @@ from moto.cognitoidp.models import (
 )
 from moto.core import DEFAULT_ACCOUNT_ID
 
+from . import lambda_states
 from .cognito_patches import is_case_insensitive
 from .lambda_runtime import FunctionError, FunctionSpec, FunctionTimeout, LambdaRuntime
 
@@ -216,6 +217,16 @@ class CognitoTriggerMiddleware:
         self, trigger: str, function_arn: str, pool: CognitoIdpUserPool, client_id: str, event: dict[str, Any]
     ) -> dict[str, Any]:
         spec = self._function_spec(function_arn, pool, client_id)
+        transition = lambda_states.STATES.current(spec.arn)
+        if transition is not None and transition.status == lambda_states.PENDING:
+            # Lambda refuses to invoke a Pending function; Cognito's wording for a failed invocation
+            # ("<trigger> invocation failed due to error <code>.") is what clients report for other causes.
+            self.stats.add(f"pending:{trigger}")
+            raise CognitoError(
+                "UnexpectedLambdaException", f"{trigger} invocation failed due to error ResourceConflictException."
+            )
+        if transition is not None and transition.previous is not None:  # an update runs the previous code
+            spec = _as_before(spec, transition.previous)
         self.stats.add(f"invoked:{trigger}")
         try:
             answer = self.runtime.invoke(spec, event, COGNITO_TIMEOUT_S)
@@ -250,6 +261,16 @@ class CognitoTriggerMiddleware:
             environment=dict(function.environment_vars or {}),
             memory_mb=int(function.memory_size or 128),
         )
+
+
+def _as_before(spec: FunctionSpec, previous: lambda_states.Snapshot) -> FunctionSpec:
+    return replace(
+        spec,
+        handler=previous.handler,
+        code_bytes=previous.code_bytes,
+        environment=previous.environment,
+        memory_mb=previous.memory_mb,
+    )
 
 
 @dataclass

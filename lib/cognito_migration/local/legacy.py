@@ -26,6 +26,7 @@ LEGACY_POOL_NAME = "legacy-users"
 # Fixed ids let params/local.yaml name the old pool and its clients without discovery.
 LEGACY_MIGRATION_CLIENT_ID = "legacymigrationclient00001"
 LEGACY_WEB_CLIENT_ID = "legacywebclient00000000001"
+UNUSED_ACCOUNT_VALIDITY_DAYS = 7  # what an old pool still describes beside TemporaryPasswordValidityDays
 
 
 def legacy_pool_id(region: str) -> str:
@@ -441,6 +442,13 @@ def seed_legacy_pool(
     del backend.user_pools[pool.id]
     pool.id, pool.arn = pool_id, _pool_arn(region, account_id, pool_id)
     backend.user_pools[pool_id] = pool
+    # An old pool: made before PasswordPolicy.TemporaryPasswordValidityDays existed, AWS still describes its
+    # AdminCreateUserConfig.UnusedAccountValidityDays beside it. No request may set both today (pool_rules),
+    # so the field is written into the backend, and every read-modify-write of the runbook meets it.
+    pool.extended_config["AdminCreateUserConfig"] = {
+        **(pool.extended_config.get("AdminCreateUserConfig") or {}),
+        "UnusedAccountValidityDays": UNUSED_ACCOUNT_VALIDITY_DAYS,
+    }
     pool.sms_mfa_config = {
         "SmsAuthenticationMessage": "Your code is {####}",
         "SmsConfiguration": pool.extended_config["SmsConfiguration"],

@@ -24,7 +24,7 @@ from moto.logs.models import logs_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from . import cognito_patches
+from . import cognito_patches, lambda_states
 from .cognito_triggers import CognitoTriggerMiddleware
 from .faults import FaultInjector
 from .import_jobs import ImportJobs, ImportJobsLayer
@@ -98,7 +98,13 @@ class QuietRequestHandler(MotoRequestHandler):
 class LocalAWS:
     """moto's server plus Cognito trigger emulation, serving on ``host:port`` (port 0: any free port)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        lambda_settle_s: float | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.account_id = account_id
@@ -110,6 +116,10 @@ class LocalAWS:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._log_lock = threading.Lock()
+        # How long a new function stays Pending and an update InProgress (None: LOCAL_AWS_LAMBDA_SETTLE_S or 1 s)
+        self.lambda_states = lambda_states.STATES
+        if lambda_settle_s is not None:
+            self.lambda_states.settle_s = lambda_settle_s
 
     @property
     def endpoint_url(self) -> str:
@@ -119,6 +129,7 @@ class LocalAWS:
 
     def start(self) -> LocalAWS:
         cognito_patches.apply()
+        lambda_states.apply()
         self.middleware = CognitoTriggerMiddleware(
             DomainDispatcherApplication(create_backend_app), self.runtime, self.account_id
         )
