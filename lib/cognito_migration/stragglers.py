@@ -10,7 +10,6 @@ what the notebooks show and save is the masked table.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import pandas as pd
 
 from . import deploy, report
 from .params import Params
-from .records import mask_frame
+from .records import mask_frame, private_dir, private_file
 from .report import CANNOT, NOT_YET
 from .trigger import migration_trigger
 
@@ -202,15 +201,13 @@ def chunks(import_file: ImportFile) -> list[tuple[int, int]]:
 
 def write(import_file: ImportFile, folder: Path) -> list[Path]:
     """Writes users-001.csv, users-002.csv ... readable by the owner only; returns the paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
+    private_dir(folder)
     for stale in folder.glob("users-*.csv"):
         stale.unlink()
     import_file.paths, import_file.lines = [], []
     for number, (start, end) in enumerate(chunks(import_file), start=1):
         path = folder / f"users-{number:03d}.csv"
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
+        with private_file(path) as handle:
             handle.write(encode(import_file.header, import_file.rows[start:end]))
         import_file.paths.append(path)
         import_file.lines.append(end - start)
