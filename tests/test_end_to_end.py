@@ -161,6 +161,12 @@ def test_no_password_and_no_personal_data_in_outputs(run_dir: Path, legacy: Lega
     assert not [p for p in phones if p in text]
 
 
+def test_records_are_readable_by_their_owner_only(run_dir: Path) -> None:
+    written = [run_dir, *run_dir.rglob("*"), *(run_dir.parent / "imports").rglob("*")]
+    shared = [f"{p.name} {stat.S_IMODE(p.stat().st_mode):o}" for p in written if stat.S_IMODE(p.stat().st_mode) & 0o077]
+    assert shared == [], "another local user could read these"
+
+
 def test_import_file_is_kept_outside_the_run_folder(run_dir: Path, legacy: LegacyPool) -> None:
     folder = run_dir.parent / "imports" / run_dir.name
     files = sorted(folder.glob("users-*.csv"))

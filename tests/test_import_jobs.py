@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import time
 import urllib.error
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from cognito_migration import user_import
 from cognito_migration.local.server import LocalAWS
 
 REGION = "us-east-1"
@@ -236,3 +238,88 @@ def test_unknown_job_is_not_found(cognito, pool) -> None:
     with pytest.raises(ClientError) as error:
         cognito.describe_user_import_job(UserPoolId=pool["Id"], JobId="import-doesnotexist")
     assert error.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+# --- the import-logs role, as cutover creates it (security review, finding 4) ----------------------------
+
+BROAD_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "cognito-idp.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+
+def role_documents(iam, name: str) -> tuple[dict[str, Any], dict[str, Any]]:  # type: ignore[no-untyped-def]
+    trust = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+    policy = iam.get_role_policy(RoleName=name, PolicyName=user_import.LOGS_POLICY_NAME)["PolicyDocument"]
+    return trust, policy
+
+
+def test_logs_role_is_assumable_for_the_new_pool_only_and_writes_only_its_log_group(cognito, iam, logs, pool) -> None:
+    account = pool["Arn"].split(":")[4]
+    name = f"import-logs-{uuid.uuid4().hex[:8]}"
+
+    arn = user_import.ensure_logs_role(iam, name, REGION, account, pool["Id"])
+
+    trust, policy = role_documents(iam, name)
+    (statement,) = trust["Statement"]
+    assert statement["Principal"] == {"Service": "cognito-idp.amazonaws.com"}
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": account},
+        "ArnLike": {"aws:SourceArn": pool["Arn"]},
+    }
+    (resource,) = policy["Statement"][0]["Resource"]
+    assert resource == f"arn:aws:logs:{REGION}:{account}:log-group:/aws/cognito/userpools/{pool['Id']}/*"
+    # The role still does its job: the local AWS's import job logs to the group the policy names.
+    header = cognito.get_csv_header(UserPoolId=pool["Id"])["CSVHeader"]
+    job = new_job(cognito, pool["Id"], arn)
+    assert put(job["PreSignedUrl"], csv_text(header, [user("ivy")]), KMS) == 200
+    cognito.start_user_import_job(UserPoolId=pool["Id"], JobId=job["JobId"])
+    assert wait(cognito, pool["Id"], job["JobId"])[0]["Status"] == "Succeeded"
+    groups = [g["arn"] for g in logs.describe_log_groups(logGroupNamePrefix="/aws/cognito/")["logGroups"]]
+    written = [g for g in groups if f"/userpools/{pool['Id']}/" in g]
+    assert written and all(fnmatch.fnmatchcase(g.removesuffix(":*"), resource) for g in written)
+    other_pool = f"arn:aws:logs:{REGION}:{account}:log-group:/aws/cognito/userpools/{REGION}_Other0001/other"
+    assert not fnmatch.fnmatchcase(other_pool, resource)
+
+
+def test_a_logs_role_left_broad_by_an_earlier_run_is_narrowed(iam, pool) -> None:
+    account = pool["Arn"].split(":")[4]
+    name = f"import-logs-{uuid.uuid4().hex[:8]}"
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(BROAD_TRUST))
+    broad = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [f"arn:aws:logs:{REGION}:{account}:log-group:/aws/cognito/*"],
+            }
+        ],
+    }
+    iam.put_role_policy(RoleName=name, PolicyName=user_import.LOGS_POLICY_NAME, PolicyDocument=json.dumps(broad))
+
+    first = user_import.ensure_logs_role(iam, name, REGION, account, pool["Id"])
+    again = user_import.ensure_logs_role(iam, name, REGION, account, pool["Id"])
+
+    assert first == again
+    assert role_documents(iam, name) == (
+        user_import.logs_trust(REGION, account, pool["Id"]),
+        user_import.logs_policy(REGION, account, pool["Id"]),
+    )
+
+
+def test_without_a_pool_the_logs_role_still_names_the_account_and_its_pools_only(iam) -> None:
+    name = f"import-logs-{uuid.uuid4().hex[:8]}"
+
+    user_import.ensure_logs_role(iam, name, REGION, "123456789012")
+
+    trust, policy = role_documents(iam, name)
+    assert trust["Statement"][0]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:cognito-idp:{REGION}:123456789012:userpool/*"},
+    }
+    assert policy["Statement"][0]["Resource"] == [
+        f"arn:aws:logs:{REGION}:123456789012:log-group:/aws/cognito/userpools/*"
+    ]

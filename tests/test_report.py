@@ -323,6 +323,41 @@ def test_written_files_are_owner_only_escaped_and_split_at_the_limit(tmp_path: P
     assert dict(zip(HEADER, rows[1], strict=True))["email"] == "hal,x@example.com"  # the comma survived
 
 
+FORMULA = '=HYPERLINK("http://x")'
+
+
+def test_a_value_that_starts_like_a_formula_is_kept_and_its_user_flagged(tmp_path: Path) -> None:
+    # The attack: a user names themselves =HYPERLINK(...); an operator opens the import file in a spreadsheet.
+    table = enriched()
+    table["given_name"] = [FORMULA if name == "hal" else None for name in table["username"]]
+    table.loc[table["username"] == "Bob", "state"] = report.NOT_YET  # Bob's phone +15550000001 is a number
+    pool = {**NEW_POOL, "SchemaAttributes": [*NEW_POOL["SchemaAttributes"], {"Name": "given_name"}]}
+    trigger = stragglers.trigger_settings(params(), pool)
+    built = stragglers.build(table, HEADER, trigger, ["email"], "reset_required", case_sensitive=True)
+
+    with pytest.warns(stragglers.SpreadsheetFormulaWarning, match="never open the import file in a spreadsheet"):
+        (path,) = stragglers.write(built, tmp_path / "imports")
+
+    rows = list(csv.DictReader(io.StringIO(path.read_text()), quoting=csv.QUOTE_NONE, escapechar="\\"))
+    by_user = {row["cognito:username"]: row for row in rows}
+    assert by_user["hal"]["given_name"] == FORMULA, "the import gets the value unaltered"
+    assert by_user["Bob"]["phone_number"] == "+15550000001"
+    assert built.formulas == {"hal": ["given_name"]}
+    shown = stragglers.table(table, built, mask=True).set_index("username")
+    assert shown.loc[records.mask_text("hal"), stragglers.FORMULA_COLUMN] == "given_name"
+    assert shown.loc[records.mask_text("Bob"), stragglers.FORMULA_COLUMN] == ""
+    assert "HYPERLINK" not in shown.to_csv()
+    summary = stragglers.summary_table(built).set_index("import file")["value"]
+    assert summary[summary.index.str.contains("never open the import file in a spreadsheet")].tolist() == ["1"]
+
+
+def test_plain_numbers_do_not_start_like_a_formula() -> None:
+    values = {"phone_number": "+15550000001", "custom:balance": "-12.5", "family_name": "-Ann", "nickname": "@x"}
+
+    assert stragglers.formula_columns(values) == ["family_name", "nickname"]
+    assert stragglers.formula_columns({"phone_number": "+1 555 0100"}) == ["phone_number"], "not E.164"
+
+
 def test_straggler_table_is_masked_and_says_what_happens() -> None:
     built = stragglers.build(enriched(), HEADER, settings(), ["email"], "reset_required")
 

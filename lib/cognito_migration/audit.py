@@ -343,7 +343,7 @@ def fixed_settings(audit: Audit) -> pd.DataFrame:
 def style_fixed_settings(frame: pd.DataFrame) -> Styler:
     """The fixed settings with the differing rows highlighted: the reasons for the new pool stand out."""
     highlight = "background-color: #fff3cd; font-weight: bold"
-    return frame.style.apply(lambda row: [highlight if row["differs"] else ""] * len(row), axis=1).hide(axis="index")
+    return findings.escaped_style(frame).apply(lambda row: [highlight if row["differs"] else ""] * len(row), axis=1)
 
 
 def findings_table(audit: Audit, params: Params) -> Styler:

@@ -335,9 +335,16 @@ def table(found: Sequence[Finding], accepted: Iterable[str] = ()) -> pd.DataFram
 SEVERITY_STYLE = {"blocker": "background-color: #f8d7da", "warning": "background-color: #fff3cd", "info": ""}
 
 
+def escaped_style(frame: pd.DataFrame) -> Styler:
+    """A Styler that renders every cell and column label as text. Unlike a plain DataFrame's HTML, a Styler
+    does not escape by default, and the values come from the pool (attribute values, names, masked examples
+    such as ``j*** <a***@example.com>``): unescaped, they become live markup in the saved HTML record."""
+    return frame.style.format(escape="html").format_index(escape="html", axis=1).hide(axis="index")
+
+
 def styled_table(frame: pd.DataFrame) -> Styler:
     """The findings table coloured by severity (an accepted blocker stays red: it is accepted, not fixed)."""
-    return frame.style.apply(lambda row: [SEVERITY_STYLE[row["severity"]]] * len(row), axis=1).hide(axis="index")
+    return escaped_style(frame).apply(lambda row: [SEVERITY_STYLE[row["severity"]]] * len(row), axis=1)
 
 
 def gate_checks(found: Sequence[Finding], accepted: Iterable[str]) -> list[Check]:

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .records import save_figure  # noqa: E402
 from .report import CANNOT, COLORS, MIGRATED, NOT_YET  # noqa: E402
 
 HISTORY_COLUMNS = ("run_id", "date", "users", "migrated", "not_yet", "cannot", "migrated %", "ceiling %")
@@ -131,7 +132,6 @@ def chart(points: pd.DataFrame, projection: Projection, path: Path) -> Path:
     ax.legend(loc="lower right")
     fig.autofmt_xdate()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
     return path

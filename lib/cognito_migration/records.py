@@ -2,15 +2,18 @@
 
 A run lives in ``outputs/<env>/<run-id>/``: the executed notebooks, their HTML copies, the step results
 (JSON, Parquet, PNG) and ``run.json``. Everything written here is masked unless the operator turned
-masking off, because executed notebooks get shared and archived.
+masking off, because executed notebooks get shared and archived. Everything written here is also readable by
+its owner only (folders 0700, files 0600): even masked, a run tells another local user who the users are.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,12 +73,52 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+OWNER_ONLY_UMASK = 0o077
+DIR_MODE, FILE_MODE = 0o700, 0o600
+
+
+@contextlib.contextmanager
+def owner_only() -> Iterator[None]:
+    """Within this block the process (and every process it starts, such as a notebook's kernel, which inherits
+    the umask) creates files 0600 and folders 0700; the previous umask comes back afterwards."""
+    previous = os.umask(OWNER_ONLY_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def private_dir(folder: Path) -> Path:
+    """Creates ``folder`` (and missing parents) readable by the owner only, and makes ``folder`` itself 0700
+    if it already existed: a notebook run by hand has no runner to set the umask for it."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for path in reversed(missing):
+        path.mkdir(mode=DIR_MODE, exist_ok=True)
+    os.chmod(folder, DIR_MODE)
+    return folder
+
+
+@contextlib.contextmanager
+def private_file(path: Path, mode: str = "wb", encoding: str | None = None) -> Iterator[Any]:
+    """Opens ``path`` for writing as a 0600 file, whatever the umask and whether or not it existed."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    os.fchmod(descriptor, FILE_MODE)  # O_CREAT's mode is ignored for a file left over by an earlier run
+    with os.fdopen(descriptor, mode, encoding=encoding) as handle:
+        yield handle
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Writes ``text`` to a 0600 file in a 0700 folder."""
+    private_dir(path.parent)
+    with private_file(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
+
+
 def save_json(run_dir: Path, name: str, data: Any) -> Path:
-    """Writes a step result atomically (never a half-written file)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Writes a step result atomically (never a half-written file), owner-only."""
     path = run_dir / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    tmp = write_text(path.with_suffix(".json.tmp"), json.dumps(data, indent=2, sort_keys=True, default=str))
     tmp.replace(path)
     return path
 
@@ -85,10 +128,19 @@ def load_json(run_dir: Path, name: str) -> Any:
 
 
 def save_frame(run_dir: Path, name: str, frame: pd.DataFrame) -> Path:
-    """Writes a table as Parquet atomically; callers mask personal data first."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Writes a table as Parquet atomically, owner-only; callers mask personal data first."""
+    private_dir(run_dir)
     path = run_dir / f"{name}.parquet"
     tmp = path.with_suffix(".parquet.tmp")
-    frame.to_parquet(tmp, index=False)
+    with private_file(tmp) as handle:
+        frame.to_parquet(handle, index=False)
     tmp.replace(path)
+    return path
+
+
+def save_figure(figure: Any, path: Path) -> Path:
+    """Saves a matplotlib figure as a 0600 PNG in a 0700 folder."""
+    private_dir(path.parent)
+    with private_file(path) as handle:
+        figure.savefig(handle, format="png", dpi=110)
     return path

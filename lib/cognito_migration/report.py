@@ -25,7 +25,7 @@ import pyarrow.compute as pc  # noqa: E402
 
 from . import identity  # noqa: E402
 from .checks import Check  # noqa: E402
-from .records import mask_frame, now_iso, save_frame, save_json  # noqa: E402
+from .records import mask_frame, now_iso, save_figure, save_frame, save_json  # noqa: E402
 
 MIGRATED, NOT_YET, CANNOT = "migrated", "not yet", "cannot migrate lazily"
 CATEGORIES = (MIGRATED, NOT_YET, CANNOT)
@@ -395,7 +395,6 @@ def breakdown_chart(tables: Mapping[str, pd.DataFrame], path: Path) -> Path:
 
 def _save_figure(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)  # the notebook shows the PNG; an open figure would only hold memory
     return path

@@ -133,12 +133,12 @@ def run(
 
 def _new_run_dir(env_outputs: Path) -> tuple[str, Path]:
     """A fresh folder per run, never reused: two runs in the same second get -2, -3..."""
-    env_outputs.mkdir(parents=True, exist_ok=True)
+    records.private_dir(env_outputs)
     base = records.new_run_id()
     for attempt in range(1, 1000):
         run_id = base if attempt == 1 else f"{base}-{attempt}"
         try:
-            (env_outputs / run_id).mkdir()
+            (env_outputs / run_id).mkdir(mode=records.DIR_MODE)
         except FileExistsError:
             continue
         return run_id, (env_outputs / run_id).resolve()
@@ -167,7 +167,8 @@ def _execute(step: str, values: dict[str, Any], run_dir: Path, progress: bool = 
     output = run_dir / f"{step}.ipynb"
     started, clock = records.now_iso(), time.perf_counter()
     outcome: dict[str, Any] = {"step": step, "started": started, "notebook": output.name, "log": f"{step}.log"}
-    with open(run_dir / f"{step}.log", "w", encoding="utf-8") as log:
+    # The kernel inherits this process's umask: what it writes (and papermill's output notebook) is owner-only.
+    with records.owner_only(), records.private_file(run_dir / f"{step}.log", "w", encoding="utf-8") as log:
         try:
             papermill.execute_notebook(
                 str(NOTEBOOKS / f"{step}.ipynb"),
@@ -189,7 +190,7 @@ def _execute(step: str, values: dict[str, Any], run_dir: Path, progress: bool = 
     if output.exists():
         html = run_dir / f"{step}.html"
         body, _ = HTMLExporter().from_filename(str(output))
-        html.write_text(body, encoding="utf-8")
+        records.write_text(html, body)
         outcome["html"] = html.name
     return outcome
 

@@ -6,11 +6,16 @@ attributes are mapped exactly as the migration trigger maps them (its own ``load
 ``cognito:mfa_enabled`` is set. The file carries real addresses, so it is written apart from the audit
 record (``outputs/<env>/imports/<run-id>/``, owner-only permissions) and never shown in a notebook;
 what the notebooks show and save is the masked table.
+
+Values go into the file exactly as the old pool has them, since Cognito imports them verbatim. A value that
+starts like a spreadsheet formula (``=HYPERLINK(...)``) stays as it is, and the users who have one are
+flagged in the table: the file must never be opened in a spreadsheet.
 """
 
 from __future__ import annotations
 
-import os
+import re
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +26,7 @@ import pandas as pd
 
 from . import deploy, identity, report
 from .params import Params
-from .records import mask_frame
+from .records import mask_frame, private_dir, private_file
 from .report import CANNOT, NOT_YET
 from .trigger import migration_trigger
 
@@ -35,10 +40,23 @@ NOT_ATTRIBUTES = frozenset(
 )
 IMPORT = "import (arrives RESET_REQUIRED)"
 CASE_VARIANT = "its sign-in name differs only by case from another old-pool user's: decide who keeps it"
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP's CSV injection list).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A plain number is a number to a spreadsheet, whatever its sign: every E.164 phone number is one.
+_PLAIN_NUMBER = re.compile(r"^[+-]?[0-9]+(\.[0-9]+)?$")
+FORMULA_COLUMN = "starts_like_a_formula"
+NEVER_IN_A_SPREADSHEET = (
+    "never open the import file in a spreadsheet: it would run them as formulas (the values are kept as they "
+    "are, Cognito imports them verbatim)"
+)
 
 
 class ImportFileError(RuntimeError):
     """The import file cannot be built as asked; the message names the fix."""
+
+
+class SpreadsheetFormulaWarning(UserWarning):
+    """The import file holds values a spreadsheet would run as formulas."""
 
 
 @dataclass
@@ -53,6 +71,7 @@ class ImportFile:
     # verified value the user signs in with (the pool then names the user itself). Empty: the usernames.
     sign_in_names: list[str] = field(default_factory=list, repr=False)
     dropped_attributes: Counter[str] = field(default_factory=Counter)
+    formulas: dict[str, list[str]] = field(default_factory=dict, repr=False)  # username -> its columns
     paths: list[Path] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # users per written file
 
@@ -163,7 +182,19 @@ def build(
         result.rows.append([values.get(column, "") for column in header])
         result.usernames.append(row["username"])
         result.sign_in_names.append(name)
+        if formulas := formula_columns(dict(zip(header, result.rows[-1], strict=True))):
+            result.formulas[row["username"]] = formulas
     return result
+
+
+def formula_columns(values: Mapping[str, str]) -> list[str]:
+    """The columns whose value a spreadsheet would run as a formula (a plain number, e.g. an E.164 phone
+    number, starts with '+' or '-' and is only a number)."""
+    return [
+        column
+        for column, value in values.items()
+        if value.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.match(value)
+    ]
 
 
 def _refusal(row: Mapping[str, Any], attributes: Mapping[str, str], auto: list[str], mfa_policy: str) -> str:
@@ -216,19 +247,29 @@ def chunks(import_file: ImportFile) -> list[tuple[int, int]]:
 
 def write(import_file: ImportFile, folder: Path) -> list[Path]:
     """Writes users-001.csv, users-002.csv ... readable by the owner only; returns the paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
+    private_dir(folder)
     for stale in folder.glob("users-*.csv"):
         stale.unlink()
     import_file.paths, import_file.lines = [], []
     for number, (start, end) in enumerate(chunks(import_file), start=1):
         path = folder / f"users-{number:03d}.csv"
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
+        with private_file(path) as handle:
             handle.write(encode(import_file.header, import_file.rows[start:end]))
         import_file.paths.append(path)
         import_file.lines.append(end - start)
+    if import_file.formulas:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")  # every time the file is written, not once per kernel
+            warnings.warn(formula_warning(import_file), SpreadsheetFormulaWarning, stacklevel=2)
     return import_file.paths
+
+
+def formula_warning(import_file: ImportFile) -> str:
+    """Counts only: the users are named (masked) in the table's column."""
+    return (
+        f"{len(import_file.formulas)} user(s) in the import file have a value starting with =, +, - or @ "
+        f"(column {FORMULA_COLUMN} of the stragglers table): {NEVER_IN_A_SPREADSHEET}"
+    )
 
 
 def summary(import_file: ImportFile) -> dict[str, Any]:
@@ -240,6 +281,7 @@ def summary(import_file: ImportFile) -> dict[str, Any]:
         "files": [p.name for p in import_file.paths],
         "folder": str(import_file.paths[0].parent) if import_file.paths else None,
         "dropped_attributes": dict(import_file.dropped_attributes),
+        "formula_users": len(import_file.formulas),
     }
 
 
@@ -253,18 +295,22 @@ def summary_table(import_file: ImportFile) -> pd.DataFrame:
         ("files (500,000 users / 100 MB each at most)", ", ".join(data["files"]) or "none"),
         ("folder (restricted: real addresses; delete after the import)", data["folder"] or "none"),
         ("attributes the new pool's header lacks", ", ".join(data["dropped_attributes"]) or "none"),
+        (f"users with a value starting with =, +, - or @: {NEVER_IN_A_SPREADSHEET}", data["formula_users"]),
     ]
     return pd.DataFrame(rows, columns=["import file", "value"]).astype({"value": str})
 
 
 def table(classified: pd.DataFrame, import_file: ImportFile | None, mask: bool) -> pd.DataFrame:
-    """Every user who has not migrated, with what happens to them: imported, or why not. Masked."""
+    """Every user who has not migrated, with what happens to them: imported, or why not; and, for users in
+    the import file, the columns whose value starts like a spreadsheet formula. Masked."""
     left = classified.loc[classified["state"].isin([NOT_YET, CANNOT])]
     columns = [c for c in ("username", "status", "enabled", "groups", "state", "reason") if c in left.columns]
     frame = left[columns].assign(state=left["state"].astype(str), reason=left["reason"].astype(str))
     excluded = import_file.excluded if import_file is not None else {}
+    formulas = import_file.formulas if import_file is not None else {}
     frame["action"] = [
         f"decide: {reason}" if state == CANNOT else (f"not imported: {excluded[name]}" if name in excluded else IMPORT)
         for name, state, reason in zip(frame["username"], frame["state"], frame["reason"], strict=True)
     ]
+    frame[FORMULA_COLUMN] = [", ".join(formulas.get(name, [])) for name in frame["username"]]
     return mask_frame(frame.reset_index(drop=True), mask)

@@ -21,12 +21,7 @@ from .params import Params
 FINAL = frozenset({"Succeeded", "Failed", "Stopped", "Expired"})
 POLL_FIRST_S, POLL_MAX_S, POLL_TIMEOUT_S = 0.2, 15.0, 12 * 3600.0
 ROLE_RETRY_DELAYS_S = (1, 2, 3, 5, 8)  # a new role may not be assumable by Cognito for a few seconds
-LOGS_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "cognito-idp.amazonaws.com"}, "Action": "sts:AssumeRole"}
-    ],
-}
+LOGS_POLICY_NAME = "cognito-import-logs"
 
 
 class ImportJobError(RuntimeError):
@@ -37,8 +32,35 @@ def logs_role_name(params: Params) -> str:
     return f"{params.migration_function_name[:48]}-import-logs"
 
 
-def logs_policy(region: str, account: str) -> dict[str, Any]:
-    """What Cognito needs to write an import job's log: only its own log groups."""
+def pool_arn(region: str, account: str, pool_id: str | None) -> str:
+    """The new pool's ARN; without a pool id, any pool of the account in the Region."""
+    return f"arn:aws:cognito-idp:{region}:{account}:userpool/{pool_id or '*'}"
+
+
+def logs_trust(region: str, account: str, pool_id: str | None = None) -> dict[str, Any]:
+    """Cognito may assume the role only for the new pool's import jobs. Without the conditions any pool, in
+    any account, could name this role in its own import job (a confused deputy) and write to its logs."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "cognito-idp.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account},
+                    "ArnLike": {"aws:SourceArn": pool_arn(region, account, pool_id)},
+                },
+            }
+        ],
+    }
+
+
+def logs_policy(region: str, account: str, pool_id: str | None = None) -> dict[str, Any]:
+    """What Cognito needs to write an import job's log: only the new pool's log group, which Cognito names
+    /aws/cognito/userpools/<pool id>/<pool name> (its streams are <job id>/<job name>, under the group's ARN).
+    Without a pool id: every pool's import log group, still not the rest of /aws/cognito/."""
+    group = f"/aws/cognito/userpools/{pool_id}/*" if pool_id else "/aws/cognito/userpools/*"
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -50,31 +72,54 @@ def logs_policy(region: str, account: str) -> dict[str, Any]:
                     "logs:DescribeLogStreams",
                     "logs:PutLogEvents",
                 ],
-                "Resource": [f"arn:aws:logs:{region}:{account}:log-group:/aws/cognito/*"],
+                "Resource": [f"arn:aws:logs:{region}:{account}:log-group:{group}"],
             }
         ],
     }
 
 
-def ensure_logs_role(iam: Any, role_name: str, region: str, account: str) -> str:
-    """The CloudWatchLogsRoleArn of import jobs: assumable by Cognito, writing only Cognito's log groups."""
+def ensure_logs_role(iam: Any, role_name: str, region: str, account: str, pool_id: str | None = None) -> str:
+    """The CloudWatchLogsRoleArn of import jobs into ``pool_id``: assumable by Cognito for that pool only,
+    writing only its import log group. A role found from an earlier run gets the trust and the policy
+    rewritten where they differ (an older, broader role is narrowed). Without ``pool_id``, any pool of the
+    account in the Region."""
+    trust, policy = logs_trust(region, account, pool_id), logs_policy(region, account, pool_id)
+    role = _get_role(iam, role_name)
+    if role is None:
+        role = iam.create_role(
+            RoleName=role_name,
+            AssumeRolePolicyDocument=json.dumps(trust),
+            Description="Cognito user import jobs write their logs",
+            Tags=[{"Key": "cognito-migration", "Value": "import-logs"}],
+        )["Role"]
+    elif _document(role["AssumeRolePolicyDocument"]) != trust:
+        iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(trust))
+    if _inline_policy(iam, role_name) != policy:
+        iam.put_role_policy(RoleName=role_name, PolicyName=LOGS_POLICY_NAME, PolicyDocument=json.dumps(policy))
+    return str(role["Arn"])
+
+
+def _get_role(iam: Any, role_name: str) -> dict[str, Any] | None:
     try:
-        arn = str(iam.get_role(RoleName=role_name)["Role"]["Arn"])
+        return dict(iam.get_role(RoleName=role_name)["Role"])
     except ClientError as exc:
-        if error_code(exc) != "NoSuchEntity":
-            raise
-        arn = str(
-            iam.create_role(
-                RoleName=role_name,
-                AssumeRolePolicyDocument=json.dumps(LOGS_TRUST),
-                Description="Cognito user import jobs write their logs",
-                Tags=[{"Key": "cognito-migration", "Value": "import-logs"}],
-            )["Role"]["Arn"]
-        )
-    iam.put_role_policy(
-        RoleName=role_name, PolicyName="cognito-import-logs", PolicyDocument=json.dumps(logs_policy(region, account))
-    )
-    return arn
+        if error_code(exc) == "NoSuchEntity":
+            return None
+        raise
+
+
+def _inline_policy(iam: Any, role_name: str) -> dict[str, Any] | None:
+    try:
+        return _document(iam.get_role_policy(RoleName=role_name, PolicyName=LOGS_POLICY_NAME)["PolicyDocument"])
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return None
+        raise
+
+
+def _document(document: Any) -> dict[str, Any]:
+    # boto3 decodes IAM's URL-encoded JSON into a dict; some endpoints answer the JSON text.
+    return json.loads(document) if isinstance(document, str) else dict(document)
 
 
 def create_job(cognito: Any, pool_id: str, name: str, role_arn: str, sleep: Callable[[float], None]) -> dict[str, Any]:
