@@ -184,7 +184,7 @@ class Cutover:
         cognito = self.conn.cognito
         account = deploy.account_of(self.new_pool["Arn"])
         role_arn = user_import.ensure_logs_role(
-            self.conn.iam, user_import.logs_role_name(self.params), self.params.region, account
+            self.conn.iam, user_import.logs_role_name(self.params), self.params.region, account, self.new_pool["Id"]
         )
         logs = aws.client(self.conn.session, "logs")
         jobs = []
