@@ -178,3 +178,17 @@ def test_users_an_import_brought_are_not_lazy_migrations() -> None:
 
     assert report.last_lazy_migration(old, new, False) == pd.Timestamp("2026-01-09T10:01Z")
     assert report.last_lazy_migration(old, new, False, import_ran) == pd.Timestamp("2026-01-01T10:00Z")
+
+
+def test_leaving_behind_is_accepted_by_the_audit_finding_that_explains_it(cognito, new_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    users = {"eli": "+15550100005", "bad.phone2": "12345"}
+    unexplained = plan(cognito, new_pool, tmp_path, users, cutover_accept_unimported=["invalid_phone_numbers"])
+    assert unexplained.execute()["detached"] == [], "no finding explains the failure: only a name accepts it"
+
+    cut = plan(cognito, new_pool, tmp_path, users, cutover_accept_unimported=["invalid_phone_numbers"])
+    cut.import_file.explained = {"bad.phone2": "invalid_phone_numbers"}  # as stragglers.build finds it
+    result = cut.execute()
+
+    assert result["left_behind_by_finding"] == {"invalid_phone_numbers": 1}
+    assert result["accepted_left_behind"] == [records.mask_text("bad.phone2")]
+    assert result["detached"] == ["UserMigration"]

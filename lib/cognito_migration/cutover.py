@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -196,11 +197,13 @@ class Cutover:
             offset += count
         self.after = scan.scan_pool(cognito, self.new_pool["Id"], self.conn.list_limiter, "new pool users")
         left = left_behind(self.import_file, self.after, self.params, identity.sign_in_attributes(self.new_pool))
+        accept = set(self.params.cutover_accept_unimported)
         self.result = {
             "logs_role_arn": role_arn,
             "jobs": jobs,
-            "left_behind": left,
-            "accepted_left_behind": [u for u in left if u in self.params.cutover_accept_unimported],
+            "left_behind": [name for name, _ in left],
+            "left_behind_by_finding": dict(Counter(why or "unexplained" for _, why in left)),
+            "accepted_left_behind": [name for name, why in left if name in accept or why in accept],
             "lambda_config_before": self.lambda_config,
             "lambda_config_after": self.lambda_config,
             "detached": [],
@@ -247,16 +250,17 @@ def plan(
 
 def left_behind(
     import_file: stragglers.ImportFile, new_users: pd.DataFrame, params: Params, sign_in: Sequence[str]
-) -> list[str]:
+) -> list[tuple[str, str]]:
     """The stragglers the trigger is still the only way in for: those of the import file who are not in the
     new pool (looked up by their name in its sign-in model), and the 'not yet' users the file left out (the
-    import would refuse them). Named as the records name users (masked unless mask_pii is false): the form
-    cutover_accept_unimported accepts them by."""
+    import would refuse them). Each as (name, finding): named as the records name users (masked unless
+    mask_pii is false), with the audit finding that explains it ('' if none): cutover_accept_unimported
+    accepts a user by either."""
     there = _arrived(new_users, sign_in, params.target_case_sensitive)
     shown = records.mask_text if params.mask_pii else str
     wanted = zip(import_file.usernames, _wanted_keys(import_file, params.target_case_sensitive), strict=True)
     missing = [user for user, key in wanted if key not in there.index]
-    return [shown(user) for user in [*missing, *import_file.excluded]]
+    return [(shown(user), import_file.explained.get(user, "")) for user in [*missing, *import_file.excluded]]
 
 
 def _arrived(new_users: pd.DataFrame, sign_in: Sequence[str], case_sensitive: bool) -> pd.DataFrame:
@@ -416,23 +420,29 @@ def _detached(result: dict[str, Any], lambda_config: dict[str, Any]) -> Check:
     left, accepted = result.get("left_behind", []), result.get("accepted_left_behind", [])
     waiting = [u for u in left if u not in accepted]
     if waiting:
-        shown = ", ".join(waiting[:10]) + (f" and {len(waiting) - 10} more" if len(waiting) > 10 else "")
         return Check(
             "migration trigger detached",
             False,
             "blocker",
-            f"kept attached: {len(waiting)} straggler(s) did not arrive and can still only arrive lazily: {shown}",
+            f"kept attached: {len(waiting)} straggler(s) did not arrive and can still only arrive lazily: "
+            + _some(waiting),
             "fix those users' data in the old pool (the problems table says why) and re-run this step at once "
-            "(it imports only who is still missing); or accept them by name in cutover_accept_unimported",
+            "(it imports only who is still missing); or accept leaving them behind in cutover_accept_unimported, "
+            "by name or by the audit finding that explains them "
+            f"({', '.join(f'{k}: {v}' for k, v in result.get('left_behind_by_finding', {}).items())})",
         )
     return Check(
         "migration trigger detached",
         "UserMigration" not in lambda_config,
         "blocker",
         f"LambdaConfig: {sorted(lambda_config) or 'empty'}"
-        + (f"; left behind as accepted: {', '.join(accepted)}" if accepted else ""),
+        + (f"; left behind as accepted: {len(accepted)}: {_some(accepted)}" if accepted else ""),
         "re-run this step",
     )
+
+
+def _some(names: list[str], shown: int = 10) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _pool_exists(cognito: Any, pool_id: str) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import deploy, identity, report
+from . import deploy, identity, report, user_findings
 from .params import Params
 from .records import mask_frame, private_dir, private_file
 from .report import CANNOT, NOT_YET
@@ -72,6 +72,9 @@ class ImportFile:
     sign_in_names: list[str] = field(default_factory=list, repr=False)
     dropped_attributes: Counter[str] = field(default_factory=Counter)
     formulas: dict[str, list[str]] = field(default_factory=dict, repr=False)  # username -> its columns
+    # username -> the audit finding that explains why the user will not arrive by import: left out (see
+    # EXCLUSION_FINDINGS), or a row the import will fail (an invalid phone number)
+    explained: dict[str, str] = field(default_factory=dict, repr=False)
     paths: list[Path] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # users per written file
 
@@ -176,7 +179,10 @@ def build(
         refusal = CASE_VARIANT if variant else _refusal(row, attributes, auto, mfa_policy)
         if refusal:
             result.excluded[row["username"]] = refusal
+            result.explained[row["username"]] = exclusion_finding(refusal)
             continue
+        if attributes.get("phone_number") and not user_findings.E164.match(attributes["phone_number"]):
+            result.explained[row["username"]] = "invalid_phone_numbers"  # Cognito fails the row
         result.dropped_attributes.update(name for name in attributes if name not in columns)
         values = {**attributes, USERNAME: name, MFA_ENABLED: _mfa_enabled(row, attributes, mfa_policy)}
         result.rows.append([values.get(column, "") for column in header])
@@ -185,6 +191,18 @@ def build(
         if formulas := formula_columns(dict(zip(header, result.rows[-1], strict=True))):
             result.formulas[row["username"]] = formulas
     return result
+
+
+# Why a 'not yet' user is left out of the file (the start of the reason), as the audit's finding id names it.
+EXCLUSION_FINDINGS = {
+    CASE_VARIANT: "username_case_collisions",
+    "no verified": "no_verified_contact",
+    "MFA user": "mfa_users",
+}
+
+
+def exclusion_finding(reason: str) -> str:
+    return next((finding for start, finding in EXCLUSION_FINDINGS.items() if reason.startswith(start)), "")
 
 
 def formula_columns(values: Mapping[str, str]) -> list[str]:
