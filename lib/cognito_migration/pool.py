@@ -366,8 +366,9 @@ def delete_created(
 ) -> pd.DataFrame:
     """Deletes what steps 2 and 3 created, found by the names and tags they use: the new pool's domain, the
     pool (its clients, groups, identity providers and resource servers go with it), the trigger function, its
-    role and the sign-up index table. Refuses (RollbackRefused) in an environment named like production and for a pool whose deletion
-    protection is ACTIVE. Returns the table of what it deletes; under ``dry_run`` deletes nothing."""
+    role and the sign-up index table. Refuses (RollbackRefused) in an environment named like production and
+    for a pool whose deletion protection is ACTIVE. Returns the table of what it deletes; under ``dry_run``
+    deletes nothing."""
     if PRODUCTION.search(params.env):
         raise RollbackRefused(
             f"env: {params.env} is a production environment: nothing is deleted there. Detach the trigger "
