@@ -243,4 +243,4 @@ def plan_rows(table: dict[str, Any] | None, name: str, old_pool: dict[str, Any])
     """Step 3's plan rows for the index (resource, name, action)."""
     estimated = old_pool.get("EstimatedNumberOfUsers")
     yield ("DynamoDB table", name, "create" if table is None else "exists")
-    yield ("sign-up index", name, f"add missing keys of ~{estimated} old-pool user(s) (whole-pool read)")
+    yield ("sign-up index", name, f"fill: ~{estimated} old-pool user(s), whole-pool read")
