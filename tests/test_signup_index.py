@@ -3,6 +3,7 @@ legacy pool, counted against the users the generator made."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
-from cognito_migration import signup_index
+from cognito_migration import deploy, signup_index
 from cognito_migration.local.legacy import LegacyPool, seed_legacy_pool
 from trigger_support import load_trigger
 
@@ -128,12 +129,13 @@ def test_build_indexes_every_old_user_once_and_a_rerun_writes_nothing(cognito, d
     dynamodb.delete_table(TableName=name)
 
 
-def test_refresh_adds_old_users_created_since_and_dry_run_writes_nothing(cognito, dynamodb, lam, legacy):
+def test_refresh_adds_old_users_created_since_and_dry_run_writes_nothing(dynamodb, lam, iam):
     function = f"migration-{uuid.uuid4().hex[:8]}"
     name = signup_index.table_name_for(function)
+    role = iam.create_role(RoleName=f"{function}-role", AssumeRolePolicyDocument=json.dumps(deploy.TRUST_POLICY))
     lam.create_function(
         FunctionName=function,
-        Role="arn:aws:iam::123456789012:role/any",
+        Role=role["Role"]["Arn"],
         Runtime="python3.12",
         Handler="x.handler",
         Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
