@@ -224,10 +224,19 @@ def test_role_policy_names_only_the_two_pools_and_no_wildcard():
                 "*" not in resource or resource == f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/migration:*"
             )
     by_pool = {r: set(s["Action"]) for s in cognito_statements for r in s["Resource"]}
-    # The squatting guard and alias look-ups read the old pool; only the new pool's marker is deleted.
+    # Alias look-ups read the old pool; only the new pool's marker is deleted.
     assert "cognito-idp:ListUsers" in by_pool[OLD_POOL_ARN] and "cognito-idp:ListUsers" not in by_pool[NEW_POOL_ARN]
     assert "cognito-idp:AdminDeleteUserAttributes" in by_pool[NEW_POOL_ARN]
     assert "cognito-idp:AdminDeleteUserAttributes" not in by_pool[OLD_POOL_ARN]
+
+
+def test_role_policy_lets_the_sign_up_guard_read_its_index_table_alone():
+    policy = deploy.role_policy(OLD_POOL_ARN, NEW_POOL_ARN, "migration")
+
+    grants = [
+        (a, r) for s in policy["Statement"] for a in s["Action"] if a.startswith("dynamodb:") for r in s["Resource"]
+    ]
+    assert grants == [("dynamodb:GetItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/migration-signup-index")]
 
 
 def test_role_policy_with_an_old_pool_role_may_only_assume_it():
