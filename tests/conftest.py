@@ -46,3 +46,8 @@ def lam(local_aws: LocalAWS):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def logs(local_aws: LocalAWS):  # type: ignore[no-untyped-def]
     return boto3.client("logs", region_name=REGION, endpoint_url=local_aws.endpoint_url)
+
+
+@pytest.fixture
+def dynamodb(local_aws: LocalAWS):  # type: ignore[no-untyped-def]
+    return boto3.client("dynamodb", region_name=REGION, endpoint_url=local_aws.endpoint_url)

@@ -115,8 +115,9 @@ def test_deploy_survives_a_role_not_yet_assumable(faults, legacy, cognito, iam, 
         code="InvalidParameterValueException",
         message="The role defined for the function cannot be assumed by Lambda.",
     )
-    plan = deploy.plan(iam, lam, cfg, old_pool, new_pool)
-    deploy.apply(cognito, iam, lam, plan, cfg, dry_run=False)
+    dynamodb = boto3.client("dynamodb", region_name=cfg.region, endpoint_url=lam.meta.endpoint_url)
+    plan = deploy.plan(iam, lam, cfg, old_pool, new_pool, dynamodb=dynamodb)
+    deploy.apply(cognito, iam, lam, plan, cfg, dry_run=False, dynamodb=dynamodb)
 
     assert faults.injected["CreateFunction:fail_first"] == 2
     assert lam.get_function(FunctionName="faults-trigger")["Configuration"]["Handler"] == deploy.HANDLER

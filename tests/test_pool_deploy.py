@@ -18,7 +18,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from cognito_migration import attachment, aws, deploy, pool, pool_resources, pool_settings, rollback, scan
+from cognito_migration import attachment, aws, deploy, pool, pool_resources, pool_settings, rollback, scan, signup_index
 from cognito_migration.params import ParameterError, Params, validate
 from cognito_migration.runbook import ROOT
 from cognito_migration.trigger.migration_trigger import GROUPS_MARKER
@@ -392,6 +392,9 @@ def account_counts(cognito: Any, iam: Any, lam: Any) -> dict[str, int]:
         "roles": len(list(aws.paginate(iam, "list_roles", "Roles"))),
         "functions": len(functions),
         "permission statements": statements,
+        "tables": len(
+            boto3.client("dynamodb", region_name=REGION, endpoint_url=lam.meta.endpoint_url).list_tables()["TableNames"]
+        ),
     }
 
 
@@ -563,37 +566,41 @@ def test_find_new_pool_refuses_a_same_named_pool_without_the_tag(cognito, old_po
 
 
 @pytest.fixture
-def deployed(cognito, iam, lam, old_pool) -> tuple[Params, dict[str, Any], dict[str, Any], dict[str, Any]]:
+def deployed(cognito, iam, lam, dynamodb, old_pool) -> tuple[Params, dict[str, Any], dict[str, Any], dict[str, Any]]:
     params = rich_params(old_pool)
     new = pool.apply(cognito, pool.plan(cognito, params, old_pool, environ={}), dry_run=False, environ={})
-    the_plan = deploy.plan(iam, lam, params, old_pool, new)
-    summary = deploy.apply(cognito, iam, lam, the_plan, params, dry_run=False)
+    the_plan = deploy.plan(iam, lam, params, old_pool, new, dynamodb=dynamodb)
+    summary = deploy.apply(cognito, iam, lam, the_plan, params, dry_run=False, dynamodb=dynamodb)
     return params, old_pool, new, summary
 
 
-def test_deploy_dry_run_writes_nothing(cognito, iam, lam, old_pool):
+def test_deploy_dry_run_writes_nothing(cognito, iam, lam, dynamodb, old_pool):
     params = rich_params(old_pool)
     new = pool.apply(cognito, pool.plan(cognito, params, old_pool, environ={}), dry_run=False, environ={})
     before = account_counts(cognito, iam, lam)
 
-    the_plan = deploy.plan(iam, lam, params, old_pool, new)
-    summary = deploy.apply(cognito, iam, lam, the_plan, params, dry_run=True)
+    the_plan = deploy.plan(iam, lam, params, old_pool, new, dynamodb=dynamodb)
+    summary = deploy.apply(cognito, iam, lam, the_plan, params, dry_run=True, dynamodb=dynamodb)
 
     assert account_counts(cognito, iam, lam) == before
     assert cognito.describe_user_pool(UserPoolId=new["Id"])["UserPool"].get("LambdaConfig", {}) == {}
     assert summary["code_sha256"] == deploy.build_package().sha256 and summary["dry_run"] is True
-    assert set(the_plan.actions["action"][:3]) == {"create", "add"}
+    assert set(the_plan.actions["action"][:5]) == {"create", "fill: ~0 old-pool user(s), whole-pool read", "add"}
+    assert summary["signup_index"] == {"table": the_plan.index_name, "exists": False}
 
 
-def test_deploy_rerun_changes_nothing_and_records_the_attachment(cognito, iam, lam, deployed):
+def test_deploy_rerun_changes_nothing_and_records_the_attachment(cognito, iam, lam, dynamodb, deployed):
     params, old, new, summary = deployed
     counts = account_counts(cognito, iam, lam)
     attached = cognito.describe_user_pool(UserPoolId=new["Id"])["UserPool"]
 
-    second = deploy.plan(iam, lam, params, old, attached)
-    again = deploy.apply(cognito, iam, lam, second, params, dry_run=False)
+    second = deploy.plan(iam, lam, params, old, attached, dynamodb=dynamodb)
+    again = deploy.apply(cognito, iam, lam, second, params, dry_run=False, dynamodb=dynamodb)
 
-    assert set(second.actions["action"]) == {"unchanged"}, second.actions
+    index_rows = second.actions["resource"].isin(["DynamoDB table", "sign-up index"])
+    assert set(second.actions["action"][~index_rows]) == {"unchanged"}, second.actions
+    assert summary["signup_index"]["created_table"] and not again["signup_index"]["created_table"]
+    assert again["signup_index"]["written"] == 0  # the key was kept: nothing is re-keyed
     assert account_counts(cognito, iam, lam) == counts
     assert summary["previous_lambda_config"] == {} and summary["lambda_config"] == attached["LambdaConfig"]
     assert summary["lambda_config"]["UserMigration"] == summary["function_arn"]
@@ -605,13 +612,13 @@ def test_deploy_rerun_changes_nothing_and_records_the_attachment(cognito, iam, l
         "ArnLike": {"AWS:SourceArn": new["Arn"]},
         "StringEquals": {"AWS:SourceAccount": ACCOUNT},
     }
-    assert all(c.passed for c in deploy.verify(cognito, iam, lam, second, params))
+    assert all(c.passed for c in deploy.verify(cognito, iam, lam, second, params, dynamodb=dynamodb))
 
 
-def test_a_new_role_not_yet_assumable_is_retried_visibly_and_boundedly(iam, lam, cognito, old_pool):
+def test_a_new_role_not_yet_assumable_is_retried_visibly_and_boundedly(iam, lam, cognito, old_pool, dynamodb):
     params = rich_params(old_pool)
     new = pool.apply(cognito, pool.plan(cognito, params, old_pool, environ={}), dry_run=False, environ={})
-    the_plan = deploy.plan(iam, lam, params, old_pool, new)
+    the_plan = deploy.plan(iam, lam, params, old_pool, new, dynamodb=dynamodb)
     role_name = deploy.role_name_for(params.migration_function_name)
     role_arn = f"arn:aws:iam::{ACCOUNT}:role/{role_name}"
     # Lambda refuses a role it cannot assume yet; here the role appears 1.5 s after the first attempt.
@@ -788,30 +795,30 @@ def test_saved_lambda_config_is_the_one_from_the_run_that_attached(tmp_path):
 
 
 @pytest.mark.parametrize("env", ["prod", "production", "eu-prod", "Prod_EU"])
-def test_delete_created_refuses_production(cognito, iam, lam, env):
+def test_delete_created_refuses_production(cognito, iam, lam, dynamodb, env):
     with pytest.raises(pool.RollbackRefused, match=f"env: {env} is a production environment"):
-        pool.delete_created(cognito, iam, lam, step_params(env=env), dry_run=True)
+        pool.delete_created(cognito, iam, lam, step_params(env=env), dry_run=True, dynamodb=dynamodb)
 
 
-def test_delete_created_refuses_a_pool_with_deletion_protection(cognito, iam, lam, old_pool):
+def test_delete_created_refuses_a_pool_with_deletion_protection(cognito, iam, lam, dynamodb, old_pool):
     params = step_params(old_pool["Id"], target_deletion_protection="ACTIVE")
     new = pool.apply(cognito, pool.plan(cognito, params, old_pool, environ={}), dry_run=False, environ={})
 
     with pytest.raises(pool.RollbackRefused, match=f"pool {new['Id']} .* has deletion protection ACTIVE"):
-        pool.delete_created(cognito, iam, lam, params, dry_run=False)
+        pool.delete_created(cognito, iam, lam, params, dry_run=False, dynamodb=dynamodb)
     assert pool.find_new_pool(cognito, params) is not None
 
 
-def test_delete_created_deletes_what_steps_2_and_3_made_and_only_that(cognito, iam, lam, deployed):
+def test_delete_created_deletes_what_steps_2_and_3_made_and_only_that(cognito, iam, lam, dynamodb, deployed):
     params, old, new, _ = deployed
     before = account_counts(cognito, iam, lam)
 
-    planned = pool.delete_created(cognito, iam, lam, params, dry_run=True)
+    planned = pool.delete_created(cognito, iam, lam, params, dry_run=True, dynamodb=dynamodb)
     assert account_counts(cognito, iam, lam) == before
-    done = pool.delete_created(cognito, iam, lam, params, dry_run=False)
+    done = pool.delete_created(cognito, iam, lam, params, dry_run=False, dynamodb=dynamodb)
 
     assert planned.equals(done)
-    assert list(done["resource"]) == ["domain", "user pool", "Lambda function", "IAM role"]
+    assert list(done["resource"]) == ["domain", "user pool", "Lambda function", "IAM role", "DynamoDB table"]
     assert set(done["action"]) == {"delete"} and "3 group(s)" in done.iloc[1]["detail"]
     after = account_counts(cognito, iam, lam)
     assert {k: before[k] - after[k] for k in before} == {
@@ -822,14 +829,15 @@ def test_delete_created_deletes_what_steps_2_and_3_made_and_only_that(cognito, i
         "roles": 1,
         "functions": 1,
         "permission statements": 1,
+        "tables": 1,
     }
     assert pool.find_new_pool(cognito, params) is None
     assert cognito.describe_user_pool(UserPoolId=old["Id"])["UserPool"]["Id"] == old["Id"]  # the old pool stays
-    again = pool.delete_created(cognito, iam, lam, params, dry_run=False)
+    again = pool.delete_created(cognito, iam, lam, params, dry_run=False, dynamodb=dynamodb)
     assert set(again["action"]) == {"absent"}
 
 
-def test_delete_created_keeps_a_same_named_function_it_did_not_make(cognito, iam, lam):
+def test_delete_created_keeps_a_same_named_function_and_table_it_did_not_make(cognito, iam, lam, dynamodb):
     params = step_params()
     role = iam.create_role(RoleName=unique("theirs"), AssumeRolePolicyDocument=json.dumps(deploy.TRUST_POLICY))
     lam.create_function(
@@ -839,15 +847,25 @@ def test_delete_created_keeps_a_same_named_function_it_did_not_make(cognito, iam
         Handler="x.handler",
         Code={"ZipFile": deploy.build_package().zip_bytes},
     )
+    table = signup_index.table_name_for(params.migration_function_name)
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
-    rows = pool.delete_created(cognito, iam, lam, params, dry_run=False)
+    rows = pool.delete_created(cognito, iam, lam, params, dry_run=False, dynamodb=dynamodb)
 
     assert rows.set_index("resource")["action"].to_dict() == {
         "user pool": "absent",
         "Lambda function": "keep",
         "IAM role": "absent",
+        "DynamoDB table": "keep",
     }
     assert lam.get_function(FunctionName=params.migration_function_name)
+    assert dynamodb.describe_table(TableName=table)["Table"]["TableName"] == table
+    dynamodb.delete_table(TableName=table)
 
 
 # --- steps 2 and 3 through the runner, twice, then the rollback CLI ----------------------------------------

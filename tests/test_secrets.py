@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
+import boto3
 import pytest
 import yaml
 
@@ -22,7 +23,9 @@ def test_canary_passwords_never_leave_the_smoke_step(local_aws, cognito, iam, la
     old_pool = audit.describe_pool(cognito, legacy.pool_id)
     new_pool = pool.apply(cognito, pool.plan(cognito, cfg, old_pool), dry_run=False)
     new_pool = cognito.describe_user_pool(UserPoolId=new_pool["Id"])["UserPool"]
-    deploy.apply(cognito, iam, lam, deploy.plan(iam, lam, cfg, old_pool, new_pool), cfg, dry_run=False)
+    dynamodb = boto3.client("dynamodb", region_name=cfg.region, endpoint_url=local_aws.endpoint_url)
+    the_plan = deploy.plan(iam, lam, cfg, old_pool, new_pool, dynamodb=dynamodb)
+    deploy.apply(cognito, iam, lam, the_plan, cfg, dry_run=False, dynamodb=dynamodb)
 
     generated: list[str] = []
     original = smoke.generate_password

@@ -224,10 +224,19 @@ def test_role_policy_names_only_the_two_pools_and_no_wildcard():
                 "*" not in resource or resource == f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/migration:*"
             )
     by_pool = {r: set(s["Action"]) for s in cognito_statements for r in s["Resource"]}
-    # The squatting guard and alias look-ups read the old pool; only the new pool's marker is deleted.
+    # Alias look-ups read the old pool; only the new pool's marker is deleted.
     assert "cognito-idp:ListUsers" in by_pool[OLD_POOL_ARN] and "cognito-idp:ListUsers" not in by_pool[NEW_POOL_ARN]
     assert "cognito-idp:AdminDeleteUserAttributes" in by_pool[NEW_POOL_ARN]
     assert "cognito-idp:AdminDeleteUserAttributes" not in by_pool[OLD_POOL_ARN]
+
+
+def test_role_policy_lets_the_sign_up_guard_read_its_index_table_alone():
+    policy = deploy.role_policy(OLD_POOL_ARN, NEW_POOL_ARN, "migration")
+
+    grants = [
+        (a, r) for s in policy["Statement"] for a in s["Action"] if a.startswith("dynamodb:") for r in s["Resource"]
+    ]
+    assert grants == [("dynamodb:GetItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/migration-signup-index")]
 
 
 def test_role_policy_with_an_old_pool_role_may_only_assume_it():
@@ -247,15 +256,24 @@ def pools_for_deploy(cognito, old_pool) -> tuple[Params, dict[str, Any], dict[st
     return params, old_pool, new
 
 
-def test_deploy_apply_twice_creates_one_role_function_and_permission(cognito, iam, lam, pools_for_deploy):
+def test_deploy_apply_twice_creates_one_role_function_and_permission(cognito, iam, lam, dynamodb, pools_for_deploy):
     params, old, new = pools_for_deploy
 
-    first = deploy.plan(iam, lam, params, old, new)
-    assert list(first.actions["action"]) == ["create", "create", "add", "attach", "attach", "attach"]
-    deploy.apply(cognito, iam, lam, first, params, dry_run=False)
+    first = deploy.plan(iam, lam, params, old, new, dynamodb=dynamodb)
+    assert list(first.actions["action"]) == [
+        "create",
+        "fill: ~0 old-pool user(s), whole-pool read",
+        "create",
+        "create",
+        "add",
+        "attach",
+        "attach",
+        "attach",
+    ]
+    deploy.apply(cognito, iam, lam, first, params, dry_run=False, dynamodb=dynamodb)
     new_after = cognito.describe_user_pool(UserPoolId=new["Id"])["UserPool"]
-    second = deploy.plan(iam, lam, params, old, new_after)
-    summary = deploy.apply(cognito, iam, lam, second, params, dry_run=False)
+    second = deploy.plan(iam, lam, params, old, new_after, dynamodb=dynamodb)
+    summary = deploy.apply(cognito, iam, lam, second, params, dry_run=False, dynamodb=dynamodb)
 
     roles = [r for r in aws.paginate(iam, "list_roles", "Roles") if r["RoleName"] == first.role_name]
     functions = [
@@ -268,6 +286,8 @@ def test_deploy_apply_twice_creates_one_role_function_and_permission(cognito, ia
     assert len(functions) == 1
     assert [s["Sid"] for s in statements] == [deploy.STATEMENT_ID]
     assert second.actions.set_index("resource")["action"].to_dict() == {
+        "DynamoDB table": "exists",
+        "sign-up index": "fill: ~0 old-pool user(s), whole-pool read",
         "IAM role": "unchanged",
         "Lambda function": "unchanged",
         "invoke permission": "unchanged",
@@ -282,15 +302,16 @@ def test_deploy_apply_twice_creates_one_role_function_and_permission(cognito, ia
         "PreSignUp": summary["function_arn"],
     }
     assert summary["previous_lambda_config"] == lambda_config
-    assert all(check.passed for check in deploy.verify(cognito, iam, lam, second, params)), deploy.verify(
-        cognito, iam, lam, second, params
+    assert all(check.passed for check in deploy.verify(cognito, iam, lam, second, params, dynamodb=dynamodb)), (
+        deploy.verify(cognito, iam, lam, second, params, dynamodb=dynamodb)
     )
 
 
-def test_deployed_permission_names_source_arn_and_source_account(cognito, iam, lam, pools_for_deploy):
+def test_deployed_permission_names_source_arn_and_source_account(cognito, iam, lam, dynamodb, pools_for_deploy):
     params, old, new = pools_for_deploy
 
-    deploy.apply(cognito, iam, lam, deploy.plan(iam, lam, params, old, new), params, dry_run=False)
+    the_plan = deploy.plan(iam, lam, params, old, new, dynamodb=dynamodb)
+    deploy.apply(cognito, iam, lam, the_plan, params, dry_run=False, dynamodb=dynamodb)
 
     statement = json.loads(lam.get_policy(FunctionName=params.migration_function_name)["Policy"])["Statement"][0]
     assert statement["Principal"] == {"Service": "cognito-idp.amazonaws.com"}
@@ -301,11 +322,11 @@ def test_deployed_permission_names_source_arn_and_source_account(cognito, iam, l
     }
 
 
-def test_deployed_function_environment_and_role_policy(cognito, iam, lam, pools_for_deploy):
+def test_deployed_function_environment_and_role_policy(cognito, iam, lam, dynamodb, pools_for_deploy):
     params, old, new = pools_for_deploy
 
-    the_plan = deploy.plan(iam, lam, params, old, new)
-    deploy.apply(cognito, iam, lam, the_plan, params, dry_run=False)
+    the_plan = deploy.plan(iam, lam, params, old, new, dynamodb=dynamodb)
+    deploy.apply(cognito, iam, lam, the_plan, params, dry_run=False, dynamodb=dynamodb)
 
     config = lam.get_function_configuration(FunctionName=params.migration_function_name)
     assert config["Handler"] == deploy.HANDLER and config["Timeout"] == deploy.TIMEOUT_S

@@ -16,10 +16,19 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from cognito_migration import deploy, params
+from cognito_migration import deploy, params, signup_index
 from cognito_migration.local.legacy import GROUP_NAMES, LegacyPool, LegacyUser, seed_legacy_pool
 from cognito_migration.local.server import LocalAWS
-from trigger_support import EVENTS, FAKE_PASSWORD, FakeCognito, FakeUser, alice, load_event, load_trigger
+from trigger_support import (
+    EVENTS,
+    FAKE_PASSWORD,
+    FakeCognito,
+    FakeIndex,
+    FakeUser,
+    alice,
+    load_event,
+    load_trigger,
+)
 
 trigger = load_trigger()
 
@@ -37,6 +46,8 @@ RESPONSE_KEYS = {
 }
 PASSWORD_FLOWS = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
 ALLOWED = "email,email_verified,name,phone_number,phone_number_verified,preferred_username,custom:tier"
+INDEX_TABLE = "migration-signup-index"
+INDEX_SECRET = "ab" * 32
 
 
 # --- the handler called directly with canned events -----------------------------------------------------
@@ -46,14 +57,22 @@ ALLOWED = "email,email_verified,name,phone_number,phone_number_verified,preferre
 def direct(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[dict[str, FakeCognito]]:
     """The trigger configured from scratch, with fake old and new pools; yields them by role."""
     for name in list(os.environ):
-        if name.startswith(("OLD_", "NEW_", "ATTRIBUTE_", "ALLOWED_", "LEGACY_", "MFA_")):
+        if name.startswith(("OLD_", "NEW_", "ATTRIBUTE_", "ALLOWED_", "LEGACY_", "MFA_", "SIGNUP_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("OLD_USER_POOL_ID", OLD_POOL)
     monkeypatch.setenv("OLD_CLIENT_ID", "oldpoolclient000000000001")
     monkeypatch.setenv("ALLOWED_ATTRIBUTES", ALLOWED)
+    monkeypatch.setenv("SIGNUP_INDEX_TABLE", INDEX_TABLE)
+    monkeypatch.setenv("SIGNUP_INDEX_KEY", INDEX_SECRET)
     caplog.set_level(logging.INFO, logger="migration_trigger")
-    pools = {"old": FakeCognito({"alice": alice()}), "new": FakeCognito({"alice": FakeUser()})}
+    # The index holds alice as step 3 writes her: the old pool's own spelling of each value.
+    held = (("username", "alice"), ("email", "alice@example.com"), ("phone_number", "+15555550100"))
+    pools = {
+        "old": FakeCognito({"alice": alice()}),
+        "new": FakeCognito({"alice": FakeUser()}),
+        "index": FakeIndex(trigger, INDEX_SECRET, INDEX_TABLE, held),
+    }
     monkeypatch.setattr(trigger, "_clients", pools)
     yield pools
     assert FAKE_PASSWORD not in caplog.text
@@ -237,36 +256,88 @@ def sign_up_event(username: str, email: str, source: str = "pre_sign_up_sign_up"
     "username, email, reason",
     [
         ("alice", "someone@example.com", "held_by_old_user_username"),
-        ("ALICE", "someone@example.com", "held_by_old_user_username"),  # the lowercase spelling is asked too
+        ("ALICE", "someone@example.com", "held_by_old_user_username"),
+        ("Ａｌｉｃｅ", "someone@example.com", "held_by_old_user_username"),  # full-width: NFKC folds it too
         ("mallory", "alice@example.com", "held_by_old_user_email"),
-        ("mallory", "ALICE@example.com", "held_by_old_user_email"),
+        ("mallory", "ALICE@Example.COM", "held_by_old_user_email"),
+        ("alice", "alice@example.com", "held_by_old_user_username"),
     ],
 )
-def test_sign_up_with_an_unmigrated_users_name_or_email_is_refused(
+def test_sign_up_with_an_unmigrated_users_name_or_email_in_any_case_is_refused_with_one_message(
     direct, lambda_context, caplog, username, email, reason
 ):
-    with pytest.raises(trigger.Refused, match="belongs to an existing account"):
+    with pytest.raises(trigger.Refused) as refused:
         trigger.handler(sign_up_event(username, email), lambda_context)
-    assert logged(caplog)["reason"] == reason
+    assert str(refused.value) == trigger.SIGN_UP_REFUSAL  # the same words whatever matched: no email oracle
+    line = logged(caplog)
+    assert line["reason"] == reason
+    # The same work whether or not anything matched: every key is looked up; the old pool is never asked.
+    assert (line["index_calls"], line["old_pool_calls"], line["sts_calls"]) == (2, 0, 0)
+    assert direct["old"].calls == []
 
 
-def test_sign_up_with_a_free_name_is_allowed(direct, lambda_context, caplog):
+def test_sign_up_with_a_free_name_is_allowed_after_the_same_look_ups(direct, lambda_context, caplog):
     event = sign_up_event("mallory", "mallory@example.com")
     assert trigger.handler(event, lambda_context) == sign_up_event("mallory", "mallory@example.com")
     line = logged(caplog)
-    assert line["outcome"] == "allowed" and line["old_pool_calls"] == 2
-    assert all(call == "list_users" for call, _ in direct["old"].calls)
+    assert line["outcome"] == "allowed" and (line["index_calls"], line["old_pool_calls"]) == (2, 0)
+    assert direct["old"].calls == []
+
+
+def test_sign_up_phone_number_is_looked_up_only_where_the_new_pool_signs_in_by_phone(
+    direct, lambda_context, caplog, monkeypatch
+):
+    event = sign_up_event("mallory", "mallory@example.com")
+    event["request"]["userAttributes"]["phone_number"] = "+15555550100"
+    trigger.handler(json.loads(json.dumps(event)), lambda_context)  # a username pool: the phone is nobody's key
+
+    monkeypatch.setenv("NEW_ALIAS_ATTRIBUTES", "phone_number")
+    with pytest.raises(trigger.Refused, match=f"^{trigger.SIGN_UP_REFUSAL}$"):
+        trigger.handler(event, lambda_context)
+    assert logged(caplog)["reason"] == "held_by_old_user_phone_number"
+
+
+def test_email_as_username_pool_looks_up_the_email_only(direct, lambda_context, caplog, monkeypatch):
+    monkeypatch.setenv("NEW_USERNAME_ATTRIBUTES", "email")
+    trigger.handler(sign_up_event("alice", "mallory@example.com"), lambda_context)  # userName is Cognito's id
+    assert logged(caplog)["index_calls"] == 1
+    with pytest.raises(trigger.Refused, match=f"^{trigger.SIGN_UP_REFUSAL}$"):
+        trigger.handler(sign_up_event(str(uuid.uuid4()), "Alice@Example.com"), lambda_context)
 
 
 def test_external_provider_is_checked_by_email_only_and_admins_pass(direct, lambda_context, caplog):
     with pytest.raises(trigger.Refused):
         trigger.handler(sign_up_event("Google_1", "alice@example.com", "pre_sign_up_external_provider"), lambda_context)
     trigger.handler(sign_up_event("alice", "alice@example.com", "pre_sign_up_admin_create_user"), lambda_context)
-    assert logged(caplog)["reason"] == "admin_create_user" and logged(caplog)["old_pool_calls"] == 0
+    assert logged(caplog)["reason"] == "admin_create_user" and logged(caplog)["index_calls"] == 0
 
 
-def test_sign_up_guard_fails_closed_when_the_old_pool_fails(direct, lambda_context):
-    direct["old"].fail_with = ClientError({"Error": {"Code": "TooManyRequestsException"}}, "ListUsers")
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "GetItem"),
+        ClientError({"Error": {"Code": "AccessDeniedException"}}, "GetItem"),
+    ],
+)
+def test_sign_up_guard_fails_closed_when_the_index_cannot_be_read(direct, lambda_context, caplog, failure):
+    direct["index"].fail_with = failure
+    with pytest.raises(trigger.Unavailable):
+        trigger.handler(sign_up_event("mallory", "mallory@example.com"), lambda_context)
+    assert logged(caplog)["reason"] == f"signup_index_{failure.response['Error']['Code']}"
+
+
+@pytest.mark.parametrize("missing", ["SIGNUP_INDEX_TABLE", "SIGNUP_INDEX_KEY"])
+def test_sign_up_guard_fails_closed_without_its_index(direct, lambda_context, caplog, monkeypatch, missing):
+    monkeypatch.delenv(missing)
+    with pytest.raises(trigger.Unavailable):
+        trigger.handler(sign_up_event("mallory", "mallory@example.com"), lambda_context)
+    assert logged(caplog)["reason"] == "signup_index_not_configured"
+    # A migration does not need the index: sign-ins go on.
+    assert trigger.handler(load_event("user_migration_authentication"), lambda_context)["response"]
+
+
+def test_sign_up_guard_fails_closed_when_the_table_does_not_exist(direct, lambda_context, monkeypatch):
+    monkeypatch.setenv("SIGNUP_INDEX_TABLE", "some-other-table")
     with pytest.raises(trigger.Unavailable):
         trigger.handler(sign_up_event("mallory", "mallory@example.com"), lambda_context)
 
@@ -319,9 +390,10 @@ NEW_SCHEMA = [
 
 
 @pytest.fixture
-def new_pool(cognito: Any, lam: Any, logs: Any, role_arn: str, legacy: LegacyPool) -> Callable[..., Any]:
+def new_pool(cognito: Any, lam: Any, logs: Any, dynamodb: Any, role_arn: str, legacy: LegacyPool) -> Callable[..., Any]:
     """Creates a new pool (`pool` settings) with the legacy groups, deploys the real trigger to it with
-    `settings` as parameters, and returns a NewPool to sign in to and read the trigger's log lines from."""
+    `settings` as parameters and its sign-up index filled from the old pool (as step 3 does), and returns a
+    NewPool to sign in to and read the trigger's log lines from."""
 
     def make(
         pool: dict[str, Any] | None = None, schema: list[dict[str, Any]] | None = None, **settings: Any
@@ -336,7 +408,9 @@ def new_pool(cognito: Any, lam: Any, logs: Any, role_arn: str, legacy: LegacyPoo
         )["UserPoolClient"]
         for group in GROUP_NAMES:
             cognito.create_group(UserPoolId=created["Id"], GroupName=group)
+        name = unique("migration")
         values = {
+            "migration_function_name": name,
             "region": REGION,
             "old_user_pool_id": legacy.pool_id,
             "old_client_id": legacy.migration_client_id,
@@ -348,8 +422,11 @@ def new_pool(cognito: Any, lam: Any, logs: Any, role_arn: str, legacy: LegacyPoo
         # An old pool in another account is out of this account's sight, as in AWS.
         old_id = values["old_user_pool_id"]
         old = {} if "old_role_arn" in settings else cognito.describe_user_pool(UserPoolId=old_id)["UserPool"]
-        environment = deploy.function_environment(params.validate(values), described, old)
-        name = unique("migration")
+        secret = signup_index.new_key()
+        environment = deploy.function_environment(params.validate(values), described, old, secret)
+        if old:
+            table = signup_index.table_name_for(name)
+            signup_index.build(cognito, dynamodb, old_id, table, secret)
         arn = lam.create_function(
             FunctionName=name,
             Runtime=deploy.RUNTIME,
@@ -384,6 +461,16 @@ class NewPool:
                 ClientId=self.client_id,
                 AuthFlow="USER_PASSWORD_AUTH",
                 AuthParameters={"USERNAME": name, "PASSWORD": password},
+            )
+        )
+
+    def sign_up(self, username: str, email: str) -> dict[str, Any]:
+        return dict(
+            self.cognito.sign_up(
+                ClientId=self.client_id,
+                Username=username,
+                Password="Squ4tting!Guard",
+                UserAttributes=[{"Name": "email", "Value": email}, {"Name": "name", "Value": "New Person"}],
             )
         )
 
@@ -541,30 +628,70 @@ def test_local_forgot_password_and_mfa_users(new_pool, legacy):
     assert (mfa["reason"], mfa["old_pool_calls"]) == ("mfa_reset_required", 2)
 
 
+SIGN_UP_REFUSED = ("UserLambdaValidationException", f"PreSignUp failed with error {trigger.SIGN_UP_REFUSAL}.")
+
+
 def test_local_sign_up_squatting_guard(new_pool, legacy):
     user = plain(legacy)
     pool = new_pool()
 
-    def sign_up(username: str, email: str) -> Any:
-        return pool.cognito.sign_up(
-            ClientId=pool.client_id,
-            Username=username,
-            Password="Squ4tting!Guard",
-            UserAttributes=[{"Name": "email", "Value": email}, {"Name": "name", "Value": "New Person"}],
-        )
+    taken_name = pool.refusal(lambda: pool.sign_up(user.username, "someone-new@example.com"))
+    taken_email = pool.refusal(lambda: pool.sign_up(unique("newcomer"), user.attributes["email"].upper()))
+    free = pool.sign_up(unique("newcomer"), f"{unique('newcomer')}@example.com")
 
-    taken_name = pool.refusal(lambda: sign_up(user.username, "someone-new@example.com"))
-    taken_email = pool.refusal(lambda: sign_up(unique("newcomer"), user.attributes["email"].upper()))
-    free = sign_up(unique("newcomer"), f"{unique('newcomer')}@example.com")
-
-    assert taken_name == (
-        "UserLambdaValidationException",
-        "PreSignUp failed with error This username belongs to an existing account: sign in with it, or reset "
-        "its password.",
-    )
-    assert taken_email[0] == "UserLambdaValidationException" and "This email belongs" in taken_email[1]
+    assert taken_name == taken_email == SIGN_UP_REFUSED
     assert free["UserConfirmed"] is False
     assert pool.user(user.username) is None
+
+
+@pytest.fixture
+def mixed_case_old_pool(cognito: Any) -> dict[str, str]:
+    """A case-SENSITIVE old pool holding Zed.Mixedcase (email Zed@Example.com)."""
+    old = cognito.create_user_pool(PoolName=unique("old"), UsernameConfiguration={"CaseSensitive": True})["UserPool"]
+    old_client = cognito.create_user_pool_client(
+        UserPoolId=old["Id"], ClientName="migration", ExplicitAuthFlows=PASSWORD_FLOWS
+    )["UserPoolClient"]
+    cognito.admin_create_user(
+        UserPoolId=old["Id"],
+        Username="Zed.Mixedcase",
+        MessageAction="SUPPRESS",
+        UserAttributes=[{"Name": "email", "Value": "Zed@Example.com"}, {"Name": "email_verified", "Value": "true"}],
+    )
+    return {"old_user_pool_id": old["Id"], "old_client_id": old_client["ClientId"]}
+
+
+def test_local_sign_up_guard_ignores_letter_case_and_never_lists_users(new_pool, mixed_case_old_pool, local_aws):
+    pool = new_pool(**mixed_case_old_pool)  # case-insensitive, as the fixture creates it
+
+    with local_aws.requests.record() as requests:
+        refusals = [
+            pool.refusal(lambda: pool.sign_up("ZED.MIXEDCASE", f"{unique('x')}@example.com")),
+            pool.refusal(lambda: pool.sign_up("zed.mixedcase", f"{unique('x')}@example.com")),
+            pool.refusal(lambda: pool.sign_up("Zed.Mixedcase", f"{unique('x')}@example.com")),
+            pool.refusal(lambda: pool.sign_up(unique("fresh"), "ZED@EXAMPLE.COM")),
+        ]
+        newcomer = unique("newcomer")
+        pool.sign_up(newcomer, f"{newcomer}@example.com")
+    operations = [action for _, action in requests]
+
+    assert refusals == [SIGN_UP_REFUSED] * 4  # one answer whatever matched: no username or email oracle
+    assert pool.user(newcomer) is not None
+    assert pool.user("ZED.MIXEDCASE") is None
+    assert "ListUsers" not in operations  # the guard spends nothing of the old pool's quota
+    assert operations.count("GetItem") == 10  # username and email, for each of the five sign-ups
+    lines = pool.log_lines(5)
+    assert {(line["old_pool_calls"], line["index_calls"]) for line in lines} == {(0, 2)}
+
+
+def test_local_sign_up_guard_fails_closed_without_its_table(new_pool, mixed_case_old_pool, dynamodb):
+    pool = new_pool(**mixed_case_old_pool)
+    dynamodb.delete_table(TableName=signup_index.table_name_for(pool.function_name))
+
+    code, message = pool.refusal(lambda: pool.sign_up(unique("newcomer"), f"{unique('newcomer')}@example.com"))
+
+    assert (code, message) == ("UserLambdaValidationException", f"PreSignUp failed with error {trigger.UNAVAILABLE}.")
+    (line,) = pool.log_lines(1)
+    assert line["reason"] == "signup_index_ResourceNotFoundException"
 
 
 def test_local_attribute_map_and_legacy_sub(new_pool, legacy):

@@ -177,6 +177,24 @@ class FakeCognito:
         return {}
 
 
+class FakeIndex:
+    """The sign-up index's GetItem, over the keys of `values` ((kind, value) pairs) under `secret`."""
+
+    def __init__(self, trigger: ModuleType, secret: str, table: str, values: tuple[tuple[str, str], ...] = ()) -> None:
+        self.table = table
+        self.keys = {trigger.index_key(secret, kind, value) for kind, value in values}
+        self.calls: list[str] = []
+        self.fail_with: Exception | None = None
+
+    def get_item(self, TableName: str, Key: dict[str, dict[str, str]]) -> dict[str, Any]:
+        self.calls.append(Key["k"]["S"])
+        if self.fail_with is not None:
+            raise self.fail_with
+        if TableName != self.table:
+            raise client_error("ResourceNotFoundException", "GetItem", "Requested resource not found")
+        return {"Item": {"k": Key["k"], "kind": {"S": "?"}}} if Key["k"]["S"] in self.keys else {}
+
+
 class FakeSTS:
     """AssumeRole answering credentials that expire `lifetime` from now."""
 

@@ -173,6 +173,7 @@ class Connections:
         self.cognito = client(self.session, "cognito-idp")
         self.iam = client(self.session, "iam")
         self.lam = client(self.session, "lambda")
+        self.dynamodb = client(self.session, "dynamodb")  # the sign-up index (signup_index)
         self.budget = Budget(params)
         self.list_limiter = self.budget.limiter("UserList")
 

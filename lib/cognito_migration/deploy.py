@@ -1,9 +1,10 @@
 """Step 3: deploy the migration trigger and attach it to the new pool.
 
-A deterministic zip of ``trigger/migration_trigger.py``, an IAM role whose policy names only the Cognito
-actions the trigger calls on the two pool ARNs, the Lambda function (created or updated), Cognito's invoke
-permission (SourceArn + SourceAccount), and the attachment: a read-modify-write UpdateUserPool, because
-UpdateUserPool resets every setting it is not given.
+A deterministic zip of ``trigger/migration_trigger.py``, the sign-up index (a DynamoDB table the PreSignUp guard
+reads, filled from a whole-pool read of the old pool: ``signup_index``), an IAM role whose policy names only the
+Cognito actions the trigger calls on the two pool ARNs and GetItem on the index, the Lambda function (created or
+updated), Cognito's invoke permission (SourceArn + SourceAccount), and the attachment: a read-modify-write
+UpdateUserPool, because UpdateUserPool resets every setting it is not given.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ import io
 import json
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError, WaiterError
 
+from . import signup_index
 from .attachment import attach_triggers, detach, update_pool_input  # noqa: F401  (deploy.detach: rollback)
-from .aws import error_code
+from .aws import RateLimiter, error_code
 from .checks import Check
 from .params import Params
 from .pool import NEVER_DECLARED, STANDARD_ATTRIBUTES
@@ -41,7 +43,7 @@ OLD_POOL_ACTIONS = (
     "cognito-idp:AdminInitiateAuth",
     "cognito-idp:AdminGetUser",
     "cognito-idp:AdminListGroupsForUser",
-    "cognito-idp:ListUsers",  # aliases the old pool does not know, and the sign-up squatting guard
+    "cognito-idp:ListUsers",  # aliases the old pool does not know (the sign-up guard reads the index instead)
 )
 NEW_POOL_ACTIONS = (
     "cognito-idp:AdminListGroupsForUser",
@@ -104,6 +106,7 @@ def role_policy(
     old pool is reached through that role (another account): the trigger may only assume it."""
     region, account = new_pool_arn.split(":")[3], account_of(new_pool_arn)
     log_group = f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{function_name}"
+    index_arn = signup_index.table_arn(region, account, signup_index.table_name_for(function_name))
     old_access = (
         {"Sid": "AssumeOldPoolRole", "Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": [old_role_arn]}
         if old_role_arn
@@ -114,6 +117,7 @@ def role_policy(
         "Statement": [
             old_access,
             {"Sid": "CopyGroups", "Effect": "Allow", "Action": list(NEW_POOL_ACTIONS), "Resource": [new_pool_arn]},
+            {"Sid": "ReadSignUpIndex", "Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": [index_arn]},
             {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogGroup"], "Resource": [log_group]},
             {
                 "Sid": "LogStreams",
@@ -132,9 +136,10 @@ TRUST_POLICY = {
 
 
 def function_environment(
-    params: Params, new_pool: dict[str, Any], old_pool: dict[str, Any] | None = None
+    params: Params, new_pool: dict[str, Any], old_pool: dict[str, Any] | None = None, index_key: str = ""
 ) -> dict[str, str]:
-    """The trigger's configuration (its README contract), checked by the trigger's own loader."""
+    """The trigger's configuration (its README contract), checked by the trigger's own loader. Without
+    ``index_key`` (the sign-up index's HMAC key) the deployed guard refuses every sign-up."""
     schema_names = {a["Name"] for a in new_pool.get("SchemaAttributes") or []}
     allowed = sorted((schema_names | set(STANDARD_ATTRIBUTES)) - NEVER_DECLARED)
     old_sign_in = (old_pool or {}).get("UsernameAttributes") or (old_pool or {}).get("AliasAttributes") or []
@@ -147,6 +152,7 @@ def function_environment(
         "ATTRIBUTE_DEFAULTS": json.dumps(params.attribute_defaults, sort_keys=True),
         # A pool created without UsernameConfiguration is case-sensitive.
         "NEW_CASE_SENSITIVE": str((new_pool.get("UsernameConfiguration") or {}).get("CaseSensitive", True)).lower(),
+        signup_index.TABLE_VARIABLE: signup_index.table_name_for(params.migration_function_name),
     }
     optional = {
         "ATTRIBUTE_MAP": json.dumps(params.attribute_map, sort_keys=True) if params.attribute_map else "",
@@ -156,6 +162,7 @@ def function_environment(
         "OLD_SIGN_IN_ATTRIBUTES": ",".join(sorted(old_sign_in)),
         "NEW_USERNAME_ATTRIBUTES": ",".join(sorted(new_pool.get("UsernameAttributes") or [])),
         "NEW_ALIAS_ATTRIBUTES": ",".join(sorted(new_pool.get("AliasAttributes") or [])),
+        signup_index.KEY_VARIABLE: index_key,
     }
     environment.update({name: value for name, value in optional.items() if value})
     try:
@@ -188,6 +195,12 @@ class DeployPlan:
     new_pool: dict[str, Any]
     current_policy: dict[str, Any] | None = None  # the role's inline policy as it is now
     permission: dict[str, Any] | None = None  # the function's invoke statement for Cognito as it is now
+    old_pool: dict[str, Any] = field(default_factory=dict)
+    index_table: dict[str, Any] | None = None  # the sign-up index's DescribeTable as it is now
+
+    @property
+    def index_name(self) -> str:
+        return self.environment[signup_index.TABLE_VARIABLE]
 
     @property
     def actions(self) -> pd.DataFrame:
@@ -210,6 +223,7 @@ class DeployPlan:
             permission_action = "unchanged" if permission_matches(self.permission, self.new_pool["Arn"]) else "replace"
         current = self.new_pool.get("LambdaConfig") or {}
         rows = [
+            *signup_index.plan_rows(self.index_table, self.index_name, self.old_pool),
             ("IAM role", self.role_name, role_action),
             ("Lambda function", self.function_name, fn_action),
             ("invoke permission", STATEMENT_ID, permission_action),
@@ -232,17 +246,25 @@ class DeployPlan:
         return self.lambda_config.get("UserMigration") or next(iter(self.lambda_config.values()))
 
 
-def plan(iam: Any, lam: Any, params: Params, old_pool: dict[str, Any], new_pool: dict[str, Any]) -> DeployPlan:
+def plan(
+    iam: Any, lam: Any, params: Params, old_pool: dict[str, Any], new_pool: dict[str, Any], *, dynamodb: Any
+) -> DeployPlan:
     role_name = role_name_for(params.migration_function_name)
     function_arn = (
         f"arn:aws:lambda:{params.region}:{account_of(new_pool['Arn'])}:function:{params.migration_function_name}"
     )
+    existing = _get_function(lam, params.migration_function_name)
+    # A re-run keeps the deployed key: a new one would orphan every key already in the index.
+    key = ((existing or {}).get("Environment") or {}).get("Variables", {}).get(signup_index.KEY_VARIABLE)
+    index_name = signup_index.table_name_for(params.migration_function_name)
     return DeployPlan(
         role_name=role_name,
         policy=role_policy(old_pool["Arn"], new_pool["Arn"], params.migration_function_name, params.old_role_arn),
         package=build_package(),
-        environment=function_environment(params, new_pool, old_pool),
-        existing_function=_get_function(lam, params.migration_function_name),
+        environment=function_environment(params, new_pool, old_pool, key or signup_index.new_key()),
+        existing_function=existing,
+        old_pool=old_pool,
+        index_table=signup_index.describe_table(dynamodb, index_name),
         role_exists=_role_arn(iam, role_name) is not None,
         current_policy=_role_policy_document(iam, role_name),
         permission=_permission_statement(lam, params.migration_function_name),
@@ -251,9 +273,21 @@ def plan(iam: Any, lam: Any, params: Params, old_pool: dict[str, Any], new_pool:
     )
 
 
-def apply(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Params, dry_run: bool) -> dict[str, Any]:
+def apply(
+    cognito: Any,
+    iam: Any,
+    lam: Any,
+    the_plan: DeployPlan,
+    params: Params,
+    dry_run: bool,
+    *,
+    dynamodb: Any,
+    limiter: RateLimiter | None = None,
+) -> dict[str, Any]:
     """Writes the plan; returns the summary deploy.json keeps: the code's sha256, the function, the pool's
-    LambdaConfig before and after (``deploy.detach`` restores the former), the role-propagation retries."""
+    LambdaConfig before and after (``deploy.detach`` restores the former), the role-propagation retries, and
+    the sign-up index's counts. The index is filled before anything is attached, so the guard never runs
+    against a missing or empty table; ``limiter`` paces the old pool's read (ListUsers)."""
     summary: dict[str, Any] = {
         "code_sha256": the_plan.package.sha256,
         "function_arn": the_plan.function_arn,
@@ -264,9 +298,13 @@ def apply(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Params
         "role_retries": [],
         "function_waits": [],
         "dry_run": dry_run,
+        "signup_index": {"table": the_plan.index_name, "exists": the_plan.index_table is not None},
     }
     if dry_run:
         return summary
+    secret = the_plan.environment[signup_index.KEY_VARIABLE]
+    counts = signup_index.build(cognito, dynamodb, params.old_user_pool_id, the_plan.index_name, secret, limiter)
+    summary["signup_index"] = counts.as_dict()
     role_arn = ensure_role(iam, the_plan.role_name, the_plan.policy)
     function_arn = ensure_function(
         lam, params.migration_function_name, role_arn, the_plan, summary["role_retries"], summary["function_waits"]
@@ -464,9 +502,9 @@ def ensure_permission(lam: Any, name: str, pool_arn: str) -> None:
     )
 
 
-def verify(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Params) -> list[Check]:
-    """Step 3's promises read back from AWS: code, configuration, least privilege, permission, attachment,
-    and every other setting of the pool unchanged."""
+def verify(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Params, *, dynamodb: Any) -> list[Check]:
+    """Step 3's promises read back from AWS: code, configuration, least privilege, the sign-up index,
+    permission, attachment, and every other setting of the pool unchanged."""
     if params.dry_run:
         return [Check("dry run", True, "info", "nothing written", "set dry_run: false to deploy")]
     name = params.migration_function_name
@@ -489,7 +527,7 @@ def verify(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Param
         if k not in ("LambdaConfig", "LastModifiedDate") and after.get(k) != the_plan.new_pool.get(k)
     )
     lambda_config = after.get("LambdaConfig") or {}
-    return [
+    return signup_index.checks(dynamodb, the_plan.index_name, policy) + [
         Check(
             "deployed code is this package",
             function.get("CodeSha256") == the_plan.package.lambda_sha256,

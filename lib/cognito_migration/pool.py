@@ -364,11 +364,14 @@ def _row_checks(cognito: Any, after: Plan, new: dict[str, Any]) -> list[Check]:
     ]
 
 
-def delete_created(cognito: Any, iam: Any, lam: Any, params: Params, dry_run: bool = True) -> pd.DataFrame:
+def delete_created(
+    cognito: Any, iam: Any, lam: Any, params: Params, dry_run: bool = True, *, dynamodb: Any
+) -> pd.DataFrame:
     """Deletes what steps 2 and 3 created, found by the names and tags they use: the new pool's domain, the
-    pool (its clients, groups, identity providers and resource servers go with it), the trigger function and
-    its role. Refuses (RollbackRefused) in an environment named like production and for a pool whose deletion
-    protection is ACTIVE. Returns the table of what it deletes; under ``dry_run`` deletes nothing."""
+    pool (its clients, groups, identity providers and resource servers go with it), the trigger function, its
+    role and the sign-up index table. Refuses (RollbackRefused) in an environment named like production and
+    for a pool whose deletion protection is ACTIVE. Returns the table of what it deletes; under ``dry_run``
+    deletes nothing."""
     if PRODUCTION.search(params.env):
         raise RollbackRefused(
             f"env: {params.env} is a production environment: nothing is deleted there. Detach the trigger "
@@ -400,4 +403,4 @@ def delete_created(cognito: Any, iam: Any, lam: Any, params: Params, dry_run: bo
                 cognito.delete_user_pool_domain(Domain=domain, UserPoolId=new["Id"])
             cognito.delete_user_pool(UserPoolId=new["Id"])
     frame = pd.DataFrame(rows, columns=rollback.COLUMNS)
-    return pd.concat([frame, rollback.delete_trigger(iam, lam, params, dry_run)], ignore_index=True)
+    return pd.concat([frame, rollback.delete_trigger(iam, lam, dynamodb, params, dry_run)], ignore_index=True)

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from . import aws, deploy, pool, records
+from . import aws, deploy, pool, records, signup_index
 from .aws import error_code
 from .params import Params
 
@@ -93,9 +93,9 @@ def trigger_rows(result: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def delete_trigger(iam: Any, lam: Any, params: Params, dry_run: bool = True) -> pd.DataFrame:
-    """Deletes step 3's function (its invoke permission goes with it) and role, each only when it carries the
-    runbook's tag: a same-named resource made by someone else is kept and shown."""
+def delete_trigger(iam: Any, lam: Any, dynamodb: Any, params: Params, dry_run: bool = True) -> pd.DataFrame:
+    """Deletes step 3's function (its invoke permission goes with it), role and sign-up index table, each only
+    when it carries the runbook's tag: a same-named resource made by someone else is kept and shown."""
     function_name, role_name = params.migration_function_name, deploy.role_name_for(params.migration_function_name)
     function, role_tags = _function(lam, function_name), _role_tags(iam, role_name)
     rows = []
@@ -115,6 +115,7 @@ def delete_trigger(iam: Any, lam: Any, params: Params, dry_run: bool = True) -> 
         rows.append(("IAM role", role_name, "delete", "with its inline policies"))
         if not dry_run:
             _delete_role(iam, role_name)
+    rows += signup_index.delete_rows(dynamodb, function_name, dry_run)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -159,7 +160,7 @@ def roll_back(
     caller = aws.caller_identity(conn.session)  # fails with what to set before any call that could write
     source_run = None
     if delete:
-        rows = pool.delete_created(conn.cognito, conn.iam, conn.lam, params, dry_run=not apply)
+        rows = pool.delete_created(conn.cognito, conn.iam, conn.lam, params, dry_run=not apply, dynamodb=conn.dynamodb)
     else:
         new_pool = pool.require_new_pool(conn.cognito, params)
         source_run, previous = saved_lambda_config(outputs, params.env, new_pool["Id"], run_id)

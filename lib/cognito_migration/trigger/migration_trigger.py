@@ -7,8 +7,10 @@ guard) trigger. Handler: ``migration_trigger.handler``; one file, stdlib and bot
   UserMigration_ForgotPassword       a known user with a verified email or phone, as RESET_REQUIRED.
   PostAuthentication_Authentication  adds the user to the new pool's groups it holds in the old pool, once:
                                      only while the user carries the marker custom:groups_pending.
-  PreSignUp_SignUp / _ExternalProvider  refuses a sign-up whose username or email belongs to an old-pool user
-                                     (who must sign in to move, not be squatted). PreSignUp_AdminCreateUser passes.
+  PreSignUp_SignUp / _ExternalProvider  refuses a sign-up whose username, email (or phone number, when the new
+                                     pool signs in by phone) belongs to an old-pool user, ignoring letter case
+                                     (that user must sign in to move, not be squatted). It reads the sign-up index
+                                     (GetItem, never the old pool). PreSignUp_AdminCreateUser passes.
 Any other source raises: the function fails closed.
 
 Environment variables (missing or invalid ones raise ConfigurationError; nobody is migrated):
@@ -36,28 +38,36 @@ Environment variables (missing or invalid ones raise ConfigurationError; nobody 
                         old value of the same name, then its default.
   ATTRIBUTE_DEFAULTS    optional JSON object {"attribute": "default"} filling what is still missing or empty.
   LEGACY_SUB_ATTRIBUTE  optional custom attribute, e.g. "custom:legacy_sub", receiving the old `sub`.
+  SIGNUP_INDEX_TABLE    the DynamoDB table of the sign-up index (partition key "k", a string): one item per
+                        HMAC-SHA256 of "<kind>:<value>" (NFKC, case-folded) of every old-pool username, email
+                        and phone number. Without it (or its key) every sign-up is refused: the guard fails closed.
+  SIGNUP_INDEX_KEY      the HMAC key of those items (64 hex digits), so the table holds no readable or
+                        guessable-by-hash personal data. Migrations do not need either variable.
 
 What callers see (Cognito shows "UserMigration failed with error <message>."):
   Refused("Incorrect username or password")  wrong password; unknown, unconfirmed, disabled or reset-required
                                               user: one message, so nobody can probe which users exist.
   Refused(<clear message>)                    the password is proven but the user cannot be migrated: MFA
                                               refused, no verified email or phone, a case collision...
+  Refused(SIGN_UP_REFUSAL)                    a sign-up matching an old-pool user: one message whatever matched.
   Unavailable("Migration is temporarily unavailable, please try again later")
                                               the old pool failed, or anything unexpected did.
   ConfigurationError(<names the variable>)    the function is misconfigured.
 Each invocation logs one JSON line: trigger, outcome, final_status, ms, old_pool_calls, new_pool_calls,
-sts_calls, cold_start, reason and a sha256 prefix of the username; never the password, the event, the
+sts_calls, index_calls, cold_start, reason and a sha256 prefix of the username; never the password, the event, the
 attributes or the email.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import os
 import re
 import time
+import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -74,6 +84,9 @@ logging.getLogger("botocore").setLevel(logging.WARNING)
 
 GENERIC_REFUSAL = "Incorrect username or password"
 UNAVAILABLE = "Migration is temporarily unavailable, please try again later"
+# The guard's one answer, whether a username, an email or a phone number matched: Cognito's own SignUp reveals
+# taken usernames of the new pool, but the guard must not turn the old pool's emails into an oracle.
+SIGN_UP_REFUSAL = "This sign-up cannot be completed. If you already have an account, sign in or reset your password"
 MFA_CHALLENGES = frozenset({"SMS_MFA", "SOFTWARE_TOKEN_MFA", "SELECT_MFA_TYPE", "EMAIL_OTP", "MFA_SETUP"})
 MFA_POLICIES = frozenset({"reset_required", "sms", "refuse"})
 SIGN_IN_ATTRIBUTES = frozenset({"email", "phone_number", "preferred_username"})
@@ -103,6 +116,9 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _PHONE = re.compile(r"^\+[0-9]{6,15}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_INDEX_KEY = re.compile(r"^[0-9a-f]{64}$")
+INDEX_KEY_ATTRIBUTE = "k"  # the sign-up index's partition key
 
 # Injection seam: boto3 clients by role ("old", "new", "sts"), created once per container. Tests put fakes
 # here. _expires holds when assumed-role credentials behind a client run out (epoch seconds).
@@ -170,6 +186,8 @@ class Settings:
     new_username_attributes: frozenset[str] = frozenset()
     new_alias_attributes: frozenset[str] = frozenset()
     new_case_sensitive: bool = False
+    signup_index_table: str | None = None
+    signup_index_key: str | None = None
 
     @property
     def groups_marker(self) -> bool:
@@ -219,6 +237,7 @@ class Invocation:
     old_pool_calls: int = 0
     new_pool_calls: int = 0
     sts_calls: int = 0
+    index_calls: int = 0
     groups_added: list[str] | None = None
     groups_missing: list[str] | None = None
 
@@ -330,6 +349,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     case_text = environ.get("NEW_CASE_SENSITIVE", "").strip().lower() or "false"
     if case_text not in ("true", "false"):
         raise ConfigurationError(f"NEW_CASE_SENSITIVE={case_text!r}: use true or false")
+    index_table = environ.get("SIGNUP_INDEX_TABLE", "").strip() or None
+    index_key = environ.get("SIGNUP_INDEX_KEY", "").strip() or None
+    if index_table is not None and not _TABLE_NAME.match(index_table):
+        raise ConfigurationError(f"SIGNUP_INDEX_TABLE={index_table!r} is not a DynamoDB table name")
+    if index_key is not None and not _INDEX_KEY.match(index_key):
+        raise ConfigurationError("SIGNUP_INDEX_KEY must be 64 lowercase hex digits (a 256-bit HMAC key)")
     return Settings(
         old_user_pool_id,
         old_client_id,
@@ -345,6 +370,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         _names(environ, "NEW_USERNAME_ATTRIBUTES", frozenset({"email", "phone_number"})),
         _names(environ, "NEW_ALIAS_ATTRIBUTES", SIGN_IN_ATTRIBUTES),
         case_text == "true",
+        index_table,
+        index_key,
     )
 
 
@@ -464,6 +491,19 @@ def user_ref(username: object) -> str | None:
     return hashlib.sha256(username.encode()).hexdigest()[:12]
 
 
+def fold(value: str) -> str:
+    """The spelling two values share when they differ only by letter case or Unicode compatibility form
+    (``Zed.Mixedcase``, ``ZED.MIXEDCASE`` and ``ｚｅｄ.mixedcase`` all fold to ``zed.mixedcase``)."""
+    return unicodedata.normalize("NFKC", value).casefold()
+
+
+def index_key(secret: str, kind: str, value: str) -> str:
+    """The sign-up index's key for an old-pool `kind` ("username", "email", "phone_number") of `value`: an
+    HMAC, so the table neither shows the value nor lets anyone test a guess without the function's key."""
+    message = f"{kind}:{fold(value)}".encode()
+    return hmac.new(bytes.fromhex(secret), message, hashlib.sha256).hexdigest()
+
+
 def filter_expression(attribute: str, value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     return f'{attribute} = "{escaped}"'
@@ -474,7 +514,7 @@ def filter_expression(attribute: str, value: str) -> str:
 
 def client(role: str, region: str) -> Any:
     if role not in _clients:
-        service = "sts" if role == "sts" else "cognito-idp"
+        service = {"sts": "sts", "index": "dynamodb"}.get(role, "cognito-idp")
         _clients[role] = boto3.client(service, region_name=region, config=BOTO_CONFIG)
     return _clients[role]
 
@@ -757,29 +797,47 @@ def group_names(cognito: Any, pool_id: str, username: str, run: Invocation, side
     return names
 
 
-def guard_sign_up(event: Mapping[str, Any], settings: Settings, old: Any, run: Invocation) -> None:
-    """Refuse a sign-up whose username or email belongs to a user of the old pool: that user must sign in
-    (and so migrate), not find their name taken."""
-    source = event.get("triggerSource")
-    if source == "PreSignUp_AdminCreateUser":
-        run.reason = "admin_create_user"  # administrators create users on purpose (canaries, imports)
-        return
+def sign_up_keys(event: Mapping[str, Any], settings: Settings) -> list[tuple[str, str]]:
+    """(kind, value) pairs of a sign-up to look up: the username where the new pool has usernames of its own,
+    the email, and the phone number where the new pool signs in by phone."""
     attributes = (event.get("request") or {}).get("userAttributes") or {}
     # Federated users and email-as-username pools have no username of their own to compare.
-    by_username = source == "PreSignUp_SignUp" and not settings.new_username_attributes
-    checks = [("username", str(event.get("userName") or ""))] if by_username else []
-    checks.append(("email", str(attributes.get("email") or "")))
+    by_username = event.get("triggerSource") == "PreSignUp_SignUp" and not settings.new_username_attributes
+    by_phone = "phone_number" in settings.new_username_attributes | settings.new_alias_attributes
+    keys = [("username", str(event.get("userName") or ""))] if by_username else []
+    keys.append(("email", str(attributes.get("email") or "")))
+    if by_phone:
+        keys.append(("phone_number", str(attributes.get("phone_number") or "")))
+    return [(kind, value) for kind, value in keys if value]
 
-    for attribute, value in checks:
-        # ListUsers matches usernames case-sensitively; a case-insensitive pool could still clash with
-        # the lowercase spelling, so both are asked.
-        for spelling in dict.fromkeys(v for v in (value, value.lower()) if v):
-            if users_with(old, settings, attribute, spelling, 1, run):
-                raise Refused(
-                    f"This {attribute} belongs to an existing account: sign in with it, or reset its password",
-                    f"held_by_old_user_{attribute}",
-                )
+
+def guard_sign_up(event: Mapping[str, Any], settings: Settings, index: Any, run: Invocation) -> None:
+    """Refuse a sign-up whose username, email or phone number, ignoring case, belongs to a user of the old
+    pool: that user must sign in (and so migrate), not find their name taken. One GetItem per key in the
+    sign-up index, all of them whatever the first answers, and one message for every match, so neither the
+    answer nor the work tells which old-pool value exists. Fails closed: no index, no sign-up."""
+    if event.get("triggerSource") == "PreSignUp_AdminCreateUser":
+        run.reason = "admin_create_user"  # administrators create users on purpose (canaries, imports)
+        return
+    table, secret = settings.signup_index_table, settings.signup_index_key
+    if not table or not secret:
+        raise Unavailable("signup_index_not_configured")
+    held = [kind for kind, value in sign_up_keys(event, settings) if indexed(index, table, secret, kind, value, run)]
+    if held:
+        raise Refused(SIGN_UP_REFUSAL, f"held_by_old_user_{held[0]}")
     run.reason = "not_in_old_pool"
+
+
+def indexed(index: Any, table: str, secret: str, kind: str, value: str, run: Invocation) -> bool:
+    """True when the sign-up index holds this value of an old-pool user; any failure is Unavailable."""
+    run.index_calls += 1
+    key = {INDEX_KEY_ATTRIBUTE: {"S": index_key(secret, kind, value)}}
+    try:
+        return "Item" in index.get_item(TableName=table, Key=key)
+    except ClientError as exc:
+        raise Unavailable(f"signup_index_{error_code(exc)}") from None
+    except BotoCoreError as exc:
+        raise Unavailable(f"signup_index_{type(exc).__name__}") from None
 
 
 # --- the handler ---------------------------------------------------------------------------------------
@@ -794,6 +852,7 @@ def log_invocation(run: Invocation, started: float) -> None:
         "old_pool_calls": run.old_pool_calls,
         "new_pool_calls": run.new_pool_calls,
         "sts_calls": run.sts_calls,
+        "index_calls": run.index_calls,
         "cold_start": run.cold_start,
         "reason": run.reason,
         "user": run.user,
@@ -809,14 +868,15 @@ def log_invocation(run: Invocation, started: float) -> None:
 
 def dispatch(event: dict[str, Any], source: str, run: Invocation) -> dict[str, Any]:
     settings = load_settings(os.environ)
+    if source in SIGN_UP_SOURCES:
+        # Sign-ups never reach the old pool: anyone may call SignUp, and ListUsers' quota is production's.
+        guard_sign_up(event, settings, client("index", os.environ.get("AWS_REGION") or event["region"]), run)
+        run.outcome = "allowed"
+        return event
     old = old_pool(settings, run)
     if source == "PostAuthentication_Authentication":
         copy_groups(event, settings, old, client("new", event["region"]), run)
         run.outcome = "groups_copied" if run.reason == "groups_copied" else "nothing_to_copy"
-        return event
-    if source in SIGN_UP_SOURCES:
-        guard_sign_up(event, settings, old, run)
-        run.outcome = "allowed"
         return event
     if source == "UserMigration_Authentication":
         response = migrate_on_sign_in(event, settings, old, run)

@@ -1,0 +1,164 @@
+"""The sign-up index: its keys (shared with the trigger), and its build and refresh against the local AWS's
+legacy pool, counted against the users the generator made."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pandas as pd
+import pytest
+from botocore.exceptions import ClientError
+
+from cognito_migration import deploy, signup_index
+from cognito_migration.local.legacy import LegacyPool, seed_legacy_pool
+from trigger_support import load_trigger
+
+trigger = load_trigger()
+
+SECRET = "0f" * 32
+
+
+# --- keys -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("Zed.Mixedcase", "ZED.MIXEDCASE"),
+        ("Zed@Example.com", "zed@example.COM"),
+        ("Straße", "STRASSE"),
+        ("ｚｅｄ", "Zed"),
+    ],
+)
+def test_values_differing_by_case_or_compatibility_form_share_a_key(a: str, b: str) -> None:
+    assert trigger.index_key(SECRET, "username", a) == trigger.index_key(SECRET, "username", b)
+
+
+def test_keys_depend_on_the_kind_and_the_secret_and_reveal_nothing() -> None:
+    key = trigger.index_key(SECRET, "email", "zed@example.com")
+    assert len(key) == 64 and int(key, 16) >= 0
+    assert key != trigger.index_key(SECRET, "username", "zed@example.com")  # a username shaped like an email
+    assert key != trigger.index_key("1e" * 32, "email", "zed@example.com")
+    assert "zed" not in key
+
+
+def test_the_library_keys_are_the_triggers_keys() -> None:
+    users = pd.DataFrame(
+        [
+            {"username": "Zed.Mixedcase", "email": "Zed@Example.com", "phone_number": None},
+            {"username": "zed.mixedcase", "email": "zed@example.com", "phone_number": "+15555550100"},
+        ]
+    )
+    keys = signup_index.keys_of(users, SECRET)
+    assert keys == {  # the case twins fold to one key each
+        trigger.index_key(SECRET, "username", "ZED.MIXEDCASE"): "username",
+        trigger.index_key(SECRET, "email", "ZED@EXAMPLE.COM"): "email",
+        trigger.index_key(SECRET, "phone_number", "+15555550100"): "phone_number",
+    }
+
+
+@pytest.mark.parametrize("key", ["short", "G" * 64, "AB" * 32])
+def test_a_malformed_index_key_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    environ = {"OLD_USER_POOL_ID": "us-east-1_Old", "OLD_CLIENT_ID": "client", "AWS_REGION": "us-east-1"}
+    with pytest.raises(trigger.ConfigurationError, match="SIGNUP_INDEX_KEY"):
+        trigger.load_settings({**environ, "SIGNUP_INDEX_KEY": key})
+
+
+# --- writes ---------------------------------------------------------------------------------------------
+
+
+class ThrottledTable:
+    """BatchWriteItem leaving the first item of each request unprocessed `times` times."""
+
+    def __init__(self, times: int) -> None:
+        self.times = times
+        self.requests: list[int] = []
+
+    def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:
+        (name, items), *_ = RequestItems.items()
+        assert len(items) <= signup_index.BATCH
+        self.requests.append(len(items))
+        if self.times:
+            self.times -= 1
+            return {"UnprocessedItems": {name: items[:1]}}
+        return {"UnprocessedItems": {}}
+
+
+def test_unprocessed_items_are_resent_then_the_write_gives_up_naming_the_table() -> None:
+    keys = {f"{i:064x}": "email" for i in range(60)}
+    table = ThrottledTable(times=2)
+    assert signup_index.write_keys(table, "t", keys, sleep=lambda _: None) == 2
+    assert table.requests == [25, 1, 1, 25, 10]
+
+    with pytest.raises(signup_index.SignUpIndexError, match="DynamoDB table t: 1 item"):
+        signup_index.write_keys(ThrottledTable(times=99), "t", keys, sleep=lambda _: None)
+
+
+# --- build and refresh through the local AWS ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def legacy(local_aws: Any) -> LegacyPool:
+    return seed_legacy_pool(users=150, seed=23, region="us-east-1")
+
+
+def distinct(legacy: LegacyPool, kind: str) -> int:
+    values = [u.username if kind == "username" else u.attributes.get(kind) for u in legacy.users]
+    return len({trigger.fold(v) for v in values if v})
+
+
+def test_build_indexes_every_old_user_once_and_a_rerun_writes_nothing(cognito, dynamodb, legacy):
+    name = f"migration-{uuid.uuid4().hex[:8]}-signup-index"
+
+    built = signup_index.build(cognito, dynamodb, legacy.pool_id, name, SECRET)
+    again = signup_index.build(cognito, dynamodb, legacy.pool_id, name, SECRET)
+
+    expected = {kind: distinct(legacy, kind) for kind in signup_index.KINDS}
+    assert built.users_read == len(legacy.users) and built.keys == expected
+    assert built.created_table and built.written == sum(expected.values()) and built.already_indexed == 0
+    assert not again.created_table and again.written == 0 and again.already_indexed == built.written
+    assert len(signup_index.indexed_keys(dynamodb, name)) == built.written
+    table = dynamodb.describe_table(TableName=name)["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    # Whatever case a squatter types, the trigger's key is in the table.
+    user = legacy.users[0]
+    key = {"k": {"S": trigger.index_key(SECRET, "username", user.username.swapcase())}}
+    assert "Item" in dynamodb.get_item(TableName=name, Key=key)
+    dynamodb.delete_table(TableName=name)
+
+
+def test_refresh_adds_old_users_created_since_and_dry_run_writes_nothing(dynamodb, lam, iam):
+    function = f"migration-{uuid.uuid4().hex[:8]}"
+    name = signup_index.table_name_for(function)
+    role = iam.create_role(RoleName=f"{function}-role", AssumeRolePolicyDocument=json.dumps(deploy.TRUST_POLICY))
+    lam.create_function(
+        FunctionName=function,
+        Role=role["Role"]["Arn"],
+        Runtime="python3.12",
+        Handler="x.handler",
+        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
+        Environment={"Variables": {signup_index.KEY_VARIABLE: SECRET}},
+    )
+    users = pd.DataFrame([{"username": "first", "email": "first@example.com"}])
+    assert "skipped" in signup_index.refresh(dynamodb, lam, function, users, dry_run=False)  # no table yet
+    signup_index.ensure_table(dynamodb, name)
+    signup_index.refresh(dynamodb, lam, function, users, dry_run=False)
+    later = pd.concat([users, pd.DataFrame([{"username": "Later", "email": "later@example.com"}])])
+
+    planned = signup_index.refresh(dynamodb, lam, function, later, dry_run=True)
+    assert (planned["written"], len(signup_index.indexed_keys(dynamodb, name))) == (0, 2)
+    done = signup_index.refresh(dynamodb, lam, function, later.iloc[1:], dry_run=False)
+
+    assert (done["written"], done["already_indexed"], done["stale"]) == (2, 0, 2)  # "first" is kept, guarded
+    assert len(signup_index.indexed_keys(dynamodb, name)) == 4
+    assert signup_index.refresh_checks(done)[0].passed
+    dynamodb.delete_table(TableName=name)
+    lam.delete_function(FunctionName=function)
+
+
+def test_the_local_aws_refuses_a_read_of_a_table_that_does_not_exist(dynamodb):
+    with pytest.raises(ClientError) as refused:
+        dynamodb.get_item(TableName="no-such-signup-index", Key={"k": {"S": "x"}})
+    assert refused.value.response["Error"]["Code"] == "ResourceNotFoundException"  # as DynamoDB answers
