@@ -35,6 +35,7 @@ NOT_ATTRIBUTES = frozenset(
 )
 IMPORT = "import (arrives RESET_REQUIRED)"
 CASE_VARIANT = "username differs only by case from another old-pool user: decide who keeps it"
+MFA_REFUSED = f"{report.MFA_REFUSED}: decide by hand"
 
 
 class ImportFileError(RuntimeError):
@@ -99,7 +100,8 @@ def prepare(
     header = cognito.get_csv_header(UserPoolId=new_pool["Id"])["CSVHeader"]
     settings = trigger_settings(params, new_pool, old_pool)
     auto_verified = new_pool.get("AutoVerifiedAttributes") or []
-    return build(classified, header, settings, auto_verified, params.mfa_policy, params.target_case_sensitive)
+    pool_mfa = (old_pool or {}).get("MfaConfiguration")
+    return build(classified, header, settings, auto_verified, params.mfa_policy, params.target_case_sensitive, pool_mfa)
 
 
 def old_attributes(row: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -118,11 +120,14 @@ def build(
     auto_verified: Iterable[str],
     mfa_policy: str,
     case_sensitive: bool = False,
+    pool_mfa: str | None = None,
 ) -> ImportFile:
     """The import rows for every user who is 'not yet' migrated. Left out, with the reason: users the import
-    would refuse (Cognito fails a row without a verified attribute the pool auto-verifies), and, in a
-    case-insensitive pool, users whose username differs only by case from another old-pool user: the import
-    would give the name to whichever row comes first, which is a decision for a person."""
+    would refuse (Cognito fails a row without a verified attribute the pool auto-verifies), users the trigger
+    refuses under mfa_policy refuse (``report.mfa_refused``, by the old pool's MfaConfiguration ``pool_mfa``:
+    importing them would let in whom the policy keeps out), and, in a case-insensitive pool, users whose
+    username differs only by case from another old-pool user: the import would give the name to whichever
+    row comes first, which is a decision for a person."""
     missing = [c for c in (USERNAME, MFA_ENABLED) if c not in header]
     if missing:
         raise ImportFileError(f"the CSV header lacks {missing}: pass the new pool's GetCSVHeader unchanged")
@@ -135,13 +140,15 @@ def build(
     result = ImportFile(header=list(header), rows=[], usernames=[], excluded={})
     columns = set(header)
     shared = report.normalise(classified["username"], case_sensitive).duplicated(keep=False)
-    for row, variant in zip(
-        classified.loc[classified["state"] == NOT_YET].to_dict("records"),
-        shared[classified["state"] == NOT_YET],
+    not_yet = classified["state"] == NOT_YET
+    for row, variant, mfa in zip(
+        classified.loc[not_yet].to_dict("records"),
+        shared[not_yet],
+        report.mfa_refused(classified.loc[not_yet], mfa_policy, pool_mfa),
         strict=True,
     ):
         attributes = map_attributes(old_attributes(row), row["username"], settings)
-        refusal = CASE_VARIANT if variant else _refusal(row, attributes, auto, mfa_policy)
+        refusal = CASE_VARIANT if variant else (MFA_REFUSED if mfa else _refusal(attributes, auto))
         if refusal:
             result.excluded[row["username"]] = refusal
             continue
@@ -152,11 +159,9 @@ def build(
     return result
 
 
-def _refusal(row: Mapping[str, Any], attributes: Mapping[str, str], auto: list[str], mfa_policy: str) -> str:
+def _refusal(attributes: Mapping[str, str], auto: list[str]) -> str:
     if not any(migration_trigger.is_verified(attributes, a) for a in auto):
         return f"no verified {' or '.join(auto)}: the import refuses it; support must set a password"
-    if mfa_policy == "refuse" and bool(row.get("legacy_sms_mfa")):
-        return "MFA user and mfa_policy is refuse: decide by hand"
     return ""
 
 
