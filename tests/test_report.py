@@ -110,7 +110,9 @@ def test_each_old_user_has_one_state_with_the_first_reason_that_applies() -> Non
 def refuse_mfa(pool_mfa: str | None) -> pd.DataFrame:
     """The sample pools classified under mfa_policy refuse, Bob not yet migrated (he holds the SMS option)."""
     new = new_users()
-    classified = report.classify(old_users(), new[new["username"] != "Bob"], False, "refuse", pool_mfa)
+    classified = report.classify(
+        old_users(), new[new["username"] != "Bob"], False, mfa_policy="refuse", pool_mfa=pool_mfa
+    )
     return report.enrich(classified, memberships(), pool_mfa)
 
 
@@ -138,7 +140,7 @@ def test_mfa_users_under_refuse_cannot_migrate_lazily(pool_mfa: str | None, refu
 
 def test_other_mfa_policies_refuse_nobody_for_mfa() -> None:
     for policy in ("reset_required", "sms"):
-        classified = report.classify(old_users(), new_users(), False, policy, "ON")
+        classified = report.classify(old_users(), new_users(), False, mfa_policy=policy, pool_mfa="ON")
         assert report.MFA_REFUSED not in set(classified["reason"])
 
 
@@ -339,7 +341,7 @@ def test_import_file_leaves_out_whom_refuse_refuses(pool_mfa: str | None, exclud
     table = enriched()
     table.loc[table["username"] == "Bob", "state"] = report.NOT_YET
 
-    built = stragglers.build(table, HEADER, settings(), ["email"], "refuse", True, pool_mfa)
+    built = stragglers.build(table, HEADER, settings(), ["email"], "refuse", True, pool_mfa=pool_mfa)
 
     assert {u for u, why in built.excluded.items() if why == stragglers.MFA_REFUSED} == excluded
     assert not excluded & set(built.usernames)
@@ -347,7 +349,7 @@ def test_import_file_leaves_out_whom_refuse_refuses(pool_mfa: str | None, exclud
 
 
 def test_import_file_of_a_report_under_refuse_holds_only_who_can_migrate() -> None:
-    built = stragglers.build(refuse_mfa("ON"), HEADER, settings(), ["email"], "refuse", False, "ON")
+    built = stragglers.build(refuse_mfa("ON"), HEADER, settings(), ["email"], "refuse", False, pool_mfa="ON")
     assert built.usernames == [] and set(built.excluded.values()) <= {stragglers.CASE_VARIANT}
 
 

@@ -73,6 +73,7 @@ def classify(
     old_users: pd.DataFrame,
     new_users: pd.DataFrame,
     case_sensitive: bool,
+    *,
     mfa_policy: str = "reset_required",
     pool_mfa: str | None = None,
 ) -> pd.DataFrame:

@@ -101,7 +101,9 @@ def prepare(
     settings = trigger_settings(params, new_pool, old_pool)
     auto_verified = new_pool.get("AutoVerifiedAttributes") or []
     pool_mfa = (old_pool or {}).get("MfaConfiguration")
-    return build(classified, header, settings, auto_verified, params.mfa_policy, params.target_case_sensitive, pool_mfa)
+    return build(
+        classified, header, settings, auto_verified, params.mfa_policy, params.target_case_sensitive, pool_mfa=pool_mfa
+    )
 
 
 def old_attributes(row: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -120,6 +122,7 @@ def build(
     auto_verified: Iterable[str],
     mfa_policy: str,
     case_sensitive: bool = False,
+    *,
     pool_mfa: str | None = None,
 ) -> ImportFile:
     """The import rows for every user who is 'not yet' migrated. Left out, with the reason: users the import

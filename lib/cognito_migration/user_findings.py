@@ -194,7 +194,9 @@ def mfa_refused_finding(
     empty new one, so the audit predicts the report's 'MFA user and mfa_policy is refuse' count."""
     if mfa_policy != "refuse":
         return None
-    classified = report.classify(users, users.iloc[0:0], case_sensitive, mfa_policy, mfa_configuration or None)
+    classified = report.classify(
+        users, users.iloc[0:0], case_sensitive, mfa_policy=mfa_policy, pool_mfa=mfa_configuration or None
+    )
     selected = pd.Series(classified["reason"].astype(str) == report.MFA_REFUSED, index=users.index)
     return user_finding("mfa_refused_users", users, selected, show, report.mfa_note(mfa_policy, mfa_configuration))
 
