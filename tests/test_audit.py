@@ -343,6 +343,62 @@ def test_migration_client_empty_pool_and_a_refused_trigger_configuration(quirky:
     )
 
 
+def test_an_attribute_map_target_the_new_schema_lacks_names_the_parameter(quirky: Quirky) -> None:
+    mapped = dataclasses.replace(quirky.params, attribute_map={"custom:plan": "custom:tier"})
+    found = {f.id: f for f in audit.assess(quirky.result, mapped)}
+
+    detail = found["trigger_configuration"].detail
+    assert detail.startswith("attribute_map sets custom:plan, which the new pool's schema will not have")
+    assert "target_custom_attributes ({plan: String})" in detail and "remove it from attribute_map" in detail
+    assert "None" not in detail and "ATTRIBUTE_MAP" not in detail
+
+
+def test_an_attribute_map_source_no_old_user_has_is_a_warning(quirky: Quirky) -> None:
+    mapped = dataclasses.replace(
+        quirky.params, attribute_map={"nickname": ["preferred_usernme", "given_name"], "name": "given_name"}
+    )
+    found = {f.id: f for f in audit.assess(quirky.result, mapped)}
+
+    unused = found["attribute_map_unused_source"]
+    assert (unused.severity, unused.count) == ("warning", len(quirky.attributes))
+    assert unused.facts == {"nickname": ["preferred_usernme"]}  # given_name is held by old users
+    assert "attribute_map nickname: preferred_usernme" in unused.detail
+    assert quirky.absent("attribute_map_unused_source")
+
+
+def refusable(users: pd.DataFrame) -> pd.Series:
+    """Users who could migrate lazily before anyone has: enabled, confirmed or resettable, not federated, and
+    a temporary password only with a verified contact (step 5's reasons, read off the frame directly)."""
+    contact = pd.Series(False, index=users.index)
+    for column in ("email", "phone_number"):
+        contact |= users[column].notna() & (users[f"{column}_verified"] == "true")
+    status = users["status"]
+    return (
+        users["enabled"].astype(bool)
+        & ~status.isin(["UNCONFIRMED", "EXTERNAL_PROVIDER"])
+        & ~((status == "FORCE_CHANGE_PASSWORD") & ~contact)
+    )
+
+
+def test_mfa_users_refuse_refuses_are_predicted_as_the_report_counts_them(quirky: Quirky) -> None:
+    refusing = dataclasses.replace(quirky.params, mfa_policy="refuse")
+    on = dataclasses.replace(quirky.result, pool={**quirky.result.pool, "MfaConfiguration": "ON"})
+    found = {f.id: f for f in audit.assess(on, refusing)}
+    assert (found["mfa_refused_users"].severity, found["mfa_refused_users"].count) == (
+        "warning",
+        int(refusable(quirky.result.users).sum()),
+    )
+    assert "refuses all" in found["mfa_refused_users"].detail
+
+    users = quirky.result.users.copy()
+    sms = users.index[refusable(users)][:3]
+    users["legacy_sms_mfa"] = users.index.isin(sms)
+    optional = dataclasses.replace(quirky.result, users=users)
+    found = {f.id: f for f in audit.assess(optional, refusing)}
+    assert found["mfa_refused_users"].count == 3 and "invisible to ListUsers" in found["mfa_refused_users"].detail
+    assert "mfa_refused_users" not in {f.id for f in audit.assess(optional, quirky.params)}  # reset_required
+
+
 def test_attributes_the_new_schema_lacks_are_reported_dropped(quirky: Quirky) -> None:
     schema = [a for a in quirky.result.target["Schema"] if a["Name"] != "tier"]
     without_tier = dataclasses.replace(quirky.result, target={**quirky.result.target, "Schema": schema})

@@ -8,6 +8,7 @@
 | a password in the parameters | validation | "<key>: passwords never go in parameters" |
 | pool id in another Region | validation | "old_user_pool_id: ... not in region ..." |
 | defaults contradicting the target schema | validation | "attribute_defaults: ... not in target_required_attributes" |
+| a required custom attribute | validation | "target_required_attributes: ... Required custom attributes are not ..." |
 | an unknown AWS profile | AWS set-up | "aws_profile: ... cannot be used" |
 | missing credentials | AWS set-up | "no AWS credentials" |
 | a pool id that does not exist | step 1 | "old_user_pool_id: no user pool ..." |
@@ -68,8 +69,22 @@ def with_changes(**changes: object) -> str:
         (with_changes(canary_password="hunter2hunter2"), "passwords never go in parameters"),
         (with_changes(region="eu-west-1"), "old_user_pool_id: us-east-1_Legacy001 is not in region eu-west-1"),
         (with_changes(attribute_defaults={"locale": "en"}), "attribute_defaults: locale not in target_required"),
+        (
+            with_changes(target_required_attributes=["email", "custom:plan"]),
+            "target_required_attributes: custom:plan is a custom attribute: Required custom attributes are not",
+        ),
     ],
-    ids=["malformed-yaml", "unknown-key", "bool-type", "number-type", "list-type", "password", "region", "defaults"],
+    ids=[
+        "malformed-yaml",
+        "unknown-key",
+        "bool-type",
+        "number-type",
+        "list-type",
+        "password",
+        "region",
+        "defaults",
+        "required-custom",
+    ],  # fmt: skip
 )
 def test_parameter_errors_name_the_key_before_anything_runs(tmp_path: Path, text: str, message: str) -> None:
     done = run_cli(tmp_path, text)

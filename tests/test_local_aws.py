@@ -671,6 +671,24 @@ def test_wrong_password_message_does_not_name_the_user(cognito):
     assert error_of(exc_info) == ("NotAuthorizedException", "Incorrect username or password.")
 
 
+def test_confirm_forgot_password_ends_a_required_reset(cognito):
+    pool = make_pool(cognito)
+    existing_user(cognito, pool, "heidi")
+    cognito.admin_update_user_attributes(
+        UserPoolId=pool.id, Username="heidi", UserAttributes=[{"Name": "email_verified", "Value": "true"}]
+    )
+    cognito.admin_reset_user_password(UserPoolId=pool.id, Username="heidi")  # as an imported user arrives
+    assert cognito.admin_get_user(UserPoolId=pool.id, Username="heidi")["UserStatus"] == "RESET_REQUIRED"
+
+    cognito.forgot_password(ClientId=pool.client_id, Username="heidi")
+    cognito.confirm_forgot_password(
+        ClientId=pool.client_id, Username="heidi", ConfirmationCode="123456", Password=OTHER_PASSWORD
+    )
+
+    assert cognito.admin_get_user(UserPoolId=pool.id, Username="heidi")["UserStatus"] == "CONFIRMED"
+    assert "AccessToken" in sign_in(cognito, pool, "heidi", OTHER_PASSWORD)["AuthenticationResult"]
+
+
 # --- the real migration trigger against a seeded legacy pool ---------------------------------------------
 
 

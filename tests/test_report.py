@@ -107,6 +107,49 @@ def test_each_old_user_has_one_state_with_the_first_reason_that_applies() -> Non
     }
 
 
+def refuse_mfa(pool_mfa: str | None) -> pd.DataFrame:
+    """The sample pools classified under mfa_policy refuse, Bob not yet migrated (he holds the SMS option)."""
+    new = new_users()
+    classified = report.classify(
+        old_users(), new[new["username"] != "Bob"], False, mfa_policy="refuse", pool_mfa=pool_mfa
+    )
+    return report.enrich(classified, memberships(), pool_mfa)
+
+
+@pytest.mark.parametrize(
+    "pool_mfa, refused",
+    [
+        ("ON", {"Bob", "bob", "fay", "hal"}),  # everyone who would otherwise be not yet: all have a factor to pass
+        ("OPTIONAL", {"Bob"}),  # only the legacy SMS option is visible to ListUsers
+        (None, {"Bob"}),  # unknown: as OPTIONAL
+        ("OFF", set()),  # the old pool asks nobody for a second factor
+    ],
+)
+def test_mfa_users_under_refuse_cannot_migrate_lazily(pool_mfa: str | None, refused: set[str]) -> None:
+    table = refuse_mfa(pool_mfa)
+    states = {r.username: (r.state, r.reason) for r in table.itertuples()}
+    assert {u for u, (_, reason) in states.items() if reason == report.MFA_REFUSED} == refused
+    assert all(states[u][0] == report.CANNOT for u in refused)
+    # Migrated users stay migrated, and an earlier reason still comes first.
+    assert states["ann"] == (report.MIGRATED, "") and states["cy"][1] == "disabled in the old pool"
+    assert {"fay", "hal"} - refused <= {u for u, (state, _) in states.items() if state == report.NOT_YET}
+    tables = report.breakdowns(table, memberships())
+    assert all(check.passed for check in report.verify(table, old_users(), tables, memberships()))
+    assert report.by_reason(table).set_index("reason")["users"].get(report.MFA_REFUSED, 0) == len(refused)
+
+
+def test_other_mfa_policies_refuse_nobody_for_mfa() -> None:
+    for policy in ("reset_required", "sms"):
+        classified = report.classify(old_users(), new_users(), False, mfa_policy=policy, pool_mfa="ON")
+        assert report.MFA_REFUSED not in set(classified["reason"])
+
+
+def test_the_mfa_note_says_what_list_users_cannot_see() -> None:
+    assert "invisible to ListUsers" in report.mfa_note("refuse", "OPTIONAL")
+    assert "refuses all" in report.mfa_note("refuse", "ON")
+    assert "refuses nobody" in report.mfa_note("reset_required", "ON")
+
+
 def test_a_user_alone_under_its_key_is_migrated_whatever_case_it_signed_in_with() -> None:
     old = pd.DataFrame({"username": ["Jane.Doe"], "status": ["CONFIRMED"], "enabled": [True]})
     new = pd.DataFrame({"username": ["jane.doe"]})
@@ -287,6 +330,27 @@ def test_sms_mfa_stays_on_only_under_the_sms_policy() -> None:
     assert mfa("sms") == "true" and mfa("reset_required") == "false"
     refused = stragglers.build(table, HEADER, settings(), ["email"], "refuse", case_sensitive=True)
     assert refused.excluded["Bob"] == "MFA user and mfa_policy is refuse: decide by hand"
+
+
+@pytest.mark.parametrize(
+    "pool_mfa, excluded",
+    [("ON", {"Bob", "fay", "hal"}), ("OPTIONAL", {"Bob"}), (None, {"Bob"}), ("OFF", set())],
+)
+def test_import_file_leaves_out_whom_refuse_refuses(pool_mfa: str | None, excluded: set[str]) -> None:
+    # Classified without the policy, as the cutover reads the pools: the import file applies it by itself.
+    table = enriched()
+    table.loc[table["username"] == "Bob", "state"] = report.NOT_YET
+
+    built = stragglers.build(table, HEADER, settings(), ["email"], "refuse", True, pool_mfa=pool_mfa)
+
+    assert {u for u, why in built.excluded.items() if why == stragglers.MFA_REFUSED} == excluded
+    assert not excluded & set(built.usernames)
+    assert {"Bob", "hal"} - excluded <= set(built.usernames)
+
+
+def test_import_file_of_a_report_under_refuse_holds_only_who_can_migrate() -> None:
+    built = stragglers.build(refuse_mfa("ON"), HEADER, settings(), ["email"], "refuse", False, pool_mfa="ON")
+    assert built.usernames == [] and set(built.excluded.values()) <= {stragglers.CASE_VARIANT}
 
 
 def test_case_variants_are_left_for_a_person_to_decide() -> None:

@@ -333,6 +333,7 @@ def test_deployed_function_environment_and_role_policy(cognito, iam, lam, dynamo
     variables = config["Environment"]["Variables"]
     assert variables["OLD_USER_POOL_ID"] == old["Id"]
     assert variables["MFA_POLICY"] == "reset_required"
+    assert variables["OLD_MFA_CONFIGURATION"] == old["MfaConfiguration"]  # who refuse refuses without a sign-in
     allowed = variables["ALLOWED_ATTRIBUTES"].split(",")
     assert "custom:tier" in allowed and "email" in allowed and "sub" not in allowed
     document = iam.get_role_policy(RoleName=the_plan.role_name, PolicyName="cognito-migration")["PolicyDocument"]

@@ -628,6 +628,66 @@ def test_local_forgot_password_and_mfa_users(new_pool, legacy):
     assert (mfa["reason"], mfa["old_pool_calls"]) == ("mfa_reset_required", 2)
 
 
+@pytest.fixture
+def mfa_on_pool(cognito: Any, local_aws: LocalAWS) -> dict[str, Any]:
+    """An old pool whose MfaConfiguration is ON, its migration client, an SMS-MFA user, a user who never set up a
+    factor (the pool would make them: MFA_SETUP) and their password."""
+    old = cognito.create_user_pool(PoolName=unique("old-mfa-on"), MfaConfiguration="ON")["UserPool"]
+    cognito.set_user_pool_mfa_config(
+        UserPoolId=old["Id"],
+        MfaConfiguration="ON",
+        SmsMfaConfiguration={"SmsConfiguration": {"SnsCallerArn": f"arn:aws:iam::{ACCOUNT}:role/sms"}},
+    )
+    client = cognito.create_user_pool_client(
+        UserPoolId=old["Id"], ClientName="migration", ExplicitAuthFlows=PASSWORD_FLOWS
+    )["UserPoolClient"]
+    password, users = "Mfa!0n-Passw0rd", {"sms": unique("sms-user"), "no_factor": unique("no-factor")}
+    for number, username in enumerate(users.values()):
+        cognito.admin_create_user(
+            UserPoolId=old["Id"],
+            Username=username,
+            MessageAction="SUPPRESS",
+            UserAttributes=[
+                {"Name": "email", "Value": f"{username}@example.com"},
+                {"Name": "email_verified", "Value": "true"},
+                {"Name": "phone_number", "Value": f"+1555000{number:04d}"},
+                {"Name": "phone_number_verified", "Value": "true"},
+            ],
+        )
+        cognito.admin_set_user_password(UserPoolId=old["Id"], Username=username, Password=password, Permanent=True)
+    cognito.admin_set_user_mfa_preference(
+        UserPoolId=old["Id"], Username=users["sms"], SMSMfaSettings={"Enabled": True, "PreferredMfa": True}
+    )
+    return {"old_user_pool_id": old["Id"], "old_client_id": client["ClientId"], "users": users, "password": password}
+
+
+# The words of an MFA refusal at sign-in; Cognito adds the full stop.
+MFA_REFUSED = "UserMigration failed with error {}.".format(
+    "Accounts with multi-factor authentication cannot be migrated at sign-in. Contact support."
+)
+
+
+def test_local_refuse_refuses_forgot_password_of_an_mfa_on_pool(new_pool, mfa_on_pool):
+    settings = {k: mfa_on_pool[k] for k in ("old_user_pool_id", "old_client_id")}
+    refusing = new_pool(mfa_policy="refuse", **settings)
+    resetting = new_pool(mfa_policy="reset_required", **settings)
+    sms_user, no_factor = mfa_on_pool["users"]["sms"], mfa_on_pool["users"]["no_factor"]
+
+    for username in (sms_user, no_factor):  # in an ON pool everyone passes a second factor
+        code, message = refusing.refusal(
+            lambda name=username: refusing.cognito.forgot_password(ClientId=refusing.client_id, Username=name)
+        )
+        assert (code, message) == ("UserLambdaValidationException", MFA_REFUSED)
+        assert refusing.user(username) is None
+    # The words a password sign-in of the same user gets.
+    code, message = refusing.refusal(lambda: refusing.sign_in(sms_user, mfa_on_pool["password"]))
+    assert message == MFA_REFUSED
+    assert [line["reason"] for line in refusing.log_lines(3)] == ["mfa_refused"] * 3
+
+    resetting.cognito.forgot_password(ClientId=resetting.client_id, Username=sms_user)
+    assert resetting.user(sms_user)["UserStatus"] == "RESET_REQUIRED"
+
+
 SIGN_UP_REFUSED = ("UserLambdaValidationException", f"PreSignUp failed with error {trigger.SIGN_UP_REFUSAL}.")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from datetime import timedelta
@@ -43,6 +44,7 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> None:
         "NEW_USERNAME_ATTRIBUTES",
         "NEW_ALIAS_ATTRIBUTES",
         "NEW_CASE_SENSITIVE",
+        "OLD_MFA_CONFIGURATION",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_REGION", REGION)
@@ -280,6 +282,119 @@ def test_forgot_password_without_verified_contact_is_refused(pools, lambda_conte
         forgot_password(lambda_context)
 
 
+# --- mfa_policy refuse on the paths that meet no MFA challenge ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pool_mfa, user, refused",
+    [
+        ("ON", alice(), True),  # no factor yet: the old pool would make her set one up (MFA_SETUP)
+        ("ON", alice(mfa=["SOFTWARE_TOKEN_MFA"]), True),
+        ("OPTIONAL", alice(mfa=["SOFTWARE_TOKEN_MFA"]), True),
+        ("OPTIONAL", alice(sms_mfa_option=True), True),
+        ("OPTIONAL", alice(), False),
+        ("OFF", alice(mfa=["SOFTWARE_TOKEN_MFA"]), False),  # an OFF pool never asks for the factor
+        (None, alice(mfa=["SMS_MFA"]), True),  # unknown: any MFA setting counts
+        (None, alice(), False),
+    ],
+    ids=["on-no-factor", "on-totp", "optional-totp", "optional-sms-option", "optional-none", "off-totp",
+         "unknown-sms", "unknown-none"],
+)  # fmt: skip
+def test_forgot_password_refuses_mfa_users_under_refuse(
+    pools, lambda_context, caplog, monkeypatch, pool_mfa, user, refused
+):
+    old, _ = pools
+    old.users["alice"] = user
+    monkeypatch.setenv("MFA_POLICY", "refuse")
+    if pool_mfa:
+        monkeypatch.setenv("OLD_MFA_CONFIGURATION", pool_mfa)
+
+    if not refused:
+        assert forgot_password(lambda_context)["response"]["finalUserStatus"] == "RESET_REQUIRED"
+        return
+    event = load_event("user_migration_forgot_password")
+    with pytest.raises(trigger.Refused) as refusal:
+        trigger.handler(event, lambda_context)
+    assert str(refusal.value) == trigger.MFA_REFUSAL  # the words of the refusal at sign-in
+    assert event["response"] == {}
+    [line] = log_lines(caplog)
+    assert (line["outcome"], line["reason"], line["old_pool_calls"]) == ("refused", "mfa_refused", 1)
+
+
+@pytest.mark.parametrize("policy", ["reset_required", "sms"])
+def test_forgot_password_migrates_mfa_users_under_other_policies(pools, lambda_context, monkeypatch, policy):
+    old, _ = pools
+    old.users["alice"] = alice(mfa=["SOFTWARE_TOKEN_MFA"])
+    monkeypatch.setenv("MFA_POLICY", policy)
+    monkeypatch.setenv("OLD_MFA_CONFIGURATION", "ON")
+    assert forgot_password(lambda_context)["response"]["finalUserStatus"] == "RESET_REQUIRED"
+
+
+def test_forgot_password_mfa_refusal_keeps_the_generic_refusals_and_comes_before_the_contact_check(
+    pools, lambda_context, monkeypatch
+):
+    old, _ = pools
+    monkeypatch.setenv("MFA_POLICY", "refuse")
+    monkeypatch.setenv("OLD_MFA_CONFIGURATION", "ON")
+    for user in (alice(enabled=False), alice(status="UNCONFIRMED")):
+        old.users["alice"] = user
+        with pytest.raises(trigger.Refused, match=f"^{GENERIC}$"):
+            forgot_password(lambda_context)
+    with pytest.raises(trigger.Refused, match=f"^{GENERIC}$"):
+        forgot_password(lambda_context, "nobody")
+    old.users["alice"] = alice(attributes={"email_verified": "false", "phone_number": None})
+    with pytest.raises(trigger.Refused, match="multi-factor"):
+        forgot_password(lambda_context)
+
+
+@pytest.mark.parametrize(
+    "pool_mfa, user, calls, refused",
+    [
+        ("OPTIONAL", alice(mfa=["SOFTWARE_TOKEN_MFA"]), ["list_users", "admin_get_user"], True),
+        ("OPTIONAL", alice(), ["list_users", "admin_get_user"], False),  # the same work, refused or not
+        (None, alice(mfa=["SMS_MFA"]), ["list_users", "admin_get_user"], True),
+        ("ON", alice(), ["list_users"], True),  # everyone counts: nothing more to read
+        ("OFF", alice(mfa=["SMS_MFA"]), ["list_users"], False),
+    ],
+    ids=["optional-totp", "optional-none", "unknown-sms", "on", "off"],
+)
+def test_forgot_password_by_alias_reads_the_mfa_settings_list_users_lacks(
+    pools, lambda_context, monkeypatch, pool_mfa, user, calls, refused
+):
+    old, _ = pools
+    old.users["alice"] = user
+    monkeypatch.setenv("MFA_POLICY", "refuse")
+    monkeypatch.setenv("NEW_ALIAS_ATTRIBUTES", "email")  # the old pool has no alias: ListUsers finds her
+    if pool_mfa:
+        monkeypatch.setenv("OLD_MFA_CONFIGURATION", pool_mfa)
+
+    if refused:
+        with pytest.raises(trigger.Refused, match="multi-factor"):
+            forgot_password(lambda_context, "alice@example.com")
+    else:
+        forgot_password(lambda_context, "alice@example.com")
+    assert [call for call, _ in old.calls] == calls
+
+
+@pytest.mark.parametrize(
+    "pool_mfa, user, refused",
+    [("ON", alice(), True), ("OPTIONAL", alice(mfa=["SMS_MFA"]), True), ("OPTIONAL", alice(), False)],
+    ids=["on", "optional-sms", "optional-none"],
+)
+def test_temporary_password_of_an_mfa_user_is_refused_under_refuse(
+    pools, lambda_context, monkeypatch, pool_mfa, user, refused
+):
+    old, _ = pools
+    old.users["alice"] = dataclasses.replace(user, challenge="NEW_PASSWORD_REQUIRED")
+    monkeypatch.setenv("MFA_POLICY", "refuse")
+    monkeypatch.setenv("OLD_MFA_CONFIGURATION", pool_mfa)
+    if refused:
+        with pytest.raises(trigger.Refused, match="multi-factor"):
+            sign_in(lambda_context)
+    else:
+        assert sign_in(lambda_context)["response"]["finalUserStatus"] == "RESET_REQUIRED"
+
+
 # --- groups after sign-in -----------------------------------------------------------------------------
 
 
@@ -344,6 +459,7 @@ def test_unknown_trigger_source_raises(pools, lambda_context, caplog):
         ("OLD_EXTERNAL_ID", "x", "needs OLD_ROLE_ARN"),
         ("NEW_ALIAS_ATTRIBUTES", "email,nickname", "NEW_ALIAS_ATTRIBUTES"),
         ("NEW_CASE_SENSITIVE", "maybe", "NEW_CASE_SENSITIVE"),
+        ("OLD_MFA_CONFIGURATION", "REQUIRED", "OLD_MFA_CONFIGURATION"),
     ],
 )
 def test_bad_configuration_fails_closed(pools, lambda_context, caplog, monkeypatch, name, value, message):

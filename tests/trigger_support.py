@@ -66,6 +66,8 @@ class FakeUser:
     status: str = "CONFIRMED"
     challenge: str | None = None  # what AdminInitiateAuth answers after a right password
     groups: list[str] = field(default_factory=list)
+    mfa: list[str] = field(default_factory=list)  # AdminGetUser's UserMFASettingList, e.g. ["SOFTWARE_TOKEN_MFA"]
+    sms_mfa_option: bool = False  # the legacy MFAOptions, the one MFA setting ListUsers shows
 
 
 class FakePaginator:
@@ -123,7 +125,13 @@ class FakeCognito:
         found = [
             u for u, user in self.users.items() if (u if name == "username" else user.attributes.get(name)) == value
         ]
-        return {"Users": [self.describe(u) | {"Attributes": self.describe(u)["UserAttributes"]} for u in found][:Limit]}
+        return {"Users": [self.row(u) for u in found][:Limit]}
+
+    def row(self, username: str) -> dict[str, Any]:
+        """A ListUsers row: `Attributes`, and of the MFA settings only MFAOptions."""
+        described = self.describe(username)
+        hidden = ("UserAttributes", "UserMFASettingList", "PreferredMfaSetting")
+        return {k: v for k, v in described.items() if k not in hidden} | {"Attributes": described["UserAttributes"]}
 
     def describe(self, username: str) -> dict[str, Any]:
         user = self.users[username]
@@ -132,6 +140,9 @@ class FakeCognito:
             "UserAttributes": [{"Name": k, "Value": v} for k, v in user.attributes.items()],
             "Enabled": user.enabled,
             "UserStatus": user.status,
+            "UserMFASettingList": list(user.mfa),
+            "PreferredMfaSetting": user.mfa[0] if user.mfa else "",
+            "MFAOptions": [{"DeliveryMedium": "SMS", "AttributeName": "phone_number"}] if user.sms_mfa_option else [],
         }
 
     def admin_delete_user_attributes(

@@ -131,6 +131,26 @@ def trigger_environment(params: Params, target: Mapping[str, Any], old_pool: dic
     return deploy.function_environment(params, described, old_pool)
 
 
+def unsendable_finding(params: Params, target: Mapping[str, Any]) -> Finding | None:
+    """Attributes the parameters tell the trigger to send that the new pool, as step 2 will create it, will not
+    have: every migration would fail. Named by the parameter that sets them (the trigger's own check, run
+    next, can only name its environment variable)."""
+    schema = {custom_name(a["Name"]) for a in target.get("Schema") or []} | set(STANDARD_ATTRIBUTES)
+    legacy_sub = [params.legacy_sub_attribute] if params.legacy_sub_attribute else []
+    set_by = {"attribute_map": list(params.attribute_map), "attribute_defaults": list(params.attribute_defaults),
+              "legacy_sub_attribute": legacy_sub}  # fmt: skip
+    missing = [(key, name) for key, names in set_by.items() for name in names if name not in schema]
+    if not missing:
+        return None
+    fixes = [
+        f"{key} sets {name}, which the new pool's schema will not have: declare it in target_custom_attributes "
+        f"({{{name.removeprefix('custom:')}: String}}) before step 2 creates the pool (AddCustomAttributes once "
+        f"it exists), or remove it from {key}"
+        for key, name in missing
+    ]
+    return Finding("trigger_configuration", "blocker", len(missing), "; ".join(fixes), facts={"missing": missing})
+
+
 def is_attribute(column: str) -> bool:
     return column in STANDARD_ATTRIBUTES or column in NEVER_DECLARED or column.startswith(("custom:", "dev:"))
 
@@ -171,10 +191,13 @@ def assess(audit: Audit, params: Params) -> list[Finding]:
     if users.empty:
         found.append(Finding("empty_pool", "blocker", 0, f"{audit.pool.get('EstimatedNumberOfUsers')} estimated"))
     settings: migration_trigger.Settings | None = None
+    unsendable = unsendable_finding(params, audit.target)
     try:
-        settings = migration_trigger.load_settings(trigger_environment(params, audit.target, audit.pool))
+        if unsendable is None:
+            settings = migration_trigger.load_settings(trigger_environment(params, audit.target, audit.pool))
     except (migration_trigger.ConfigurationError, deploy.DeployError) as exc:
         found.append(Finding("trigger_configuration", "blocker", 1, str(exc)))
+    found.append(unsendable)
     found += pool_findings.client_findings(audit.clients, params)
     if not users.empty:
         found += user_side_findings(audit, params, settings, show)
@@ -217,9 +240,11 @@ def user_side_findings(
         found += user_findings.attribute_findings(
             list(users["username"]), old_attributes(users), predictor(settings), target_schema(audit.target), show
         )
+    found.append(user_findings.unused_map_sources(users, migration_trigger.parse_attribute_map(params.attribute_map)))
     found += user_findings.status_findings(users, show)
     mfa = audit.pool.get("MfaConfiguration") or "OFF"
     found.append(user_findings.mfa_finding(users, mfa, pool_findings.mfa_factors(audit.mfa_config), params.mfa_policy))
+    found.append(user_findings.mfa_refused_finding(users, mfa, params.mfa_policy, params.target_case_sensitive, show))
     return found
 
 

@@ -160,6 +160,8 @@ def function_environment(
         "OLD_ROLE_ARN": params.old_role_arn or "",
         "OLD_EXTERNAL_ID": params.old_external_id or "",
         "OLD_SIGN_IN_ATTRIBUTES": ",".join(sorted(old_sign_in)),
+        # Who mfa_policy refuse refuses without a sign-in (forgot-password); unset when the old pool is out of sight.
+        "OLD_MFA_CONFIGURATION": str((old_pool or {}).get("MfaConfiguration") or ""),
         "NEW_USERNAME_ATTRIBUTES": ",".join(sorted(new_pool.get("UsernameAttributes") or [])),
         "NEW_ALIAS_ATTRIBUTES": ",".join(sorted(new_pool.get("AliasAttributes") or [])),
         signup_index.KEY_VARIABLE: index_key,

@@ -131,6 +131,14 @@ CATALOG: tuple[Kind, ...] = (
         "declare them in the new pool (custom attributes are fixed at creation) or accept the loss",
     ),
     Kind(
+        "attribute_map_unused_source",
+        "warning",
+        "always",
+        "an attribute_map entry reads an old attribute that no old user has: a misspelt name, or a rule that "
+        "only ever gives its fallback",
+        "check the entry's spelling against the old pool's attributes, or remove the entry",
+    ),
+    Kind(
         "federated_users",
         "warning",
         "always",
@@ -181,6 +189,14 @@ CATALOG: tuple[Kind, ...] = (
         "warning, when the pool's MFA is not OFF or users show MFAOptions",
         "MFA users and what mfa_policy will do with them (ListUsers does not return per-user MFA settings in AWS)",
         "choose mfa_policy knowingly; TOTP users re-enrol after migrating (secrets cannot be exported)",
+    ),
+    Kind(
+        "mfa_refused_users",
+        "warning",
+        "warning, when mfa_policy is refuse",
+        "users who could migrate but whom mfa_policy refuse refuses at every sign-in and forgot-password (step 5 "
+        "counts them as cannot migrate lazily, and leaves them out of the import file)",
+        "decide how they move (mfa_policy reset_required or sms, or by hand after cutover), or accept it",
     ),
     Kind(
         "client_secrets",

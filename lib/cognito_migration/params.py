@@ -234,6 +234,13 @@ def _check(p: Params) -> None:
             f"accept_findings: unknown finding id(s) {', '.join(unknown_findings)}; use the ids of the audit's "
             "findings table (README: What the audit finds)"
         )
+    # Cognito refuses a required custom attribute at CreateUserPool; say so before step 1 reads anything.
+    custom = [a for a in p.target_required_attributes if a.startswith("custom:") or a in p.target_custom_attributes]
+    if custom:
+        raise ParameterError(
+            f"target_required_attributes: {', '.join(custom)} is a custom attribute: Required custom attributes are "
+            "not supported by Cognito; remove it from target_required_attributes (attribute_map can still fill it)"
+        )
     if "email" not in p.target_required_attributes and "email" in p.attribute_defaults:
         raise ParameterError("attribute_defaults: email cannot be defaulted: it identifies the user")
     missing_defaults = [a for a in p.attribute_defaults if a not in p.target_required_attributes]

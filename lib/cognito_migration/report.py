@@ -38,7 +38,9 @@ REASONS = (
     "temporary password, no verified email or phone",
     "federated user: signs in through its identity provider",
     "no verified email or phone number: the new pool signs in with one",
+    "MFA user and mfa_policy is refuse",
 )
+MFA_REFUSED = REASONS[-1]
 # Stand-ins for a missing name (see ``identity.names``): they never equal each other, nor any real name.
 NO_OLD_NAME, NO_NEW_NAME = "\x00no name (old pool)", "\x00no name (new pool)"
 NO_GROUP = "(no group)"
@@ -85,11 +87,18 @@ def sign_in_names(
 
 
 def classify(
-    old_users: pd.DataFrame, new_users: pd.DataFrame, case_sensitive: bool, sign_in: Sequence[str] = ()
+    old_users: pd.DataFrame,
+    new_users: pd.DataFrame,
+    case_sensitive: bool,
+    sign_in: Sequence[str] = (),
+    *,
+    mfa_policy: str = "reset_required",
+    pool_mfa: str | None = None,
 ) -> pd.DataFrame:
     """One row per old-pool user with ``state`` (migrated / not yet / cannot migrate lazily) and ``reason``.
     Users are matched by username, or, in a new pool that signs in by email or phone number (``sign_in``,
-    its UsernameAttributes), by the verified email or phone number the trigger found them by."""
+    its UsernameAttributes), by the verified email or phone number the trigger found them by.
+    ``mfa_policy`` and the old pool's MfaConfiguration (``pool_mfa``) say who the trigger refuses for MFA."""
     old_raw, new_raw = sign_in_names(old_users, new_users, sign_in)
     old_names = _arrow(old_raw)
     old_keys = _keys(old_raw, case_sensitive)
@@ -111,12 +120,43 @@ def classify(
         _equals(status, "FORCE_CHANGE_PASSWORD") & no_contact,
         _equals(status, "EXTERNAL_PROVIDER"),
         (old_raw == NO_OLD_NAME).to_numpy(dtype=bool),
+        mfa_refused(old_users, mfa_policy, pool_mfa),
     ]
     reason_code = np.where(migrated, 0, np.select(conditions, range(1, len(REASONS) + 1), default=0))
     state_code = np.where(migrated, 0, np.where(reason_code > 0, 2, 1))
     return old_users.assign(
         state=pd.Categorical.from_codes(state_code, categories=list(CATEGORIES)),
         reason=pd.Categorical.from_codes(reason_code, categories=["", *REASONS]),
+    )
+
+
+def mfa_refused(users: pd.DataFrame, mfa_policy: str, pool_mfa: str | None) -> np.ndarray:
+    """Users the trigger refuses under ``mfa_policy`` refuse, as far as ListUsers shows: everyone when the old
+    pool's MFA is ON (a user without a factor is made to set one up); when OPTIONAL (or unknown), the users
+    with the legacy SMS option (MFAOptions); when OFF, nobody. TOTP and the newer SMS setting are invisible to
+    ListUsers (only AdminGetUser, billed per user, shows them): those users are counted not yet, and the
+    trigger refuses them all the same."""
+    if mfa_policy != "refuse" or pool_mfa == "OFF":
+        return np.zeros(len(users), dtype=bool)
+    if pool_mfa == "ON":
+        return np.ones(len(users), dtype=bool)
+    if "legacy_sms_mfa" not in users.columns:
+        return np.zeros(len(users), dtype=bool)
+    return users["legacy_sms_mfa"].fillna(False).astype(bool).to_numpy()
+
+
+def mfa_note(mfa_policy: str, pool_mfa: str | None) -> str:
+    """What the count of MFA refusals can and cannot see, for the report's reader."""
+    if mfa_policy != "refuse":
+        return f"mfa_policy {mfa_policy}: the trigger refuses nobody for MFA"
+    if pool_mfa == "OFF":
+        return "mfa_policy refuse, old pool MFA OFF: the old pool asks nobody for a second factor; nobody is refused"
+    if pool_mfa == "ON":
+        return "mfa_policy refuse, old pool MFA ON: every user has a second factor to pass, so the trigger refuses all"
+    return (
+        f"mfa_policy refuse, old pool MFA {pool_mfa or 'unknown'}: counted are the users ListUsers shows with the "
+        "legacy SMS option (MFAOptions); other factors (TOTP, the newer SMS setting) are invisible to ListUsers, "
+        "so some users counted 'not yet' will be refused too"
     )
 
 

@@ -40,6 +40,7 @@ NOT_ATTRIBUTES = frozenset(
 )
 IMPORT = "import (arrives RESET_REQUIRED)"
 CASE_VARIANT = "its sign-in name differs only by case from another old-pool user's: decide who keeps it"
+MFA_REFUSED = f"{report.MFA_REFUSED}: decide by hand"
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP's CSV injection list).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # A plain number is a number to a spreadsheet, whatever its sign: every E.164 phone number is one.
@@ -132,6 +133,7 @@ def prepare(
         params.mfa_policy,
         params.target_case_sensitive,
         identity.sign_in_attributes(new_pool),
+        pool_mfa=(old_pool or {}).get("MfaConfiguration"),
     )
 
 
@@ -152,12 +154,16 @@ def build(
     mfa_policy: str,
     case_sensitive: bool = False,
     sign_in: Sequence[str] = (),
+    *,
+    pool_mfa: str | None = None,
 ) -> ImportFile:
     """The import rows for every user who is 'not yet' migrated. Left out, with the reason: users the import
-    would refuse (Cognito fails a row without a verified attribute the pool auto-verifies), and, in a
-    case-insensitive pool, users whose username differs only by case from another old-pool user: the import
-    would give the name to whichever row comes first, which is a decision for a person. In a pool that signs
-    in by email or phone number (``sign_in``), each row's cognito:username is that verified value."""
+    would refuse (Cognito fails a row without a verified attribute the pool auto-verifies), users the trigger
+    refuses under mfa_policy refuse (``report.mfa_refused``, by the old pool's MfaConfiguration ``pool_mfa``:
+    importing them would let in whom the policy keeps out), and, in a case-insensitive pool, users whose
+    username differs only by case from another old-pool user: the import would give the name to whichever
+    row comes first, which is a decision for a person. In a pool that signs in by email or phone number
+    (``sign_in``), each row's cognito:username is that verified value."""
     missing = [c for c in (USERNAME, MFA_ENABLED) if c not in header]
     if missing:
         raise ImportFileError(f"the CSV header lacks {missing}: pass the new pool's GetCSVHeader unchanged")
@@ -172,11 +178,15 @@ def build(
     names, _ = report.sign_in_names(classified, classified.iloc[:0], sign_in)
     shared = report.normalise(names, case_sensitive).duplicated(keep=False)
     waiting = classified["state"] == NOT_YET
-    for row, name, variant in zip(
-        classified.loc[waiting].to_dict("records"), names[waiting], shared[waiting], strict=True
+    for row, name, variant, mfa in zip(
+        classified.loc[waiting].to_dict("records"),
+        names[waiting],
+        shared[waiting],
+        report.mfa_refused(classified.loc[waiting], mfa_policy, pool_mfa),
+        strict=True,
     ):
         attributes = map_attributes(old_attributes(row), row["username"], settings)
-        refusal = CASE_VARIANT if variant else _refusal(row, attributes, auto, mfa_policy)
+        refusal = CASE_VARIANT if variant else (MFA_REFUSED if mfa else _refusal(attributes, auto))
         if refusal:
             result.excluded[row["username"]] = refusal
             result.explained[row["username"]] = exclusion_finding(refusal)
@@ -197,7 +207,7 @@ def build(
 EXCLUSION_FINDINGS = {
     CASE_VARIANT: "username_case_collisions",
     "no verified": "no_verified_contact",
-    "MFA user": "mfa_users",
+    MFA_REFUSED: "mfa_refused_users",
 }
 
 
@@ -215,11 +225,9 @@ def formula_columns(values: Mapping[str, str]) -> list[str]:
     ]
 
 
-def _refusal(row: Mapping[str, Any], attributes: Mapping[str, str], auto: list[str], mfa_policy: str) -> str:
+def _refusal(attributes: Mapping[str, str], auto: list[str]) -> str:
     if not any(migration_trigger.is_verified(attributes, a) for a in auto):
         return f"no verified {' or '.join(auto)}: the import refuses it; support must set a password"
-    if mfa_policy == "refuse" and bool(row.get("legacy_sms_mfa")):
-        return "MFA user and mfa_policy is refuse: decide by hand"
     return ""
 
 

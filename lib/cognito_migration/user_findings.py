@@ -13,8 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from . import records
+from . import records, report
 from .findings import EXAMPLES, KINDS, Finding
+from .trigger.migration_trigger import AttributeRule
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -159,7 +160,8 @@ MFA_POLICY_EFFECT = {
     "RESET_REQUIRED and proves a verified email or phone with a code (refused without one)",
     "sms": "mfa_policy sms: CONFIRMED with SMS MFA where the phone is verified, otherwise RESET_REQUIRED; TOTP "
     "users re-enrol (secrets cannot be exported)",
-    "refuse": "mfa_policy refuse: every user with MFA is refused at sign-in and stays behind for bulk import or reset",
+    "refuse": "mfa_policy refuse: every user with MFA is refused at sign-in and at forgot-password, and stays behind "
+    "for a decision (see mfa_refused_users)",
 }
 
 
@@ -183,6 +185,38 @@ def mfa_finding(users: pd.DataFrame, mfa_configuration: str, factors: Sequence[s
     )
     facts = {"mfa_configuration": mfa_configuration, "legacy_sms_mfa_options": options, "verified_phones": phones}
     return Finding("mfa_users", "warning", len(users) if pool_wide else options, detail, facts=facts)
+
+
+def mfa_refused_finding(
+    users: pd.DataFrame, mfa_configuration: str, mfa_policy: str, case_sensitive: bool, show: Masker
+) -> Finding | None:
+    """Users mfa_policy refuse will refuse, counted by step 5's own classification of this pool against an
+    empty new one, so the audit predicts the report's 'MFA user and mfa_policy is refuse' count."""
+    if mfa_policy != "refuse":
+        return None
+    classified = report.classify(
+        users, users.iloc[0:0], case_sensitive, mfa_policy=mfa_policy, pool_mfa=mfa_configuration or None
+    )
+    selected = pd.Series(classified["reason"].astype(str) == report.MFA_REFUSED, index=users.index)
+    return user_finding("mfa_refused_users", users, selected, show, report.mfa_note(mfa_policy, mfa_configuration))
+
+
+def unused_map_sources(users: pd.DataFrame, attribute_map: Mapping[str, AttributeRule]) -> Finding | None:
+    """attribute_map entries reading an old attribute no old user holds (a value that is blank counts as none)."""
+    unused = {
+        target: [s for s in rule.sources if s != "username" and not (text(users, s).str.strip() != "").any()]
+        for target, rule in attribute_map.items()
+    }
+    unused = {target: sources for target, sources in unused.items() if sources}
+    if not unused:
+        return None
+    entries = [f"attribute_map {target}: {', '.join(sources)}" for target, sources in unused.items()]
+    detail = (
+        f"no old user of {len(users)} has {'; '.join(entries)}: these entries read nothing there, so every user "
+        "gets the rule's other sources, the old value of the same name, or its default"
+    )
+    return Finding("attribute_map_unused_source", "warning", len(users), detail, examples=tuple(entries[:EXAMPLES]),
+                   facts=unused)  # fmt: skip
 
 
 # --- what the trigger will send, checked against the new schema ---------------------------------------------

@@ -7,6 +7,8 @@ Applied once, to the moto classes in this process, by ``LocalAWS.start``:
   (moto's admin flow lets it in).
 - A password sign-in of a RESET_REQUIRED user answers PasswordResetRequiredException.
 - A wrong password answers "Incorrect username or password." (moto's message was the username).
+- ConfirmForgotPassword ends a required reset: a RESET_REQUIRED user becomes CONFIRMED with the new password
+  (moto left them RESET_REQUIRED, so an imported user could never finish the first sign-in).
 - UpdateUserPool keeps the settings fixed at creation (AWS does not accept them there); moto's update
   replaced them, so a pool made case-insensitive turned case-sensitive when a trigger was attached.
 - CreateUserPool and UpdateUserPool requests AWS refuses are refused (``pool_rules``).
@@ -59,6 +61,7 @@ def apply() -> None:
         _patch_update_user_pool()
         _patch_password_sign_in("admin_initiate_auth", ("ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"))
         _patch_password_sign_in("initiate_auth", ("USER_PASSWORD_AUTH",))
+        _patch_confirm_forgot_password()
         pool_rules.apply()  # and refuse the pool requests AWS refuses
         _applied = True
 
@@ -286,6 +289,22 @@ def _patch_password_sign_in(method_name: str, flows: tuple[str, ...]) -> None:
             raise
 
     setattr(models.CognitoIdpBackend, method_name, sign_in)
+
+
+def _patch_confirm_forgot_password() -> None:
+    original = models.CognitoIdpBackend.confirm_forgot_password
+
+    def confirm_forgot_password(
+        self: models.CognitoIdpBackend, client_id: str, username: str, password: str, confirmation_code: str
+    ) -> None:
+        original(self, client_id, username, password, confirmation_code)  # checks the code, sets the password
+        pool = _pool_of_request(self, [client_id])
+        user = pool._get_user(username) if pool else None
+        # AWS: the password chosen with the code is the user's own; a required reset is over.
+        if user is not None and user.status == models.UserStatus.RESET_REQUIRED:
+            user.status = models.UserStatus.CONFIRMED
+
+    models.CognitoIdpBackend.confirm_forgot_password = confirm_forgot_password  # type: ignore[method-assign]
 
 
 def _pool_of_request(backend: models.CognitoIdpBackend, head: list[Any]) -> models.CognitoIdpUserPool | None:

@@ -4,7 +4,8 @@ Attach it to the NEW pool as its UserMigration, PostAuthentication (group copy) 
 guard) trigger. Handler: ``migration_trigger.handler``; one file, stdlib and boto3 only. Trigger sources:
   UserMigration_Authentication       the old pool checks the password (ADMIN_USER_PASSWORD_AUTH); returns the
                                      user's attributes, CONFIRMED (password kept) or RESET_REQUIRED.
-  UserMigration_ForgotPassword       a known user with a verified email or phone, as RESET_REQUIRED.
+  UserMigration_ForgotPassword       a known user with a verified email or phone, as RESET_REQUIRED (under
+                                     MFA_POLICY refuse, an MFA user is refused here too: see OLD_MFA_CONFIGURATION).
   PostAuthentication_Authentication  adds the user to the new pool's groups it holds in the old pool, once:
                                      only while the user carries the marker custom:groups_pending.
   PreSignUp_SignUp / _ExternalProvider  refuses a sign-up whose username, email (or phone number, when the new
@@ -26,7 +27,15 @@ Environment variables (missing or invalid ones raise ConfigurationError; nobody 
   NEW_CASE_SENSITIVE    "true" or "false" (default): the new pool's username case sensitivity.
   MFA_POLICY            when the password is right but the old pool asks for a second factor (which the
                         trigger cannot check): reset_required (default) migrates as RESET_REQUIRED; sms as
-                        CONFIRMED with SMS MFA if the phone number is verified, else RESET_REQUIRED; refuse.
+                        CONFIRMED with SMS MFA if the phone number is verified, else RESET_REQUIRED; refuse
+                        (on every path: forgot-password and a temporary password too, not only an MFA challenge).
+  OLD_MFA_CONFIGURATION the old pool's MfaConfiguration: ON, OPTIONAL or OFF. Under refuse it says who is an MFA
+                        user without a sign-in to prove it: ON, everyone (a user without a factor is made to set
+                        one up); OPTIONAL, users AdminGetUser shows with an MFA setting (UserMFASettingList,
+                        PreferredMfaSetting, MFAOptions); OFF, nobody. Unset: unknown, treated as OPTIONAL
+                        (users with an MFA setting are refused). That misses only the users of an ON pool who
+                        never enrolled a factor; refusing everyone instead would stop every forgot-password of an
+                        OFF or OPTIONAL pool whose function lacks the variable. Step 3 always sets it.
   ALLOWED_ATTRIBUTES    optional comma-separated names the NEW pool's schema accepts, e.g.
                         "email,email_verified,name,custom:tier"; others are dropped (one unknown attribute
                         fails the migration). `sub` is always dropped. Listing custom:groups_pending turns on
@@ -89,6 +98,8 @@ UNAVAILABLE = "Migration is temporarily unavailable, please try again later"
 SIGN_UP_REFUSAL = "This sign-up cannot be completed. If you already have an account, sign in or reset your password"
 MFA_CHALLENGES = frozenset({"SMS_MFA", "SOFTWARE_TOKEN_MFA", "SELECT_MFA_TYPE", "EMAIL_OTP", "MFA_SETUP"})
 MFA_POLICIES = frozenset({"reset_required", "sms", "refuse"})
+MFA_CONFIGURATIONS = frozenset({"ON", "OPTIONAL", "OFF"})
+MFA_REFUSAL = "Accounts with multi-factor authentication cannot be migrated at sign-in. Contact support."
 SIGN_IN_ATTRIBUTES = frozenset({"email", "phone_number", "preferred_username"})
 MIGRATION_SOURCES = frozenset({"UserMigration_Authentication", "UserMigration_ForgotPassword"})
 SIGN_UP_SOURCES = frozenset({"PreSignUp_SignUp", "PreSignUp_ExternalProvider", "PreSignUp_AdminCreateUser"})
@@ -188,6 +199,7 @@ class Settings:
     new_case_sensitive: bool = False
     signup_index_table: str | None = None
     signup_index_key: str | None = None
+    old_mfa_configuration: str | None = None  # None: unknown (OLD_MFA_CONFIGURATION unset)
 
     @property
     def groups_marker(self) -> bool:
@@ -204,20 +216,26 @@ class SignInOutcome:
 
 @dataclass(frozen=True)
 class OldUser:
-    """An old-pool user as AdminGetUser or ListUsers describes it."""
+    """An old-pool user as AdminGetUser or ListUsers describes it. ``mfa``: an MFA setting is visible;
+    ``mfa_known``: the answer was AdminGetUser's, which shows every factor (ListUsers only MFAOptions)."""
 
     username: str
     attributes: list[dict[str, str]]
     enabled: bool
     status: str
+    mfa: bool = False
+    mfa_known: bool = False
 
     @classmethod
-    def from_api(cls, user: Mapping[str, Any]) -> OldUser:
+    def from_api(cls, user: Mapping[str, Any], complete: bool = False) -> OldUser:
+        """``complete``: ``user`` is AdminGetUser's answer (else a ListUsers row)."""
         return cls(
             str(user.get("Username", "")),
             list(user.get("UserAttributes") or user.get("Attributes") or []),
             bool(user.get("Enabled", True)),
             str(user.get("UserStatus", "")),
+            bool(user.get("UserMFASettingList") or user.get("PreferredMfaSetting") or user.get("MFAOptions")),
+            complete,
         )
 
     def attribute(self, name: str) -> str:
@@ -346,6 +364,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         raise ConfigurationError(
             "OLD_EXTERNAL_ID needs OLD_ROLE_ARN and 2-1224 characters among letters, digits and +=,.@:/-"
         )
+    old_mfa = environ.get("OLD_MFA_CONFIGURATION", "").strip().upper() or None
+    if old_mfa is not None and old_mfa not in MFA_CONFIGURATIONS:
+        raise ConfigurationError(
+            f"OLD_MFA_CONFIGURATION={old_mfa!r}: set the old pool's MfaConfiguration, one of "
+            f"{sorted(MFA_CONFIGURATIONS)}"
+        )
     case_text = environ.get("NEW_CASE_SENSITIVE", "").strip().lower() or "false"
     if case_text not in ("true", "false"):
         raise ConfigurationError(f"NEW_CASE_SENSITIVE={case_text!r}: use true or false")
@@ -372,6 +396,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         case_text == "true",
         index_table,
         index_key,
+        old_mfa,
     )
 
 
@@ -432,9 +457,7 @@ def sign_in_outcome(challenge: str | None, mfa_policy: str, attributes: Mapping[
         raise Refused("Account cannot be migrated at sign-in. Contact support.", "unsupported_challenge")
     # The password is proven, the second factor is not: never CONFIRMED without one.
     if mfa_policy == "refuse":
-        raise Refused(
-            "Accounts with multi-factor authentication cannot be migrated at sign-in. Contact support.", "mfa_refused"
-        )
+        raise Refused(MFA_REFUSAL, "mfa_refused")
     if mfa_policy == "sms" and is_verified(attributes, "phone_number"):
         return SignInOutcome("CONFIRMED", "mfa_sms", enable_sms_mfa=True)
     return SignInOutcome("RESET_REQUIRED", "mfa_reset_required")
@@ -570,7 +593,9 @@ def aws_errors() -> Iterator[None]:
 def get_old_user(old: Any, settings: Settings, username: str, run: Invocation) -> OldUser:
     run.old_pool_calls += 1
     with aws_errors():
-        return OldUser.from_api(old.admin_get_user(UserPoolId=settings.old_user_pool_id, Username=username))
+        return OldUser.from_api(
+            old.admin_get_user(UserPoolId=settings.old_user_pool_id, Username=username), complete=True
+        )
 
 
 def users_with(old: Any, settings: Settings, attribute: str, value: str, limit: int, run: Invocation) -> list[OldUser]:
@@ -618,6 +643,20 @@ def require_migratable(user: OldUser) -> None:
         raise Refused(GENERIC_REFUSAL, "not_confirmed")
 
 
+def require_mfa_allowed(user: OldUser, settings: Settings, old: Any, run: Invocation) -> None:
+    """Under MFA_POLICY refuse, refuse a user the old pool asks for a second factor, with the message of an
+    MFA challenge at sign-in: paths that meet no challenge (forgot-password, a temporary password) must not
+    let them through. A ListUsers row shows only MFAOptions, so the user is read again with AdminGetUser
+    whatever the row shows: the same work for every user, refused or not."""
+    if settings.mfa_policy != "refuse" or settings.old_mfa_configuration == "OFF":
+        return
+    if settings.old_mfa_configuration != "ON" and not user.mfa_known:
+        user = get_old_user(old, settings, user.username, run)
+    # ON: a user without a factor is made to set one up (MFA_SETUP), so everyone has a second factor to pass.
+    if settings.old_mfa_configuration == "ON" or user.mfa:
+        raise Refused(MFA_REFUSAL, "mfa_refused")
+
+
 def collision(candidates: list[OldUser], kind: str) -> Refused:
     """Several old users hold one alias: never merge them; the operator must decide who keeps it."""
     values = {u.attribute(kind) for u in candidates}
@@ -662,6 +701,9 @@ def migrate_on_sign_in(event: Mapping[str, Any], settings: Settings, old: Any, r
             raise collision(candidates, kind)
         user, challenge = accepted[0]
     require_migratable(user)
+    if challenge == "NEW_PASSWORD_REQUIRED":
+        # Cognito asks for the new password before the second factor: a temporary password proves no factor.
+        require_mfa_allowed(user, settings, old, run)
     attributes = attributes_for(user, settings)
     outcome = sign_in_outcome(challenge, settings.mfa_policy, attributes)
     if outcome.final_status == "RESET_REQUIRED":
@@ -705,6 +747,7 @@ def migrate_on_forgot_password(
             raise collision(candidates, kind)  # without a password there is no telling who asked
         user = candidates[0]
     require_migratable(user)
+    require_mfa_allowed(user, settings, old, run)  # before the contact check, in the order of a sign-in
     attributes = attributes_for(user, settings)
     require_verified_contact(attributes)
     username = new_username(typed, kind, user.username, settings)
