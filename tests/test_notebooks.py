@@ -9,6 +9,7 @@ import nbformat
 import pytest
 import yaml
 
+from cognito_migration import notebook_params
 from cognito_migration.params import FIELDS, validate
 from cognito_migration.runbook import NOTEBOOKS, ROOT, STEPS
 
@@ -41,12 +42,45 @@ def test_notebook_declares_every_parameter_of_the_schema(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
-def test_notebook_defaults_are_valid_parameters(path: Path) -> None:
+def test_notebook_parameters_are_params_defaults(path: Path) -> None:
     (cell,) = [c for c in code_cells(path) if "parameters" in c.metadata.get("tags", [])]
+    assert cell.source == notebook_params.parameters_cell(), "run python -m cognito_migration.notebook_params"
     namespace: dict[str, object] = {}
     exec(compile(cell.source, str(path), "exec"), namespace)  # literal assignments only
-    params = validate({k: v for k, v in namespace.items() if k in FIELDS})
-    assert params.dry_run is True, "opened by hand, a notebook must write nothing until told to"
+    for name in FIELDS:
+        assert namespace[name] == notebook_params.default(name), name
+
+
+def test_every_parameter_has_one_line_of_help_in_the_cell() -> None:
+    assert [name for name, _ in notebook_params.HELP] == list(dict.fromkeys(n for n, _ in notebook_params.HELP))
+    assert {name for name, _ in notebook_params.HELP} == set(FIELDS)
+
+
+def test_a_notebook_opened_by_hand_runs_with_the_local_parameters_and_writes_nothing(tmp_path: Path) -> None:
+    (cell,) = [c for c in code_cells(PATHS[0]) if "parameters" in c.metadata.get("tags", [])]
+    namespace: dict[str, object] = {}
+    exec(compile(cell.source, "cell", "exec"), namespace)
+    local = yaml.safe_load((ROOT / "params" / "local.yaml").read_text())
+
+    values, sources = notebook_params.by_hand({k: v for k, v in namespace.items() if k in FIELDS}, tmp_path)
+    params = validate(values)
+
+    assert params.old_user_pool_id == local["old_user_pool_id"] and sources["old_user_pool_id"] == "params/local.yaml"
+    assert set(params.accept_findings) == set(local["accept_findings"])
+    assert params.dry_run is True and params.cutover_confirm is False, "by hand, only the cell asks for writes"
+    assert Path(params.run_dir).parent == tmp_path / "local" and Path(params.run_dir).name.startswith("manual-")
+
+    edited = {**namespace, "dry_run": False, "mask_pii": False, "list_rate_limit": 5.0}
+    values, sources = notebook_params.by_hand({k: v for k, v in edited.items() if k in FIELDS}, tmp_path)
+    assert (values["dry_run"], values["mask_pii"], values["list_rate_limit"]) == (False, False, 5.0)
+    assert sources["list_rate_limit"] == "cell" and sources["cutover_confirm"] == "default"
+
+
+def test_hand_runs_get_folders_of_their_own(tmp_path: Path) -> None:
+    first, _ = notebook_params.by_hand({"env": "local"}, tmp_path)
+    Path(first["run_dir"]).mkdir(parents=True)
+    second, _ = notebook_params.by_hand({"env": "local"}, tmp_path)
+    assert first["run_dir"] != second["run_dir"]
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)

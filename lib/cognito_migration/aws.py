@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -166,10 +167,18 @@ def error_code(exc: BaseException) -> str:
 
 
 class Connections:
-    """The clients a step uses, built once from the parameters, and the run's request-rate budget."""
+    """The clients a step uses, built once from the parameters, the run's request-rate budget, and who the
+    step acts as (refused in any account but ``aws_account_id`` when that is set)."""
 
     def __init__(self, params: Params) -> None:
         self.session = session(params)
+        self.identity = caller_identity(self.session)
+        if params.aws_account_id and self.identity["Account"] != params.aws_account_id:
+            raise AwsSetupError(
+                f"aws_account_id: these credentials act as {self.identity['Arn']} in account "
+                f"{self.identity['Account']}, not {params.aws_account_id}: switch credentials (aws_profile, "
+                "AWS_PROFILE) or correct aws_account_id; nothing was read or written"
+            )
         self.cognito = client(self.session, "cognito-idp")
         self.iam = client(self.session, "iam")
         self.lam = client(self.session, "lambda")
@@ -181,3 +190,29 @@ class Connections:
 def connect(params: Params) -> Connections:
     """Clients for a step: the notebooks call this instead of building clients themselves."""
     return Connections(params)
+
+
+def where(params: Params, conn: Connections) -> pd.DataFrame:
+    """Where a step is about to act, shown first in every notebook: environment, account and caller,
+    Region, endpoint, pools, and whether it may write."""
+    endpoint = str(conn.cognito.meta.endpoint_url)
+    loopback = any(host in endpoint for host in ("://127.0.0.1", "://localhost", "://[::1]"))
+    rows = [
+        ("environment", params.env),
+        (
+            "parameters",
+            "the runner's complete set (run.json)"
+            if params.run_dir and not Path(params.run_dir).name.startswith("manual-")
+            else f"by hand: this notebook's edits over params/{params.env}.yaml",
+        ),
+        ("AWS account", conn.identity["Account"] + (" (as aws_account_id requires)" if params.aws_account_id else "")),
+        ("caller", conn.identity["Arn"]),
+        ("Region", params.region),
+        ("endpoint", endpoint + (" (the local AWS)" if loopback else "")),
+        ("old pool", params.old_user_pool_id),
+        ("new pool", f"{params.new_pool_name} (found by name and tag)"),
+        ("writes", "no: dry_run" if params.dry_run else "yes, where this step writes (dry_run is false)"),
+        ("cutover confirmed", "by cutover_confirm" if params.cutover_confirm else "no (step 6: its button asks)"),
+        ("records", str(params.records_dir)),
+    ]
+    return pd.DataFrame(rows, columns=["where", "value"]).set_index("where")

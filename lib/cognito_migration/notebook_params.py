@@ -28,6 +28,7 @@ HELP: tuple[tuple[str, str], ...] = (
     ("mask_pii", "mask emails, phone numbers and names in saved outputs"),
     ("region", "Region of both pools"),
     ("aws_profile", "named AWS profile; None: boto3's default chain (AWS_ENDPOINT_URL for the local AWS)"),
+    ("aws_account_id", 'e.g. "012345678901": every step refuses to act in any other account; None: no check'),
     ("old_user_pool_id", "the pool users come from, e.g. eu-west-1_AbC123xyz"),
     ("old_client_id", "old-pool client allowing ALLOW_ADMIN_USER_PASSWORD_AUTH, without a secret"),
     ("new_pool_name", "the new pool, found again by this name and a tag naming the old pool"),
@@ -77,7 +78,7 @@ def default(name: str) -> Any:
 
 def literal(value: Any) -> str:
     """A Python literal as a notebook cell shows it (lists, not tuples)."""
-    return json.dumps(value) if isinstance(value, str) else repr(value)
+    return json.dumps(value) if isinstance(value, (str, list, dict)) else repr(value)
 
 
 def parameters_cell() -> str:
@@ -132,3 +133,24 @@ def from_namespace(namespace: Mapping[str, Any]) -> Params:
         return validate(cell)
     values, _ = by_hand(cell)
     return validate(values)
+
+
+def sync_notebooks(folder: Path = PROJECT_ROOT / "notebooks") -> list[Path]:
+    """Rewrites each notebook's ``parameters`` cell from ``Params`` (after a parameter is added or its default
+    changes); returns the notebooks it changed."""
+    import nbformat  # only here: the library itself does not need it
+
+    changed = []
+    for path in sorted(folder.glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        (cell,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+        if cell.source != parameters_cell():
+            cell.source = parameters_cell()
+            nbformat.write(notebook, path)
+            changed.append(path)
+    return changed
+
+
+if __name__ == "__main__":  # python -m cognito_migration.notebook_params
+    for written in sync_notebooks():
+        print(f"rewrote the parameters cell of {written.name}")

@@ -22,6 +22,7 @@ from .trigger.migration_trigger import ConfigurationError, parse_attribute_map
 MFA_POLICIES = ("reset_required", "sms", "refuse")
 POOL_ID = re.compile(r"^[\w-]+_[0-9a-zA-Z]+$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+ACCOUNT_ID = re.compile(r"^\d{12}$")
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 SECRET_LOOKING = re.compile(r"(password|secret|passwd|pwd)", re.IGNORECASE)
 # The new pool's declared settings (see _check_new_pool); names mirror the Cognito API's.
@@ -65,6 +66,7 @@ class Params:
     env: str = "local"
     region: str = "us-east-1"
     aws_profile: str | None = None
+    aws_account_id: str | None = None  # every step refuses to act in another account
     old_user_pool_id: str = ""
     old_client_id: str = ""
     new_pool_name: str = "users-v2"
@@ -152,11 +154,6 @@ def validate(values: Mapping[str, Any], *, allow_unknown: bool = False) -> Param
     return params
 
 
-def from_namespace(namespace: Mapping[str, Any]) -> Params:
-    """Builds Params from a notebook's globals: the parameters cell plus what papermill injected."""
-    return validate({k: v for k, v in namespace.items() if k in FIELDS})
-
-
 def _coerce(name: str, value: Any) -> Any:
     expected = FIELDS[name].type
     if expected == "bool":
@@ -204,6 +201,11 @@ def _coerce(name: str, value: Any) -> Any:
 def _check(p: Params) -> None:
     if not NAME.match(p.env):
         raise ParameterError(f"env: {p.env!r} must be a short name such as local, staging or production")
+    if p.aws_account_id is not None and not ACCOUNT_ID.match(p.aws_account_id):
+        raise ParameterError(
+            f"aws_account_id: {p.aws_account_id!r} must be the 12 digits of an AWS account id, quoted in YAML "
+            "('012345678901'), or null"
+        )
     if not REGION.match(p.region):
         raise ParameterError(f"region: {p.region!r} is not an AWS Region name such as eu-west-1")
     if not POOL_ID.match(p.old_user_pool_id):

@@ -12,6 +12,7 @@ before the report it replays a wave of sign-ins.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.metadata
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import papermill
 from nbconvert import HTMLExporter
 from tqdm.auto import tqdm
 
-from . import aws, records
+from . import aws, notebook_params, records
 from . import params as parameters
 
 ROOT = parameters.PROJECT_ROOT
@@ -86,12 +87,15 @@ def run(
         raise parameters.ParameterError(f"steps: unknown {unknown_steps}; choose from {', '.join(STEPS)}")
 
     run_id, run_dir = _new_run_dir(outputs / env)
+    # One source: the notebooks receive the complete validated set, and run.json records exactly that.
+    received = notebook_params.injected(dataclasses.replace(checked, run_dir=str(run_dir)))
     manifest: dict[str, Any] = {
         "run_id": run_id,
         "env": env,
         "params_file": str(params_file),
         "params_digest": checked.digest(),
-        "params": {k: v for k, v in values.items()},
+        "params_from_file": sorted(values),  # the keys params/<env>.yaml set; the others are Params' defaults
+        "params": received,
         "git_commit": _git_commit(),
         "packages": _package_versions(),
         "python": sys.version.split()[0],
@@ -117,7 +121,7 @@ def run(
                 result.replay = _replay(
                     local_env, checked.new_pool_name, (local or LocalOptions()).replay_share, manifest
                 )
-            outcome = _execute(step, {**values, "run_dir": str(run_dir)}, run_dir, progress)
+            outcome = _execute(step, received, run_dir, progress)
             manifest["steps"].append(outcome)
             records.save_json(run_dir, "run", manifest)
             if outcome["outcome"] != "passed":
