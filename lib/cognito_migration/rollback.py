@@ -109,8 +109,9 @@ def delete_created(
     logs = logs if logs is not None else aws.client(aws.session(params), "logs")
     new = pool.find_new_pool(cognito, params)
     pool_rows = delete_pool(cognito, params, new, dry_run, limiter)
-    pool_deleted = new is not None and pool_rows[-1][2] == "delete"
-    trigger = delete_trigger(cognito, iam, lam, params, dry_run, new["Id"] if pool_deleted and new else None)
+    deleted_pool = next((r[1] for r in pool_rows if r[0] == pool.POOL and r[2] == "delete"), None)
+    pool_deleted = deleted_pool is not None
+    trigger = delete_trigger(cognito, iam, lam, params, dry_run, deleted_pool)
     function_row = trigger.iloc[0]
     groups = [
         _delete_log_group(
