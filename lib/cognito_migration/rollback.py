@@ -298,6 +298,8 @@ def roll_back(
     params: Params, outputs: Path, run_id: str | None = None, delete: bool = False, apply: bool = False
 ) -> Rollback:
     """The CLI's rollback: detach (default) or delete, planned, and written only when ``apply``."""
+    if delete:
+        refuse_protected(params)  # before any AWS call: a protected environment is refused whatever AWS holds
     conn = aws.connect(params)
     caller = aws.caller_identity(conn.session)  # fails with what to set before any call that could write
     source_run = None
