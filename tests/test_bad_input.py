@@ -13,6 +13,7 @@
 | missing credentials | AWS set-up | "no AWS credentials" |
 | a pool id that does not exist | step 1 | "old_user_pool_id: no user pool ..." |
 | the old pool named as the new one | step 2's plan | "new_pool_name: a pool named ... was not made from ..." |
+| `rollback --delete` where not `protected: false` | rollback, before AWS | "protected: env ... is protected" |
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 import yaml
 
 from cli_support import run_runbook
+from cognito_migration import __main__ as cli
 from cognito_migration import params, pool
 from cognito_migration.local.legacy import LEGACY_POOL_NAME, seed_legacy_pool
 from cognito_migration.runbook import ROOT
@@ -73,6 +75,7 @@ def with_changes(**changes: object) -> str:
             with_changes(target_required_attributes=["email", "custom:plan"]),
             "target_required_attributes: custom:plan is a custom attribute: Required custom attributes are not",
         ),
+        (with_changes(protected="no"), "protected: expected true, false or null"),
     ],
     ids=[
         "malformed-yaml",
@@ -84,6 +87,7 @@ def with_changes(**changes: object) -> str:
         "region",
         "defaults",
         "required-custom",
+        "protected-type",
     ],  # fmt: skip
 )
 def test_parameter_errors_name_the_key_before_anything_runs(tmp_path: Path, text: str, message: str) -> None:
@@ -124,3 +128,21 @@ def test_the_old_pool_named_as_the_new_one_is_refused_before_any_write(local_aws
     with pytest.raises(pool.PoolError, match="new_pool_name: a pool named legacy-users exists but was not made"):
         pool.plan(cognito, cfg, old_pool)
     assert cognito.list_user_pools(MaxResults=60)["UserPools"] == before
+
+
+@pytest.mark.parametrize(("env_name", "protected"), [("prod2", None), ("live", None), ("dev", True)])
+def test_rollback_delete_refuses_a_protected_environment_before_any_aws_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env_name: str, protected
+) -> None:
+    params_file = tmp_path / f"{env_name}.yaml"
+    values = {k: v for k, v in {**LOCAL, "env": env_name, "protected": protected}.items() if v is not None}
+    params_file.write_text(yaml.safe_dump(values))
+    for key, value in NO_AWS.items():  # any AWS call would fail with a set-up error instead
+        monkeypatch.setenv(key, value)
+
+    code = cli.main(["rollback", "--env", env_name, "--params", str(params_file), "--delete", "--apply"])
+
+    message = capsys.readouterr().err
+    assert code == 1, message
+    assert f"protected: env {env_name} is protected" in message
+    assert f"set protected: false in params/{env_name}.yaml" in message

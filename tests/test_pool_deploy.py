@@ -18,7 +18,19 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from cognito_migration import attachment, aws, deploy, pool, pool_resources, pool_settings, rollback, scan, signup_index
+from cognito_migration import (
+    attachment,
+    aws,
+    deploy,
+    ownership,
+    pool,
+    pool_resources,
+    pool_settings,
+    rollback,
+    scan,
+    signup_index,
+    user_import,
+)
 from cognito_migration.params import ParameterError, Params, validate
 from cognito_migration.runbook import ROOT
 from cognito_migration.trigger.migration_trigger import GROUPS_MARKER
@@ -644,6 +656,72 @@ def test_a_new_role_not_yet_assumable_is_retried_visibly_and_boundedly(iam, lam,
     assert len(bounded) == 2
 
 
+def another_old_pool(cognito: Any) -> dict[str, Any]:
+    pool_id = cognito.create_user_pool(PoolName=unique("old-prodx"), AliasAttributes=["email"])["UserPool"]["Id"]
+    return dict(cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"])
+
+
+def deploy_env(cognito: Any, iam: Any, lam: Any, params: Params, old: dict[str, Any]) -> dict[str, Any]:
+    """Steps 2 and 3 for one environment; the new pool as step 3 left it."""
+    new = pool.apply(cognito, pool.plan(cognito, params, old, environ={}), dry_run=False, environ={})
+    deploy.apply(cognito, iam, lam, deploy.plan(iam, lam, params, old, new), params, dry_run=False)
+    return dict(cognito.describe_user_pool(UserPoolId=new["Id"])["UserPool"])
+
+
+def test_step_3_refuses_to_take_over_the_function_of_another_environment(cognito, iam, lam, old_pool):
+    shared = unique("migration")  # both environments keep the same migration_function_name
+    staging = rich_params(old_pool, env="stagingx", migration_function_name=shared)
+    staging_new = deploy_env(cognito, iam, lam, staging, old_pool)
+    prod_old = another_old_pool(cognito)
+    prod = rich_params(prod_old, env="prodx", migration_function_name=shared)
+    prod_new = pool.apply(cognito, pool.plan(cognito, prod, prod_old, environ={}), dry_run=False, environ={})
+    before = lam.get_function_configuration(FunctionName=shared)
+
+    the_plan = deploy.plan(iam, lam, prod, prod_old, prod_new)
+
+    actions = the_plan.actions.set_index("resource")["action"]
+    assert actions["Lambda function"] == "refuse: serves env stagingx; set another migration_function_name"
+    for dry_run in (True, False):
+        with pytest.raises(deploy.DeployError) as refused:
+            deploy.apply(cognito, iam, lam, the_plan, prod, dry_run=dry_run)
+        message = str(refused.value)
+        assert message.startswith(f"migration_function_name: the function {shared} already serves env stagingx")
+        assert old_pool["Id"] in message and "choose another migration_function_name for this environment" in message
+    after = lam.get_function_configuration(FunctionName=shared)
+    assert after["Environment"] == before["Environment"] and after["CodeSha256"] == before["CodeSha256"]
+    assert cognito.describe_user_pool(UserPoolId=prod_new["Id"])["UserPool"].get("LambdaConfig", {}) == {}
+    tags = ownership.function_tags(lam, before["FunctionArn"])
+    assert tags == {
+        deploy.OWNER_TAG: "trigger",
+        pool.ENV_TAG: "stagingx",
+        pool.SOURCE_TAG: old_pool["Id"],
+        ownership.TARGET_TAG: staging_new["Id"],
+    }
+    assert ownership.role_tags(iam, deploy.role_name_for(shared)) == tags
+
+
+def test_step_3_tags_a_function_deployed_before_the_tags_and_refuses_it_to_another_old_pool(
+    cognito, iam, lam, old_pool
+):
+    params = rich_params(old_pool, env="stagingx")
+    new = deploy_env(cognito, iam, lam, params, old_pool)
+    arn = lam.get_function_configuration(FunctionName=params.migration_function_name)["FunctionArn"]
+    added = [pool.ENV_TAG, pool.SOURCE_TAG, ownership.TARGET_TAG]
+    lam.untag_resource(Resource=arn, TagKeys=added)  # as deployed by a version without them
+
+    again = deploy.plan(iam, lam, params, old_pool, new)
+    other_old = another_old_pool(cognito)
+    other = deploy.plan(
+        iam, lam, rich_params(other_old, migration_function_name=params.migration_function_name), other_old, new
+    )
+
+    assert again.actions.set_index("resource")["action"]["tags"] == f"add {', '.join(sorted(added))}"
+    assert other.refusal is not None and f"old pool {old_pool['Id']}" in other.refusal.message
+    deploy.apply(cognito, iam, lam, again, params, dry_run=False)
+    assert ownership.function_tags(lam, arn)[pool.ENV_TAG] == "stagingx"
+    assert all(c.passed for c in deploy.verify(cognito, iam, lam, again, params))
+
+
 # Every field UpdateUserPool accepts, with a non-default value. A new botocore field fails the coverage
 # assertion below until it is added here (or to UNSTORED with the reason).
 UPDATE_POOL_VALUES: dict[str, Any] = {
@@ -794,10 +872,19 @@ def test_saved_lambda_config_is_the_one_from_the_run_that_attached(tmp_path):
         rollback.saved_lambda_config(tmp_path, "qa", "p3")
 
 
-@pytest.mark.parametrize("env", ["prod", "production", "eu-prod", "Prod_EU"])
-def test_delete_created_refuses_production(cognito, iam, lam, dynamodb, env):
-    with pytest.raises(pool.RollbackRefused, match=f"env: {env} is a production environment"):
+@pytest.mark.parametrize("env", ["prod", "Prod", "eu-prod-1", "prod2", "prd", "live", "production1", "staging"])
+def test_delete_created_refuses_a_protected_environment(cognito, iam, lam, dynamodb, env):
+    with pytest.raises(pool.RollbackRefused, match=f"protected: env {env} is protected .* set protected: false"):
         pool.delete_created(cognito, iam, lam, step_params(env=env), dry_run=True, dynamodb=dynamodb)
+
+
+def test_delete_created_refuses_a_sandbox_that_says_protected_and_not_an_env_that_opts_out(cognito, iam, lam, dynamodb):
+    with pytest.raises(pool.RollbackRefused, match=r"protected: env dev is protected \(its params file says"):
+        pool.delete_created(cognito, iam, lam, step_params(env="dev", protected=True), dry_run=True, dynamodb=dynamodb)
+    rows = pool.delete_created(
+        cognito, iam, lam, step_params(env="live", protected=False), dry_run=True, dynamodb=dynamodb
+    )
+    assert set(rows["action"]) == {"absent"}
 
 
 def test_delete_created_refuses_a_pool_with_deletion_protection(cognito, iam, lam, dynamodb, old_pool):
@@ -809,32 +896,89 @@ def test_delete_created_refuses_a_pool_with_deletion_protection(cognito, iam, la
     assert pool.find_new_pool(cognito, params) is not None
 
 
-def test_delete_created_deletes_what_steps_2_and_3_made_and_only_that(cognito, iam, lam, dynamodb, deployed):
+def log_group_names(logs: Any) -> set[str]:
+    return {g["logGroupName"] for g in aws.paginate(logs, "describe_log_groups", "logGroups")}
+
+
+def test_delete_created_deletes_what_steps_2_3_and_6_made_and_only_that(cognito, iam, lam, logs, dynamodb, deployed):
     params, old, new, _ = deployed
+    # Step 6's import-jobs role, the two log groups, and three new-pool users: one came from the old pool, two
+    # signed up in the new pool and exist nowhere else.
+    user_import.ensure_logs_role(iam, user_import.logs_role_name(params), REGION, ACCOUNT)
+    groups = {f"/aws/lambda/{params.migration_function_name}", f"/aws/cognito/userpools/{new['Id']}/{new['Name']}"}
+    for group in groups:
+        logs.create_log_group(logGroupName=group)
+    cognito.admin_create_user(UserPoolId=old["Id"], Username="came-over")
+    for username in ("came-over", "signed-up-here", "also-new"):
+        cognito.admin_create_user(UserPoolId=new["Id"], Username=username)
     before = account_counts(cognito, iam, lam)
 
-    planned = pool.delete_created(cognito, iam, lam, params, dry_run=True, dynamodb=dynamodb)
-    assert account_counts(cognito, iam, lam) == before
-    done = pool.delete_created(cognito, iam, lam, params, dry_run=False, dynamodb=dynamodb)
+    planned = pool.delete_created(cognito, iam, lam, params, dry_run=True, logs=logs, dynamodb=dynamodb)
+    assert account_counts(cognito, iam, lam) == before and groups <= log_group_names(logs)
+    done = pool.delete_created(cognito, iam, lam, params, dry_run=False, logs=logs, dynamodb=dynamodb)
 
     assert planned.equals(done)
-    assert list(done["resource"]) == ["domain", "user pool", "Lambda function", "IAM role", "DynamoDB table"]
-    assert set(done["action"]) == {"delete"} and "3 group(s)" in done.iloc[1]["detail"]
+    assert list(done["resource"]) == [
+        "domain",
+        "users only in the new pool",
+        "user pool",
+        "Lambda function",
+        "IAM role",
+        "IAM role",
+        "DynamoDB table",
+        "log group",
+        "log group",
+    ]
+    assert set(done["action"]) == {"delete"} and "3 group(s)" in done.iloc[2]["detail"]
+    assert done.iloc[1]["detail"].startswith("2 user(s) exist nowhere else")
+    assert "signed-up-here" not in done.to_string() and "also-new" not in done.to_string()  # a count, never names
+    assert set(done["name"]) >= {deploy.role_name_for(params.migration_function_name), *groups}
     after = account_counts(cognito, iam, lam)
     assert {k: before[k] - after[k] for k in before} == {
         "pools": 1,
         "clients": 2,
         "groups": 3,
         "domains": 1,
-        "roles": 1,
+        "roles": 2,
         "functions": 1,
         "permission statements": 1,
         "tables": 1,
     }
+    assert not groups & log_group_names(logs)
     assert pool.find_new_pool(cognito, params) is None
     assert cognito.describe_user_pool(UserPoolId=old["Id"])["UserPool"]["Id"] == old["Id"]  # the old pool stays
-    again = pool.delete_created(cognito, iam, lam, params, dry_run=False, dynamodb=dynamodb)
+    again = pool.delete_created(cognito, iam, lam, params, dry_run=False, logs=logs, dynamodb=dynamodb)
     assert set(again["action"]) == {"absent"}
+
+
+def test_delete_created_keeps_what_another_environment_uses(cognito, iam, lam, logs, dynamodb, old_pool):
+    # How an earlier version left two environments: both pools call one function, tagged for stagingx.
+    shared = unique("migration")
+    staging = rich_params(old_pool, env="stagingx", protected=False, migration_function_name=shared)
+    staging_new = deploy_env(cognito, iam, lam, staging, old_pool)
+    prod_old = another_old_pool(cognito)
+    prod = rich_params(prod_old, env="prodx", protected=False, migration_function_name=shared)
+    prod_new = pool.apply(cognito, pool.plan(cognito, prod, prod_old, environ={}), dry_run=False, environ={})
+    function_arn = staging_new["LambdaConfig"]["UserMigration"]
+    attachment.attach_triggers(cognito, prod_new["Id"], {"UserMigration": function_arn})
+    logs.create_log_group(logGroupName=f"/aws/lambda/{shared}")
+
+    staging_rows = pool.delete_created(cognito, iam, lam, staging, dry_run=False, logs=logs, dynamodb=dynamodb)
+    prod_rows = pool.delete_created(cognito, iam, lam, prod, dry_run=False, logs=logs, dynamodb=dynamodb)
+
+    kept = staging_rows.set_index(["resource", "name"])
+    assert kept.loc[("user pool", staging_new["Id"]), "action"] == "delete"
+    assert kept.loc[("Lambda function", shared), "action"] == "keep"
+    assert f"pool(s) {prod_new['Id']} (env prodx) still call it" in kept.loc[("Lambda function", shared), "detail"]
+    assert kept.loc[("IAM role", deploy.role_name_for(shared)), "action"] == "keep"
+    assert kept.loc[("log group", f"/aws/lambda/{shared}"), "action"] == "keep"
+    by_prod = prod_rows.set_index(["resource", "name"])
+    assert by_prod.loc[("user pool", prod_new["Id"]), "action"] == "delete"
+    assert by_prod.loc[("Lambda function", shared), "action"] == "keep"
+    assert by_prod.loc[("Lambda function", shared), "detail"].startswith("used by env stagingx")
+    assert lam.get_function(FunctionName=shared)["Configuration"]["FunctionArn"] == function_arn
+    assert ownership.role_tags(iam, deploy.role_name_for(shared)) is not None
+    assert kept.loc[("DynamoDB table", signup_index.table_name_for(shared)), "action"] == "keep"
 
 
 def test_delete_created_keeps_a_same_named_function_and_table_it_did_not_make(cognito, iam, lam, dynamodb):
@@ -862,6 +1006,7 @@ def test_delete_created_keeps_a_same_named_function_and_table_it_did_not_make(co
         "Lambda function": "keep",
         "IAM role": "absent",
         "DynamoDB table": "keep",
+        "log group": "absent",
     }
     assert lam.get_function(FunctionName=params.migration_function_name)
     assert dynamodb.describe_table(TableName=table)["Table"]["TableName"] == table
@@ -901,6 +1046,7 @@ def test_rerunning_notebooks_2_and_3_creates_nothing_new_and_rollback_undoes_the
                 "attribute_defaults": {},  # the notebooks' own default names the local pool's `name`
                 "migration_function_name": function_name,
                 "target_deletion_protection": "INACTIVE",
+                "protected": False,  # "rerun" is not a sandbox name: deleting is opted into
                 "new_domain_prefix": unique("rerun-login"),
                 "dry_run": False,
             }

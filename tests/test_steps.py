@@ -266,6 +266,7 @@ def test_deploy_apply_twice_creates_one_role_function_and_permission(cognito, ia
         "create",
         "create",
         "add",
+        "create",
         "attach",
         "attach",
         "attach",
@@ -291,6 +292,7 @@ def test_deploy_apply_twice_creates_one_role_function_and_permission(cognito, ia
         "IAM role": "unchanged",
         "Lambda function": "unchanged",
         "invoke permission": "unchanged",
+        "tags": "unchanged",
         "trigger UserMigration": "unchanged",
         "trigger PostAuthentication": "unchanged",
         "trigger PreSignUp": "unchanged",
@@ -456,6 +458,9 @@ VALID = {"old_user_pool_id": f"{REGION}_AbC123xyz", "old_client_id": "oldclient0
         ({"list_rate_limit": 31}, "list_rate_limit"),
         ({"old_pool_password": "hunter2"}, "old_pool_password"),
         ({"attribute_defaults": {"nickname": "x"}}, "attribute_defaults"),
+        ({"protected": "yes"}, "protected"),
+        ({"protected": 0}, "protected"),
+        ({"migration_function_name": "cognito-user-migration-" + "x" * 39}, "migration_function_name"),
     ],
     ids=lambda v: next(iter(v)) if isinstance(v, dict) else v,
 )
@@ -486,6 +491,18 @@ def test_params_validate_accepts_the_limits_and_coerces():
     assert params.list_rate_limit == 30.0
     assert params.target_required_attributes == ("email", "name")
     assert params.attribute_defaults == {"name": "0"}
+
+
+@pytest.mark.parametrize("env", ["prod", "Prod", "eu-prod-1", "prod2", "prd", "live", "production1", "dev-alice"])
+def test_an_environment_is_protected_unless_named_like_a_sandbox_or_declared_unprotected(env):
+    assert validate({**VALID, "env": env}).is_protected
+    assert not validate({**VALID, "env": env, "protected": False}).is_protected
+
+
+@pytest.mark.parametrize("env", ["local", "dev", "Test", "test2", "sandbox-3", "demo", "ci"])
+def test_a_sandbox_named_environment_is_unprotected_unless_it_says_so(env):
+    assert not validate({**VALID, "env": env}).is_protected
+    assert validate({**VALID, "env": env, "protected": True}).is_protected
 
 
 def test_params_load_yaml_malformed_and_missing_file(tmp_path: Path):

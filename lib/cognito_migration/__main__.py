@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     rollback.add_argument("--params", type=Path, help="parameters file (default: params/<env>.yaml)")
     rollback.add_argument("--outputs", type=Path, default=Path("outputs"), help="where runs are kept")
     rollback.add_argument("--run", help="the run whose deploy.json holds the LambdaConfig to restore (default: newest)")
-    rollback.add_argument("--delete", action="store_true", help="delete the new pool, function and role (not prod)")
+    rollback.add_argument(
+        "--delete",
+        action="store_true",
+        help="delete the new pool, function, roles and log groups (refused where protected)",
+    )
     rollback.add_argument("--apply", action="store_true", help="write; without it, only show what would be done")
     args = parser.parse_args(argv)
     try:

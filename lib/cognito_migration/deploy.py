@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError, WaiterError
 
-from . import signup_index
+from . import ownership, signup_index
 from .attachment import attach_triggers, detach, update_pool_input  # noqa: F401  (deploy.detach: rollback)
 from .aws import RateLimiter, error_code
 from .checks import Check
@@ -199,6 +199,9 @@ class DeployPlan:
     permission: dict[str, Any] | None = None  # the function's invoke statement for Cognito as it is now
     old_pool: dict[str, Any] = field(default_factory=dict)
     index_table: dict[str, Any] | None = None  # the sign-up index's DescribeTable as it is now
+    tags: dict[str, str] | None = None  # what the function and role must carry: this env and its two pools
+    current_tags: dict[str, str] | None = None  # the existing function's tags
+    refusal: ownership.Refusal | None = None  # why the existing function must not be taken over
 
     @property
     def index_name(self) -> str:
@@ -209,6 +212,8 @@ class DeployPlan:
         fn = self.existing_function
         if fn is None:
             fn_action = "create"
+        elif self.refusal:
+            fn_action = self.refusal.action
         elif fn.get("CodeSha256") != self.package.lambda_sha256:
             fn_action = "update code and configuration"
         elif fn.get("Environment", {}).get("Variables") != self.environment:
@@ -229,6 +234,7 @@ class DeployPlan:
             ("IAM role", self.role_name, role_action),
             ("Lambda function", self.function_name, fn_action),
             ("invoke permission", STATEMENT_ID, permission_action),
+            ("tags", f"{self.role_name}, {self.function_name}", self._tags_action),
         ]
         for trigger, arn in self.lambda_config.items():
             if current.get(trigger) == arn:
@@ -237,6 +243,14 @@ class DeployPlan:
                 action = f"replace {current[trigger]}" if current.get(trigger) else "attach"
             rows.append((f"trigger {trigger}", self.new_pool["Id"], action))
         return pd.DataFrame(rows, columns=["resource", "name", "action"])
+
+    @property
+    def _tags_action(self) -> str:
+        wanted = self.tags or {}
+        if self.existing_function is None:
+            return "create"
+        missing = sorted(k for k, v in wanted.items() if (self.current_tags or {}).get(k) != v)
+        return f"add {', '.join(missing)}" if missing else "unchanged"
 
     @property
     def function_name(self) -> str:
@@ -259,6 +273,7 @@ def plan(
     # A re-run keeps the deployed key: a new one would orphan every key already in the index.
     key = ((existing or {}).get("Environment") or {}).get("Variables", {}).get(signup_index.KEY_VARIABLE)
     index_name = signup_index.table_name_for(params.migration_function_name)
+    current_tags = ownership.function_tags(lam, existing["FunctionArn"]) if existing else None
     return DeployPlan(
         role_name=role_name,
         policy=role_policy(old_pool["Arn"], new_pool["Arn"], params.migration_function_name, params.old_role_arn),
@@ -272,7 +287,26 @@ def plan(
         permission=_permission_statement(lam, params.migration_function_name),
         lambda_config=wanted_triggers(new_pool, function_arn),
         new_pool=new_pool,
+        tags={OWNER_TAG: "trigger", **ownership.runbook_tags(params, new_pool["Id"])},
+        current_tags=current_tags,
+        refusal=_takeover_refusal(params, existing, current_tags),
     )
+
+
+def _takeover_refusal(
+    params: Params, existing: dict[str, Any] | None, tags: dict[str, str] | None
+) -> ownership.Refusal | None:
+    """Step 3 takes over an existing function only when it is this runbook's, for this environment."""
+    if existing is None:
+        return None
+    name = params.migration_function_name
+    if OWNER_TAG not in (tags or {}) and not existing.get("Description", "").startswith(FUNCTION_DESCRIPTION):
+        return ownership.Refusal(
+            "a function not made by this runbook",
+            f"migration_function_name: the function {name} already exists and was not made by this runbook; "
+            f"nothing was written: {ownership.FIX}, then re-run this step",
+        )
+    return ownership.takeover_refusal(params, name, tags or {}, existing)
 
 
 def apply(
@@ -289,7 +323,10 @@ def apply(
     """Writes the plan; returns the summary deploy.json keeps: the code's sha256, the function, the pool's
     LambdaConfig before and after (``deploy.detach`` restores the former), the role-propagation retries, and
     the sign-up index's counts. The index is filled before anything is attached, so the guard never runs
-    against a missing or empty table; ``limiter`` paces the old pool's read (ListUsers)."""
+    against a missing or empty table; ``limiter`` paces the old pool's read (ListUsers). Refuses
+    (DeployError) a plan that would take over another environment's function, dry run or not."""
+    if the_plan.refusal:
+        raise DeployError(the_plan.refusal.message)
     summary: dict[str, Any] = {
         "code_sha256": the_plan.package.sha256,
         "function_arn": the_plan.function_arn,
@@ -312,12 +349,22 @@ def apply(
         lam, params.migration_function_name, role_arn, the_plan, summary["role_retries"], summary["function_waits"]
     )
     ensure_permission(lam, params.migration_function_name, the_plan.new_pool["Arn"])
+    ensure_tags(iam, lam, the_plan.role_name, function_arn, the_plan.tags or {})
     # The plan names the function by its expected ARN; attach the ARN Lambda actually gave it.
     triggers = {k: function_arn if v == the_plan.function_arn else v for k, v in the_plan.lambda_config.items()}
     summary["previous_lambda_config"] = attach_triggers(cognito, the_plan.new_pool["Id"], triggers)
     summary["lambda_config"] = {**summary["previous_lambda_config"], **triggers}
     summary["function_arn"] = function_arn
     return summary
+
+
+def ensure_tags(iam: Any, lam: Any, role_name: str, function_arn: str, tags: dict[str, str]) -> None:
+    """Tags the role and the function with the environment and pools they serve (adding them to resources
+    deployed before the tags existed): the next environment's step 3 and every rollback read them."""
+    if any(ownership.function_tags(lam, function_arn).get(k) != v for k, v in tags.items()):
+        lam.tag_resource(Resource=function_arn, Tags=tags)
+    if any((ownership.role_tags(iam, role_name) or {}).get(k) != v for k, v in tags.items()):
+        iam.tag_role(RoleName=role_name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
 
 def _role_arn(iam: Any, role_name: str) -> str | None:
@@ -529,6 +576,7 @@ def verify(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Param
         if k not in ("LambdaConfig", "LastModifiedDate") and after.get(k) != the_plan.new_pool.get(k)
     )
     lambda_config = after.get("LambdaConfig") or {}
+    tags = ownership.function_tags(lam, function["FunctionArn"]) if function else {}
     return signup_index.checks(dynamodb, the_plan.index_name, policy) + [
         Check(
             "deployed code is this package",
@@ -557,6 +605,13 @@ def verify(cognito: Any, iam: Any, lam: Any, the_plan: DeployPlan, params: Param
             "blocker",
             f"condition: {permission.get('Condition')}",
             "re-run this step",
+        ),
+        Check(
+            "function tagged with this environment and its pools",
+            all(tags.get(k) == v for k, v in (the_plan.tags or {}).items()),
+            "blocker",
+            ", ".join(f"{k}={tags.get(k)}" for k in ownership.runbook_tags(params, the_plan.new_pool["Id"])),
+            "re-run this step: the next environment's step 3 and every rollback read these tags",
         ),
         Check(
             "triggers attached",

@@ -26,6 +26,7 @@ HELP: tuple[tuple[str, str], ...] = (
     ("env", "environment: params/<env>.yaml is read by hand; records go to outputs/<env>/"),
     ("dry_run", "write nothing unless False (by hand: set it here; the file's value is not used)"),
     ("mask_pii", "mask emails, phone numbers and names in saved outputs"),
+    ("protected", "rollback --delete refuses unless False; None: protected unless env is named like a sandbox"),
     ("region", "Region of both pools"),
     ("aws_profile", "named AWS profile; None: boto3's default chain (AWS_ENDPOINT_URL for the local AWS)"),
     ("aws_account_id", 'e.g. "012345678901": every step refuses to act in any other account; None: no check'),

@@ -49,6 +49,11 @@ USER_STATUSES = (
     "CONFIRMED UNCONFIRMED FORCE_CHANGE_PASSWORD RESET_REQUIRED EXTERNAL_PROVIDER ARCHIVED COMPROMISED UNKNOWN"
 ).split()
 DOMAIN_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+FUNCTION_NAME_MAX = 59  # Lambda allows 64, but the role is "<name>-role" and IAM allows 64
+# Environments unprotected by default: a scratch account where `rollback --delete` is routine. Anything else
+# is protected until its params file says `protected: false`; a trailing number or "-2" keeps the meaning.
+SANDBOX_NAMES = frozenset({"local", "dev", "development", "test", "testing", "sandbox", "demo", "ci", "scratch"})
+SANDBOX_SUFFIX = re.compile(r"[-_.]?\d+$")
 
 
 # lib/cognito_migration/params.py -> the project's folder (the library is installed editable, `-e .`)
@@ -89,9 +94,12 @@ class Params:
     legacy_sub_attribute: str | None = None
     old_role_arn: str | None = None
     old_external_id: str | None = None
+    # Shared by every environment that keeps the default: two in one account must name theirs apart (step 3
+    # refuses to take over another environment's function).
     migration_function_name: str = "cognito-user-migration"
     mfa_policy: str = "reset_required"
     dry_run: bool = True
+    protected: bool | None = None  # None: protected unless env is named like a sandbox (is_protected)
     mask_pii: bool = True
     list_rate_limit: float = 15.0
     rate_limits: dict[str, float] = field(default_factory=dict)
@@ -107,6 +115,11 @@ class Params:
     run_dir: str = ""
 
     @property
+    def is_protected(self) -> bool:
+        """Whether destructive commands (``rollback --delete``) refuse this environment."""
+        return self.protected if self.protected is not None else not is_sandbox_name(self.env)
+
+    @property
     def records_dir(self) -> Path:
         """Where this run's records go: the runner's run directory, or <project>/outputs/<env>/manual (the
         project's folder, not the notebook's, whichever directory JupyterLab runs the kernel in)."""
@@ -119,6 +132,11 @@ class Params:
 
 
 FIELDS = {f.name: f for f in fields(Params)}
+
+
+def is_sandbox_name(env: str) -> bool:
+    """local, dev, test2, sandbox-3...: an environment whose resources are scratch unless it says otherwise."""
+    return SANDBOX_SUFFIX.sub("", env.lower()) in SANDBOX_NAMES
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -159,6 +177,13 @@ def _coerce(name: str, value: Any) -> Any:
     if expected == "bool":
         if not isinstance(value, bool):
             raise ParameterError(f"{name}: expected true or false, got {value!r}")
+        return value
+    if expected == "bool | None":
+        if value is not None and not isinstance(value, bool):
+            raise ParameterError(
+                f"{name}: expected true, false or null (null: protected unless env is named like a sandbox such "
+                f"as local, dev or test), got {value!r}"
+            )
         return value
     if expected == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -222,6 +247,11 @@ def _check(p: Params) -> None:
         )
     if not NAME.match(p.new_pool_name) or not NAME.match(p.migration_function_name):
         raise ParameterError("new_pool_name / migration_function_name: use letters, digits, '.', '_' or '-' (max 64)")
+    if len(p.migration_function_name) > FUNCTION_NAME_MAX:
+        raise ParameterError(
+            f"migration_function_name: {p.migration_function_name} is longer than {FUNCTION_NAME_MAX} characters "
+            "(its role is <name>-role, and IAM allows 64); set a shorter migration_function_name"
+        )
     if p.mfa_policy not in MFA_POLICIES:
         raise ParameterError(f"mfa_policy: {p.mfa_policy!r} must be one of {', '.join(MFA_POLICIES)}")
     _check_rate_limits(p.rate_limits)

@@ -4,12 +4,11 @@ Plan, then apply: ``plan`` reads both sides and returns one row per resource: cr
 drift (exists but differs: shown, never overwritten), manual (the operator's part), carry/drop (the old
 pool's triggers), warn. ``apply`` writes only the 'create' rows. The new pool is found again by its name and
 the tag naming the old pool, its clients and groups by name, so a re-run creates nothing twice.
-``delete_created`` undoes steps 2 and 3 outside production.
+``delete_created`` undoes steps 2 and 3 in an environment that is not protected.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,8 +34,6 @@ STANDARD_ATTRIBUTES = (
 ).split()
 POOL, MFA = "user pool", "MFA"
 ATTENTION = (DRIFT, MANUAL, WARN, CARRY)
-# Names that mark an environment whose pool must never be deleted by this runbook.
-PRODUCTION = re.compile(r"(^|[-_.])prod(uction)?($|[-_.])", re.IGNORECASE)
 
 
 class RollbackRefused(RuntimeError):
@@ -365,42 +362,17 @@ def _row_checks(cognito: Any, after: Plan, new: dict[str, Any]) -> list[Check]:
 
 
 def delete_created(
-    cognito: Any, iam: Any, lam: Any, params: Params, dry_run: bool = True, *, dynamodb: Any
+    cognito: Any,
+    iam: Any,
+    lam: Any,
+    params: Params,
+    dry_run: bool = True,
+    logs: Any = None,
+    limiter: Any = None,
+    *,
+    dynamodb: Any,
 ) -> pd.DataFrame:
-    """Deletes what steps 2 and 3 created, found by the names and tags they use: the new pool's domain, the
-    pool (its clients, groups, identity providers and resource servers go with it), the trigger function, its
-    role and the sign-up index table. Refuses (RollbackRefused) in an environment named like production and
-    for a pool whose deletion protection is ACTIVE. Returns the table of what it deletes; under ``dry_run``
-    deletes nothing."""
-    if PRODUCTION.search(params.env):
-        raise RollbackRefused(
-            f"env: {params.env} is a production environment: nothing is deleted there. Detach the trigger "
-            "instead (rollback without --delete), and delete the new pool by hand if you really mean to"
-        )
+    """Deletes what steps 2 and 3 created (``rollback.delete_created`` says what, and what it keeps)."""
     from . import rollback  # rollback builds on this module: imported here, where it is used, to avoid a cycle
 
-    new = find_new_pool(cognito, params)
-    rows: list[tuple[str, str, str, str]] = []
-    if new is None:
-        rows.append((POOL, params.new_pool_name, "absent", f"no pool of that name made from {params.old_user_pool_id}"))
-    else:
-        if new.get("DeletionProtection") == "ACTIVE":
-            raise RollbackRefused(
-                f"pool {new['Id']} ({params.new_pool_name}) has deletion protection ACTIVE: turn it off first (Cognito "
-                "console: the pool's Settings > Deletion protection), then run the rollback again"
-            )
-        domains = [d for d in (new.get("CustomDomain"), new.get("Domain")) if d]
-        parts = pool_resources.read_parts(cognito, new)
-        rows += [("domain", d, "delete", "") for d in domains]
-        contents = (
-            f"{len(parts.clients)} client(s), {len(parts.groups)} group(s), {len(parts.providers)} identity "
-            f"provider(s), {len(parts.resource_servers)} resource server(s), ~{new.get('EstimatedNumberOfUsers', 0)} "
-            "user(s)"
-        )
-        rows.append((POOL, new["Id"], "delete", contents))
-        if not dry_run:
-            for domain in domains:  # Cognito refuses to delete a pool that still has a domain
-                cognito.delete_user_pool_domain(Domain=domain, UserPoolId=new["Id"])
-            cognito.delete_user_pool(UserPoolId=new["Id"])
-    frame = pd.DataFrame(rows, columns=rollback.COLUMNS)
-    return pd.concat([frame, rollback.delete_trigger(iam, lam, dynamodb, params, dry_run)], ignore_index=True)
+    return rollback.delete_created(cognito, iam, lam, params, dry_run, logs=logs, limiter=limiter, dynamodb=dynamodb)

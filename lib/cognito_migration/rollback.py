@@ -2,9 +2,11 @@
 
 Without ``--delete``: detach the trigger, i.e. restore the new pool's LambdaConfig exactly as step 3 found it
 (``previous_lambda_config`` in the deploy.json of the run that attached it), every other setting kept.
-With ``--delete`` (never in production, never a pool with deletion protection on): delete what steps 2 and 3
-created, found by the same names and tags they use. Both show the table first and write only with ``--apply``;
-an applied rollback is recorded in ``outputs/<env>/<run-id>-rollback-<mode>/rollback.json``.
+With ``--delete`` (never in a protected environment, never a pool with deletion protection on): delete what
+steps 2 and 3 (and step 6's import jobs) created, found by the same names and tags they use, except what
+another environment uses; the plan counts the users only the new pool has, who would be lost with it. Both
+show the table first and write only with ``--apply``; an applied rollback is recorded in
+``outputs/<env>/<run-id>-rollback-<mode>/rollback.json``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from . import aws, deploy, pool, records, signup_index
+from . import aws, deploy, ownership, pool, pool_resources, records, report, scan, signup_index, user_import
 from .aws import error_code
 from .params import Params
 
@@ -93,30 +95,201 @@ def trigger_rows(result: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def delete_trigger(iam: Any, lam: Any, dynamodb: Any, params: Params, dry_run: bool = True) -> pd.DataFrame:
-    """Deletes step 3's function (its invoke permission goes with it), role and sign-up index table, each only
-    when it carries the runbook's tag: a same-named resource made by someone else is kept and shown."""
-    function_name, role_name = params.migration_function_name, deploy.role_name_for(params.migration_function_name)
-    function, role_tags = _function(lam, function_name), _role_tags(iam, role_name)
-    rows = []
+def delete_created(
+    cognito: Any,
+    iam: Any,
+    lam: Any,
+    params: Params,
+    dry_run: bool = True,
+    logs: Any = None,
+    limiter: Any = None,
+    *,
+    dynamodb: Any,
+) -> pd.DataFrame:
+    """Deletes what steps 2 and 3 created, found by the names and tags they use: the new pool's domain, the pool
+    (its clients, groups, identity providers, resource servers and users go with it), the trigger function, its
+    role, the sign-up index table, the import jobs' role and both log groups. Keeps, and says why, what was not
+    made by the runbook or is used by another environment (by its tags, or a pool whose LambdaConfig still
+    names the function).
+    Refuses (RollbackRefused) a protected environment and a pool whose deletion protection is ACTIVE. Returns
+    the table of what it deletes; under ``dry_run`` deletes nothing. ``limiter`` paces the two pools' reads
+    that count the users only the new pool has."""
+    refuse_protected(params)
+    logs = logs if logs is not None else aws.client(aws.session(params), "logs")
+    new = pool.find_new_pool(cognito, params)
+    pool_rows = delete_pool(cognito, params, new, dry_run, limiter)
+    deleted_pool = next((r[1] for r in pool_rows if r[0] == pool.POOL and r[2] == "delete"), None)
+    pool_deleted = deleted_pool is not None
+    trigger = delete_trigger(cognito, iam, lam, params, dry_run, deleted_pool, dynamodb=dynamodb)
+    function_row = trigger.iloc[0]
+    groups = [
+        _delete_log_group(
+            logs, f"/aws/lambda/{params.migration_function_name}", function_row["action"], dry_run, "the function's"
+        )
+    ]
+    if new is not None:
+        pool_log = f"/aws/cognito/userpools/{new['Id']}/{new['Name']}"
+        groups.append(_delete_log_group(logs, pool_log, "delete" if pool_deleted else "keep", dry_run, "import jobs'"))
+    return pd.concat(
+        [pd.DataFrame(pool_rows, columns=COLUMNS), trigger, pd.DataFrame(groups, columns=COLUMNS)], ignore_index=True
+    )
+
+
+def refuse_protected(params: Params) -> None:
+    """Deleting is opt-in per environment: ``protected: false`` in its params file (sandbox names default to it)."""
+    if params.is_protected:
+        why = "its params file says protected: true" if params.protected else "only sandbox-named ones are not"
+        raise pool.RollbackRefused(
+            f"protected: env {params.env} is protected ({why}): nothing is deleted there. Detach the trigger "
+            f"instead (rollback without --delete); if this environment really is disposable, set protected: false "
+            f"in params/{params.env}.yaml"
+        )
+
+
+Row = tuple[str, str, str, str]
+
+
+def delete_pool(
+    cognito: Any, params: Params, new: dict[str, Any] | None, dry_run: bool, limiter: Any = None
+) -> list[Row]:
+    """The new pool's rows (domains, users only it has, the pool last) and, unless ``dry_run``, their deletion."""
+    if new is None:
+        return [
+            (pool.POOL, params.new_pool_name, "absent", f"no pool of that name made from {params.old_user_pool_id}")
+        ]
+    owner = ownership.other_owner(new.get("UserPoolTags") or {}, params)
+    if owner:
+        return [(pool.POOL, new["Id"], "keep", f"tagged {owner}: that environment's rollback deletes it")]
+    if new.get("DeletionProtection") == "ACTIVE":
+        raise pool.RollbackRefused(
+            f"pool {new['Id']} ({params.new_pool_name}) has deletion protection ACTIVE: turn it off first (Cognito "
+            "console: the pool's Settings > Deletion protection), then run the rollback again"
+        )
+    domains = [d for d in (new.get("CustomDomain"), new.get("Domain")) if d]
+    parts = pool_resources.read_parts(cognito, new)
+    contents = (
+        f"{len(parts.clients)} client(s), {len(parts.groups)} group(s), {len(parts.providers)} identity "
+        f"provider(s), {len(parts.resource_servers)} resource server(s), ~{new.get('EstimatedNumberOfUsers', 0)} "
+        "user(s)"
+    )
+    rows: list[Row] = [("domain", d, "delete", "") for d in domains]
+    rows += [new_only_row(cognito, params, new, limiter), (pool.POOL, new["Id"], "delete", contents)]
+    if not dry_run:
+        for domain in domains:  # Cognito refuses to delete a pool that still has a domain
+            cognito.delete_user_pool_domain(Domain=domain, UserPoolId=new["Id"])
+        cognito.delete_user_pool(UserPoolId=new["Id"])
+    return rows
+
+
+def new_only_row(cognito: Any, params: Params, new: dict[str, Any], limiter: Any = None) -> Row:
+    """How many new-pool users have no old-pool counterpart (they signed up in the new pool, or the old user is
+    gone): deleting the pool loses them. A count only: their names are personal data."""
+    count = count_new_only(cognito, params.old_user_pool_id, new, limiter)
+    if count == 0:
+        return ("users only in the new pool", new["Id"], "none", "every new-pool user is also in the old pool")
+    return (
+        "users only in the new pool",
+        new["Id"],
+        "delete",
+        f"{count} user(s) exist nowhere else (signed up in the new pool): lost with it; export them first",
+    )
+
+
+def count_new_only(cognito: Any, old_pool_id: str, new: dict[str, Any], limiter: Any = None) -> int:
+    """ListUsers over both pools (paced by ``limiter``), compared as the new pool compares usernames."""
+    new_users = scan.scan_pool(cognito, new["Id"], limiter, label=f"ListUsers {new['Id']} (new)")
+    if new_users.empty:
+        return 0  # the old pool, possibly large, need not be read
+    try:
+        old_users = scan.scan_pool(cognito, old_pool_id, limiter, label=f"ListUsers {old_pool_id} (old)")
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+        return len(new_users)  # the old pool is gone: nobody has a counterpart
+    case_sensitive = (new.get("UsernameConfiguration") or {}).get("CaseSensitive", True)
+    return len(report.sign_ups(old_users, new_users, case_sensitive))
+
+
+def delete_trigger(
+    cognito: Any,
+    iam: Any,
+    lam: Any,
+    params: Params,
+    dry_run: bool = True,
+    deleted_pool: str | None = None,
+    *,
+    dynamodb: Any,
+) -> pd.DataFrame:
+    """Deletes step 3's function (its invoke permission goes with it), its role, its sign-up index table and
+    the import jobs' role, each only when it carries the runbook's tag and no other environment uses it: a
+    same-named resource made by someone else, or one another environment's pool calls, is kept and shown.
+    ``deleted_pool`` is this environment's new pool, deleted by the same rollback: its LambdaConfig does not
+    keep the function."""
+    function_name = params.migration_function_name
+    function = _function(lam, function_name)
+    in_use = _used_elsewhere(cognito, params, function, deleted_pool) if function else None
     if function is None:
-        rows.append(("Lambda function", function_name, "absent", ""))
+        row: Row = ("Lambda function", function_name, "absent", "")
     elif not _function_is_ours(function):
-        rows.append(("Lambda function", function_name, "keep", f"no {deploy.OWNER_TAG} tag: not made by step 3"))
+        row = ("Lambda function", function_name, "keep", f"no {deploy.OWNER_TAG} tag: not made by step 3")
+    elif in_use:
+        row = ("Lambda function", function_name, "keep", in_use)
     else:
-        rows.append(("Lambda function", function_name, "delete", "with its invoke permission"))
+        row = ("Lambda function", function_name, "delete", "with its invoke permission")
         if not dry_run:
             lam.delete_function(FunctionName=function_name)
-    if role_tags is None:
-        rows.append(("IAM role", role_name, "absent", ""))
-    elif deploy.OWNER_TAG not in role_tags:
-        rows.append(("IAM role", role_name, "keep", f"no {deploy.OWNER_TAG} tag: not made by step 3"))
+    rows = [row]
+    for role_name, what in (
+        (deploy.role_name_for(function_name), "step 3"),
+        (user_import.logs_role_name(params), "step 6"),
+    ):
+        rows.append(_delete_role_row(iam, params, role_name, what, in_use, dry_run))
+    if in_use:  # the function's index serves it too
+        rows.append(("DynamoDB table", signup_index.table_name_for(function_name), "keep", in_use))
     else:
-        rows.append(("IAM role", role_name, "delete", "with its inline policies"))
-        if not dry_run:
-            _delete_role(iam, role_name)
-    rows += signup_index.delete_rows(dynamodb, function_name, dry_run)
+        rows += signup_index.delete_rows(dynamodb, function_name, dry_run)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _used_elsewhere(cognito: Any, params: Params, function: dict[str, Any], deleted_pool: str | None) -> str | None:
+    """Why another environment still needs the function (its tags, or a pool calling it), or None."""
+    variables = (function.get("Configuration", {}).get("Environment") or {}).get("Variables") or {}
+    owner = ownership.other_owner(function.get("Tags") or {}, params, variables.get("OLD_USER_POOL_ID"))
+    if owner:
+        return f"used by {owner}: that environment's rollback deletes it"
+    callers = ownership.pools_naming(cognito, function["Configuration"]["FunctionArn"], exclude=deleted_pool)
+    if callers:
+        return f"pool(s) {', '.join(callers)} still call it (LambdaConfig): detach it there first"
+    return None
+
+
+def _delete_role_row(iam: Any, params: Params, role_name: str, made_by: str, in_use: str | None, dry_run: bool) -> Row:
+    tags = ownership.role_tags(iam, role_name)
+    owner = ownership.other_owner(tags or {}, params)
+    if tags is None:
+        return ("IAM role", role_name, "absent", "")
+    if deploy.OWNER_TAG not in tags:
+        return ("IAM role", role_name, "keep", f"no {deploy.OWNER_TAG} tag: not made by {made_by}")
+    if owner or in_use:
+        return ("IAM role", role_name, "keep", f"used by {owner}" if owner else f"its function is kept: {in_use}")
+    if not dry_run:
+        _delete_role(iam, role_name)
+    return ("IAM role", role_name, "delete", "with its inline policies")
+
+
+def _delete_log_group(logs: Any, name: str, owner_action: str, dry_run: bool, whose: str) -> Row:
+    """A log group goes with what writes to it: kept while its function or pool is kept."""
+    found = any(
+        g["logGroupName"] == name
+        for g in aws.paginate(logs, "describe_log_groups", "logGroups", logGroupNamePrefix=name)
+    )
+    if not found:
+        return ("log group", name, "absent", "")
+    if owner_action == "keep":
+        return ("log group", name, "keep", f"{whose} log: what writes to it is kept")
+    if not dry_run:
+        logs.delete_log_group(logGroupName=name)
+    return ("log group", name, "delete", f"{whose} log")
 
 
 def _function(lam: Any, name: str) -> dict[str, Any] | None:
@@ -134,16 +307,6 @@ def _function_is_ours(function: dict[str, Any]) -> bool:
     return deploy.OWNER_TAG in (function.get("Tags") or {}) or description.startswith(deploy.FUNCTION_DESCRIPTION)
 
 
-def _role_tags(iam: Any, name: str) -> dict[str, str] | None:
-    try:
-        tags = iam.list_role_tags(RoleName=name)["Tags"]
-    except ClientError as exc:
-        if error_code(exc) == "NoSuchEntity":
-            return None
-        raise
-    return {t["Key"]: t["Value"] for t in tags}
-
-
 def _delete_role(iam: Any, name: str) -> None:
     for policy in aws.paginate(iam, "list_role_policies", "PolicyNames", RoleName=name):
         iam.delete_role_policy(RoleName=name, PolicyName=policy)
@@ -156,11 +319,16 @@ def roll_back(
     params: Params, outputs: Path, run_id: str | None = None, delete: bool = False, apply: bool = False
 ) -> Rollback:
     """The CLI's rollback: detach (default) or delete, planned, and written only when ``apply``."""
+    if delete:
+        refuse_protected(params)  # before any AWS call: a protected environment is refused whatever AWS holds
     conn = aws.connect(params)
     caller = aws.caller_identity(conn.session)  # fails with what to set before any call that could write
     source_run = None
     if delete:
-        rows = pool.delete_created(conn.cognito, conn.iam, conn.lam, params, dry_run=not apply, dynamodb=conn.dynamodb)
+        logs = aws.client(conn.session, "logs")
+        rows = delete_created(
+            conn.cognito, conn.iam, conn.lam, params, not apply, logs, conn.list_limiter, dynamodb=conn.dynamodb
+        )
     else:
         new_pool = pool.require_new_pool(conn.cognito, params)
         source_run, previous = saved_lambda_config(outputs, params.env, new_pool["Id"], run_id)
