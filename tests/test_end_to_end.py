@@ -23,6 +23,7 @@ from cognito_migration.local.legacy import (
     legacy_pool_id,
     replay_sample,
 )
+from cognito_migration.params import FIELDS
 from cognito_migration.runbook import STEPS
 
 USERS, SEED, SHARE = 400, 7, 0.3
@@ -93,6 +94,18 @@ def test_every_step_passed_and_was_recorded(run_dir: Path) -> None:
         notebook = nbformat.read(run_dir / f"{step}.ipynb", as_version=4)
         assert any(c.get("outputs") for c in notebook.cells if c.cell_type == "code"), step
         assert "<html" in (run_dir / f"{step}.html").read_text()[:500].lower()
+
+
+def test_each_notebook_received_exactly_the_parameters_run_json_records(run_dir: Path) -> None:
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert set(manifest["params"]) == set(FIELDS), "the complete set, not the file's keys"
+    assert manifest["params"]["run_dir"] == str(run_dir)
+    for step in STEPS:
+        notebook = nbformat.read(run_dir / f"{step}.ipynb", as_version=4)
+        (cell,) = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        received: dict[str, object] = {}
+        exec(compile(cell.source, step, "exec"), received)  # papermill writes plain assignments
+        assert {k: v for k, v in received.items() if k in FIELDS} == manifest["params"], step
 
 
 def test_long_reads_show_progress_against_the_budget_in_the_step_logs_and_on_the_console(run_dir: Path) -> None:
