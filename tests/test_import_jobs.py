@@ -432,3 +432,47 @@ def test_a_pool_without_an_auto_verified_attribute_does_not_start_a_job(cognito,
         assert described["Status"] == "Created"
     finally:
         cognito.delete_user_pool(UserPoolId=bare["Id"])
+
+
+@pytest.mark.parametrize("level", ["OFF", "ON", "OPTIONAL"])
+def test_the_runbooks_own_import_file_passes_every_rule(cognito, pool, logs_role, level: str) -> None:
+    import pandas as pd
+
+    from cognito_migration import report, stragglers
+    from cognito_migration.params import Params
+
+    if level != "OFF":
+        optional_mfa(cognito, pool["Id"], level)
+    described = cognito.describe_user_pool(UserPoolId=pool["Id"])["UserPool"]
+    classified = pd.DataFrame(
+        {
+            "username": ["ann", "bo"],
+            "state": [report.NOT_YET, report.NOT_YET],
+            "email": ["ann@example.com", "bo@example.com"],
+            "email_verified": ["true", "true"],
+            "phone_number": ["+15550000020", "+15550000021"],
+            "phone_number_verified": ["true", "false"],
+            "birthdate": ["1985-02-01", None],  # ListUsers' OIDC form
+            "updated_at": ["2016-08-17T17:04:31Z", "1471453471"],
+            "name": ["  Ann, with a comma  ", "Bo"],
+            "legacy_sms_mfa": [True, False],
+        }
+    )
+    params = Params(old_user_pool_id="us-east-1_Old00001", old_client_id="c", mfa_policy="sms")
+    header = cognito.get_csv_header(UserPoolId=pool["Id"])["CSVHeader"]
+    built = stragglers.build(
+        classified,
+        header,
+        stragglers.trigger_settings(params, described),
+        described["AutoVerifiedAttributes"],
+        params.mfa_policy,
+        mfa_configuration=described["MfaConfiguration"],
+    )
+    assert built.usernames == ["ann", "bo"], built.excluded
+
+    done = run_job(cognito, pool["Id"], logs_role, stragglers.encode(built.header, built.rows))
+
+    assert (done["Status"], done["ImportedUsers"], done["FailedUsers"]) == ("Succeeded", 2, 0)
+    ann = cognito.admin_get_user(UserPoolId=pool["Id"], Username="ann")
+    attributes = {a["Name"]: a["Value"] for a in ann["UserAttributes"]}
+    assert (attributes["birthdate"], attributes["updated_at"]) == ("02/01/1985", "1471453471")
