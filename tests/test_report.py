@@ -539,3 +539,15 @@ def test_cutover_counts_import_failures_from_the_job_even_when_its_log_comes_bac
     }
     assert not checks["every importable straggler is in the new pool"].passed
     assert "2 unexplained" in checks["every importable straggler is in the new pool"].detail
+
+
+def test_cutover_without_an_import_plans_none_and_keeps_the_trigger_for_everyone_left() -> None:
+    built = stragglers.build(enriched(), HEADER, settings(), [], "reset_required")
+    config = {"UserMigration": "arn:aws:lambda:us-east-1:123456789012:function:m"}
+    cut = cutover.Cutover(None, params(mask_pii=False), NEW_POOL, built, config, [])  # type: ignore[arg-type]
+
+    plan = cut.actions.set_index("action")["what"]
+    assert plan["import job"] == f"none will run: {stragglers.NO_AUTO_VERIFIED}"
+    left = cutover.left_behind(built, new_users(), params(mask_pii=False), [])
+    assert sorted(name for name, _ in left) == ["fay", "hal"]
+    assert {why for _, why in left} == {"no_auto_verified_attribute"}  # cutover_accept_unimported can name it
