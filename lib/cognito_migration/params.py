@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .findings import FINDING_IDS
-from .quotas import QUOTAS
+from .quotas import POOL_LIMITED, QUOTAS, ceiling
 from .trigger.migration_trigger import ConfigurationError, parse_attribute_map
 
 MFA_POLICIES = ("reset_required", "sms", "refuse")
@@ -377,7 +377,9 @@ def _check_rate_limits(limits: dict[str, float]) -> None:
             raise ParameterError(
                 f"rate_limits: {category} is not a Cognito quota category; use one of {', '.join(QUOTAS)}"
             )
-        if not 0 < rate <= QUOTAS[category][0]:
+        if not 0 < rate <= ceiling(category):
+            per_pool = " (5/s per operation and pool)" if category in POOL_LIMITED else ""
             raise ParameterError(
-                f"rate_limits: {category} {rate:g} must be above 0 and at most its quota, {QUOTAS[category][0]:g}/s"
+                f"rate_limits: {category} {rate:g} must be above 0 and at most its quota{per_pool}, "
+                f"{ceiling(category):g}/s"
             )
