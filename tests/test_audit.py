@@ -497,6 +497,22 @@ def test_records_are_masked_and_complete(quirky: Quirky, tmp_path: Path) -> None
     assert json.loads((tmp_path / "audit.json").read_text())["findings"]["username_case_collisions"]["count"] > 0
 
 
+def test_a_new_pool_without_an_auto_verified_attribute_is_a_blocker_with_its_consequences() -> None:
+    from cognito_migration import pool_findings
+
+    old = {"AutoVerifiedAttributes": ["email"]}
+    found = pool_findings.auto_verified_finding(old, {"AutoVerifiedAttributes": []}, 1200)
+
+    assert found is not None and (found.id, found.severity, found.count) == (
+        "no_auto_verified_attribute",
+        "blocker",
+        1200,
+    )
+    for consequence in ("forgot-password code", "RESET_REQUIRED migrations cannot finish", "no user import job"):
+        assert consequence in found.detail
+    assert pool_findings.auto_verified_finding(old, {"AutoVerifiedAttributes": ["phone_number"]}, 1200) is None
+
+
 def test_readme_lists_every_finding() -> None:
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## What the audit finds", 1)[1].split("\n## ", 1)[0]

@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from cognito_migration import aws, deploy, params, report, scan
+from cognito_migration import aws, deploy, params, quotas, report, scan
 from cognito_migration.local.faults import FaultRule
 from cognito_migration.local.legacy import seed_legacy_pool
 from cognito_migration.local.server import LocalAWS
@@ -138,6 +138,40 @@ def test_quotas_answer_too_many_requests_above_the_category_rate(faults, legacy,
             codes.append(exc.response["Error"]["Code"])
     assert codes.count("ok") <= 7 and set(codes) == {"ok", "TooManyRequestsException"}
     assert client.describe_user_pool(UserPoolId=legacy.pool_id)["UserPool"]["Id"] == legacy.pool_id  # other category
+
+
+def test_quotas_limit_one_pool_resource_operation_to_5_per_second_per_pool(faults, legacy, cognito) -> None:
+    faults.enforce_quotas()  # UserPoolClientRead: 15 requests/s, but 5/s for one operation against one pool
+    client = client_for(cognito, Config(retries={"max_attempts": 0}))
+    other = client.create_user_pool(PoolName="per-pool-limit")["UserPool"]["Id"]
+
+    def burst(pool_id: str, n: int) -> list[str]:
+        codes = []
+        for _ in range(n):
+            try:
+                client.list_user_pool_clients(UserPoolId=pool_id, MaxResults=1)
+                codes.append("ok")
+            except ClientError as exc:
+                codes.append(exc.response["Error"]["Code"])
+        return codes
+
+    try:
+        one_pool = burst(legacy.pool_id, 10)
+        assert one_pool.count("ok") <= 6 and "TooManyRequestsException" in one_pool
+        assert burst(other, 3) == ["ok"] * 3, "another pool has its own 5/s"
+    finally:
+        faults.clear()
+        client.delete_user_pool(UserPoolId=other)
+
+
+def test_the_runbooks_default_budget_stays_within_the_per_pool_limit() -> None:
+    budget = aws.Budget(params.Params(old_user_pool_id="us-east-1_X1", old_client_id="c"))
+    for category in quotas.POOL_LIMITED:
+        assert budget.limiter(category).budget <= quotas.PER_POOL_OPERATION_RPS
+    assert quotas.quota_category("AdminAddUserToGroup") == "UserResourceUpdate"
+    assert quotas.quota_category("AdminConfirmSignUp") == "UserCreation"
+    assert quotas.quota_category("DescribeUserPoolClient") == "UserPoolClientRead"
+    assert quotas.quota_category("UpdateUserPoolClient") == "UserPoolClientUpdate"
 
 
 def test_a_budget_under_the_quota_is_never_throttled(faults, legacy, cognito) -> None:

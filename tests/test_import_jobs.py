@@ -98,6 +98,27 @@ def new_job(cognito, pool_id: str, role: str) -> dict[str, Any]:  # type: ignore
     ]
 
 
+def optional_mfa(cognito, pool_id: str, level: str = "OPTIONAL") -> None:  # type: ignore[no-untyped-def]
+    cognito.set_user_pool_mfa_config(
+        UserPoolId=pool_id,
+        SmsMfaConfiguration={"SmsConfiguration": {"SnsCallerArn": "arn:aws:iam::123456789012:role/sns"}},
+        MfaConfiguration=level,
+    )
+
+
+def run_job(cognito, pool_id: str, role: str, body: bytes) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    job = new_job(cognito, pool_id, role)
+    assert put(job["PreSignedUrl"], body, KMS) == 200
+    cognito.start_user_import_job(UserPoolId=pool_id, JobId=job["JobId"])
+    return wait(cognito, pool_id, job["JobId"])[0]
+
+
+def log_lines(logs, pool: dict[str, Any], job: dict[str, Any]) -> list[str]:  # type: ignore[no-untyped-def]
+    group = f"/aws/cognito/userpools/{pool['Id']}/{pool['Name']}"
+    stream = f"{job['JobId']}/{job['JobName']}"
+    return [e["message"] for e in logs.get_log_events(logGroupName=group, logStreamName=stream)["events"]]
+
+
 def test_csv_header_is_the_pools_attributes_then_the_cognito_columns(cognito, pool) -> None:
     header = cognito.get_csv_header(UserPoolId=pool["Id"])
 
@@ -113,6 +134,7 @@ def test_csv_header_of_an_unknown_pool_is_not_found(cognito) -> None:
 
 def test_import_job_runs_to_the_end_and_creates_users_reset_required(cognito, logs, pool, logs_role) -> None:
     header = cognito.get_csv_header(UserPoolId=pool["Id"])["CSVHeader"]
+    optional_mfa(cognito, pool["Id"])  # bo keeps SMS MFA: the pool's MFA must not be OFF
     cognito.admin_create_user(UserPoolId=pool["Id"], Username="Existing", MessageAction="SUPPRESS")
     rows = [
         user("ann", name="Ann Lee", **{"custom:tier": "pro"}),
@@ -323,3 +345,134 @@ def test_without_a_pool_the_logs_role_still_names_the_account_and_its_pools_only
     assert policy["Statement"][0]["Resource"] == [
         f"arn:aws:logs:{REGION}:123456789012:log-group:/aws/cognito/userpools/*"
     ]
+
+
+# --- the developer guide's rules ("Creating the user import .csv file") -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("level", "refused", "accepted"),
+    [("OFF", "true", "false"), ("ON", "false", "true"), ("OPTIONAL", "", "true")],
+)
+def test_mfa_enabled_must_match_the_pools_mfa_configuration(
+    cognito, logs, pool, logs_role, level: str, refused: str, accepted: str
+) -> None:
+    if level != "OFF":
+        optional_mfa(cognito, pool["Id"], level)
+    header = cognito.get_csv_header(UserPoolId=pool["Id"])["CSVHeader"]
+    phone = {"phone_number": "+15550000010", "phone_number_verified": "true"}
+    rows = [user("wrong", **phone, **{"cognito:mfa_enabled": refused}), user("right", **phone)]
+    rows[1]["cognito:mfa_enabled"] = accepted
+
+    done = run_job(cognito, pool["Id"], logs_role, csv_text(header, rows))
+
+    assert (done["ImportedUsers"], done["FailedUsers"]) == (1, 1)
+    lines = log_lines(logs, pool, done)
+    assert lines[0].startswith("[FAILED] Line Number 2 - cognito:mfa_enabled must be")
+    assert f"MFA configuration is {level}" in lines[0]
+
+
+def test_row_formats_birthdate_updated_at_length_and_trimming(cognito, logs, pool, logs_role) -> None:
+    header = cognito.get_csv_header(UserPoolId=pool["Id"])["CSVHeader"]
+    rows = [
+        user("iso-birthdate", birthdate="1985-02-01"),
+        user("iso-updated", updated_at="2024-05-01T10:00:00Z"),
+        user("too-long", name="x" * 16_000),
+        user("good", birthdate="02/01/1985", updated_at="1471453471", name="  Good Name  "),
+        user("spaced", email=" spaced@example.com ", email_verified=" TRUE "),
+    ]
+
+    done = run_job(cognito, pool["Id"], logs_role, csv_text(header, rows))
+
+    assert (done["ImportedUsers"], done["FailedUsers"]) == (2, 3)
+    lines = log_lines(logs, pool, done)
+    assert lines[0].endswith("birthdate must be in the format mm/dd/yyyy.")
+    assert lines[1].endswith("updated_at must be epoch time in seconds.")
+    assert lines[2] == "[FAILED] Line Number 4 - The record is longer than 16,000 characters."
+    good = cognito.admin_get_user(UserPoolId=pool["Id"], Username="good")
+    assert {"Name": "name", "Value": "Good Name"} in good["UserAttributes"], "values are trimmed"
+    spaced = cognito.admin_get_user(UserPoolId=pool["Id"], Username="spaced")
+    assert {"Name": "email", "Value": "spaced@example.com"} in spaced["UserAttributes"]
+
+
+def test_a_file_with_a_byte_order_mark_fails_the_job(cognito, pool, logs_role) -> None:
+    header = cognito.get_csv_header(UserPoolId=pool["Id"])["CSVHeader"]
+
+    done = run_job(cognito, pool["Id"], logs_role, b"\xef\xbb\xbf" + csv_text(header, [user("bom")]))
+
+    assert done["Status"] == "Failed" and "without a byte order mark" in done["CompletionMessage"]
+    assert done["ImportedUsers"] == 0
+
+
+def test_a_file_holds_at_most_500000_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cognito_migration.local import import_rules
+    from cognito_migration.local.cognito_triggers import CognitoError
+
+    assert import_rules.MAX_USERS_PER_FILE == 500_000
+    monkeypatch.setattr(import_rules, "MAX_USERS_PER_FILE", 2)  # the rule, without a 500,001-line file
+    header = ["cognito:username", "cognito:mfa_enabled"]
+    import_rules.parse(csv_text(header, [user("a"), user("b")]), header)
+    with pytest.raises(CognitoError, match="at most 2 per file"):
+        import_rules.parse(csv_text(header, [user("a"), user("b"), user("c")]), header)
+
+
+def test_a_pool_without_an_auto_verified_attribute_does_not_start_a_job(cognito, pool, logs_role) -> None:
+    bare = cognito.create_user_pool(PoolName=f"bare-{uuid.uuid4().hex[:8]}")["UserPool"]
+    try:
+        job = new_job(cognito, bare["Id"], logs_role)
+        header = cognito.get_csv_header(UserPoolId=bare["Id"])["CSVHeader"]
+        assert put(job["PreSignedUrl"], csv_text(header, [user("nobody")]), KMS) == 200
+
+        with pytest.raises(ClientError) as error:
+            cognito.start_user_import_job(UserPoolId=bare["Id"], JobId=job["JobId"])
+
+        assert error.value.response["Error"]["Code"] == "InvalidParameterException"
+        assert "no auto-verified attributes" in error.value.response["Error"]["Message"]
+        described = cognito.describe_user_import_job(UserPoolId=bare["Id"], JobId=job["JobId"])["UserImportJob"]
+        assert described["Status"] == "Created"
+    finally:
+        cognito.delete_user_pool(UserPoolId=bare["Id"])
+
+
+@pytest.mark.parametrize("level", ["OFF", "ON", "OPTIONAL"])
+def test_the_runbooks_own_import_file_passes_every_rule(cognito, pool, logs_role, level: str) -> None:
+    import pandas as pd
+
+    from cognito_migration import report, stragglers
+    from cognito_migration.params import Params
+
+    if level != "OFF":
+        optional_mfa(cognito, pool["Id"], level)
+    described = cognito.describe_user_pool(UserPoolId=pool["Id"])["UserPool"]
+    classified = pd.DataFrame(
+        {
+            "username": ["ann", "bo"],
+            "state": [report.NOT_YET, report.NOT_YET],
+            "email": ["ann@example.com", "bo@example.com"],
+            "email_verified": ["true", "true"],
+            "phone_number": ["+15550000020", "+15550000021"],
+            "phone_number_verified": ["true", "false"],
+            "birthdate": ["1985-02-01", None],  # ListUsers' OIDC form
+            "updated_at": ["2016-08-17T17:04:31Z", "1471453471"],
+            "name": ["  Ann, with a comma  ", "Bo"],
+            "legacy_sms_mfa": [True, False],
+        }
+    )
+    params = Params(old_user_pool_id="us-east-1_Old00001", old_client_id="c", mfa_policy="sms")
+    header = cognito.get_csv_header(UserPoolId=pool["Id"])["CSVHeader"]
+    built = stragglers.build(
+        classified,
+        header,
+        stragglers.trigger_settings(params, described),
+        described["AutoVerifiedAttributes"],
+        params.mfa_policy,
+        mfa_configuration=described["MfaConfiguration"],
+    )
+    assert built.usernames == ["ann", "bo"], built.excluded
+
+    done = run_job(cognito, pool["Id"], logs_role, stragglers.encode(built.header, built.rows))
+
+    assert (done["Status"], done["ImportedUsers"], done["FailedUsers"]) == ("Succeeded", 2, 0)
+    ann = cognito.admin_get_user(UserPoolId=pool["Id"], Username="ann")
+    attributes = {a["Name"]: a["Value"] for a in ann["UserAttributes"]}
+    assert (attributes["birthdate"], attributes["updated_at"]) == ("02/01/1985", "1471453471")

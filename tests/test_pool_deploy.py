@@ -292,6 +292,7 @@ def test_identity_provider_secret_comes_from_the_environment_or_is_a_manual_step
         ({"target_custom_attributes": {"custom:x": "String"}}, "target_custom_attributes"),
         ({"target_custom_attributes": {"x": "Text"}}, "target_custom_attributes"),
         ({"target_mfa_configuration": "REQUIRED"}, "target_mfa_configuration"),
+        ({"target_auto_verified_attributes": ["name"]}, "target_auto_verified_attributes"),
         ({"target_policies": {"PasswordPolicy": {"MinimumLength": 3}}}, "MinimumLength"),
         ({"target_policies": {"PasswordPolicy": {"RequireSymbols": "yes"}}}, "RequireSymbols"),
         ({"target_policies": {"Password": {}}}, "target_policies"),
@@ -555,6 +556,26 @@ def test_declared_changes_reach_the_created_pool(cognito, old_pool):
     checks = {c.name: c for c in pool.verify(cognito, params, the_plan)}
     assert checks["sign-in attributes as declared"].passed and checks["custom attributes present"].passed
     assert not checks["no plan warnings"].passed  # the stronger policy stays visible
+
+
+def test_declared_auto_verified_attributes_reach_the_pool_and_the_plan_says_so(cognito, old_pool):
+    both = rich_params(old_pool, target_auto_verified_attributes=["email", "phone_number"])
+    the_plan = pool.plan(cognito, both, old_pool, environ={})
+
+    assert sorted(the_plan.pool_input["AutoVerifiedAttributes"]) == ["email", "phone_number"]
+    (row,) = [i for i in the_plan.items if i.resource == "auto-verified attributes"]
+    assert row.action == "change" and "declared: target_auto_verified_attributes" in row.detail
+
+    none = pool.plan(cognito, rich_params(old_pool, target_auto_verified_attributes=[]), old_pool, environ={})
+    assert "AutoVerifiedAttributes" not in none.pool_input
+    (warn,) = [i for i in none.items if i.resource == "auto-verified attributes"]
+    assert warn.action == "warn" and "Cognito starts no user import job" in warn.detail
+    carried = pool.plan(cognito, rich_params(old_pool), old_pool, environ={})
+    rows = [i for i in carried.items if i.resource == "auto-verified attributes"]
+    if old_pool.get("AutoVerifiedAttributes"):
+        assert not rows, "nothing declared, nothing shown"
+    else:  # an old pool without one: the copy inherits the problem, and the plan says so
+        assert [r.action for r in rows] == ["warn"]
 
 
 def test_a_domain_prefix_held_by_another_pool_is_refused(cognito, old_pool):

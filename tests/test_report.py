@@ -366,8 +366,69 @@ def test_case_variants_are_left_for_a_person_to_decide() -> None:
 def test_import_file_refuses_a_header_without_the_cognito_columns() -> None:
     with pytest.raises(stragglers.ImportFileError, match="cognito:mfa_enabled"):
         stragglers.build(enriched(), HEADER[:-2] + ["cognito:username"], settings(), ["email"], "reset_required")
-    with pytest.raises(stragglers.ImportFileError, match="AutoVerifiedAttributes"):
-        stragglers.build(enriched(), HEADER, settings(), [], "reset_required")
+
+
+def test_a_pool_without_an_auto_verified_attribute_gets_no_import_and_every_user_is_told_why() -> None:
+    built = stragglers.build(enriched(), HEADER, settings(), [], "reset_required")
+
+    not_yet = sorted(r.username for r in enriched().itertuples() if r.state == report.NOT_YET)
+    assert built.rows == [] and built.cannot_import == stragglers.NO_AUTO_VERIFIED
+    assert sorted(built.excluded) == not_yet and set(built.excluded.values()) == {stragglers.NO_AUTO_VERIFIED}
+    assert set(built.explained.values()) == {"no_auto_verified_attribute"}
+    shown = stragglers.table(enriched(), built, mask=False).set_index("username")
+    assert all(shown.loc[name, "action"] == f"not imported: {stragglers.NO_AUTO_VERIFIED}" for name in not_yet)
+    summary = stragglers.summary_table(built).set_index("import file")["value"]
+    assert summary["import"].startswith("cannot be imported: the new pool auto-verifies neither")
+    assert stragglers.summary(built)["cannot_import"] == stragglers.NO_AUTO_VERIFIED
+
+
+WITH_DATES = [*HEADER[:-2], "birthdate", "updated_at", *HEADER[-2:]]
+
+
+def dated(**values: object) -> pd.DataFrame:
+    table = enriched()
+    for column, value in values.items():
+        table.loc[table["username"] == "hal", column] = value
+    return table
+
+
+def test_birthdate_and_updated_at_are_written_in_the_imports_format() -> None:
+    def hal(table: pd.DataFrame) -> dict[str, str]:
+        built = stragglers.build(table, WITH_DATES, settings(), ["email"], "reset_required")
+        return dict(zip(WITH_DATES, built.rows[built.usernames.index("hal")], strict=True))
+
+    written = hal(dated(birthdate="1985-02-01", updated_at="1471453471"))
+    assert (written["birthdate"], written["updated_at"]) == ("02/01/1985", "1471453471")
+    iso = hal(dated(updated_at="2016-08-17T17:04:31Z"))
+    assert iso["updated_at"] == "1471453471"
+    assert hal(dated(updated_at="1471453471000"))["updated_at"] == "1471453471"  # milliseconds
+    built = stragglers.build(dated(birthdate="0000-02-01"), WITH_DATES, settings(), ["email"], "reset_required")
+    assert dict(zip(WITH_DATES, built.rows[0], strict=True))["birthdate"] == "" and built.blanked == {"birthdate": 1}
+
+
+@pytest.mark.parametrize(("level", "expected"), [("OFF", "false"), ("ON", "true"), ("OPTIONAL", "true")])
+def test_mfa_enabled_follows_the_new_pools_mfa_configuration(level: str, expected: str) -> None:
+    table = enriched()
+    table.loc[table["username"] == "Bob", "state"] = report.NOT_YET
+
+    built = stragglers.build(table, HEADER, settings(), ["email"], "sms", True, mfa_configuration=level)
+
+    column = HEADER.index("cognito:mfa_enabled")
+    assert built.rows[built.usernames.index("Bob")][column] == expected  # Bob has SMS MFA in the old pool
+    if level == "ON":  # hal has no phone number for SMS MFA: the import would fail his row
+        assert built.excluded["hal"] == stragglers.MFA_ON_NO_PHONE and built.explained["hal"] == "mfa_users"
+    else:
+        assert built.rows[built.usernames.index("hal")][column] == "false"
+
+
+def test_a_row_longer_than_16000_characters_is_left_out_with_the_reason() -> None:
+    table = dated(name="x" * 16_000)
+
+    built = stragglers.build(table, HEADER, settings(), ["email"], "reset_required")
+
+    assert "hal" not in built.usernames and built.excluded["hal"] == stragglers.ROW_TOO_LONG
+    shown = stragglers.table(table, built, mask=False).set_index("username")
+    assert shown.loc["hal", "action"] == f"not imported: {stragglers.ROW_TOO_LONG}"
 
 
 def test_written_files_are_owner_only_escaped_and_split_at_the_limit(tmp_path: Path, monkeypatch) -> None:
@@ -542,3 +603,15 @@ def test_cutover_counts_import_failures_from_the_job_even_when_its_log_comes_bac
     }
     assert not checks["every importable straggler is in the new pool"].passed
     assert "2 unexplained" in checks["every importable straggler is in the new pool"].detail
+
+
+def test_cutover_without_an_import_plans_none_and_keeps_the_trigger_for_everyone_left() -> None:
+    built = stragglers.build(enriched(), HEADER, settings(), [], "reset_required")
+    config = {"UserMigration": "arn:aws:lambda:us-east-1:123456789012:function:m"}
+    cut = cutover.Cutover(None, params(mask_pii=False), NEW_POOL, built, config, [])  # type: ignore[arg-type]
+
+    plan = cut.actions.set_index("action")["what"]
+    assert plan["import job"] == f"none will run: {stragglers.NO_AUTO_VERIFIED}"
+    left = cutover.left_behind(built, new_users(), params(mask_pii=False), [])
+    assert sorted(name for name, _ in left) == ["fay", "hal"]
+    assert {why for _, why in left} == {"no_auto_verified_attribute"}  # cutover_accept_unimported can name it

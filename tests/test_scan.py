@@ -145,7 +145,9 @@ def test_the_budget_has_one_limiter_per_quota_category(cognito) -> None:
     assert budget.for_operation(cognito, "list_users") is budget.limiter("UserList")
     assert budget.for_operation(cognito, "list_users_in_group") is budget.limiter("UserList")
     assert budget.limiter("UserList").budget == 12 and budget.limiter("UserRead").budget == 40
-    assert budget.limiter("UserPoolResourceRead").budget == 10, "half the documented quota by default"
+    assert budget.limiter("UserRead").budget == 40 and budget.limiter("UserCreation").budget == 25, "half the quota"
+    # ListGroups may go at 5/s against one pool (quotas page, the categories marked *): half of that
+    assert budget.limiter("UserPoolResourceRead").budget == 2.5
     assert budget.for_operation(cognito, "list_groups") is budget.limiter("UserPoolResourceRead")
 
 
@@ -155,6 +157,7 @@ def test_the_budget_has_one_limiter_per_quota_category(cognito) -> None:
         ({"UserList": 10}, "set UserList with list_rate_limit"),
         ({"UserReads": 10}, "not a Cognito quota category"),
         ({"UserUpdate": 26}, "at most its quota, 25/s"),
+        ({"UserPoolResourceUpdate": 10}, r"at most its quota \(5/s per operation and pool\), 5/s"),
         ({"UserRead": "fast"}, "expected a mapping of quota category to requests/s"),
     ],
 )

@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
 from .params import Params
-from .quotas import QUOTAS, quota_category
+from .quotas import QUOTAS, ceiling, quota_category
 
 # Bounded, adaptive retries: throttling is expected when production shares the quota.
 RETRY_CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=5, read_timeout=30)
@@ -101,10 +101,11 @@ class RateLimiter:
 
 class Budget:
     """The run's request-rate budget: one RateLimiter per quota category, shared by every call that spends it.
-    Rates come from ``rate_limits`` and ``list_rate_limit`` (UserList); the default is half the quota."""
+    Rates come from ``rate_limits`` and ``list_rate_limit`` (UserList); the default is half the quota, or half
+    of 5/s in the categories Cognito also limits per operation and pool (``quotas.ceiling``)."""
 
     def __init__(self, params: Params) -> None:
-        self._rates = {category: quota / 2 for category, (quota, _) in QUOTAS.items()}
+        self._rates = {category: ceiling(category) / 2 for category in QUOTAS}
         self._rates.update(params.rate_limits)
         self._rates["UserList"] = params.list_rate_limit
         self._limiters: dict[str, RateLimiter] = {}

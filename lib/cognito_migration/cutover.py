@@ -169,7 +169,7 @@ class Cutover:
         pool_id = self.new_pool["Id"]
         post_auth = "PostAuthentication" in self.lambda_config
         rows = [
-            ("import job", f"{self.import_file.users} users in {len(self.import_file.paths)} file(s)", pool_id),
+            ("import job", self._import_plan(), pool_id),
             ("detach trigger", "UserMigration" if "UserMigration" in self.lambda_config else "none attached", pool_id),
             (
                 "group-copy trigger",
@@ -179,6 +179,11 @@ class Cutover:
             ("old pool", "kept: this step never deletes it", self.params.old_user_pool_id),
         ]
         return pd.DataFrame(rows, columns=["action", "what", "pool"])
+
+    def _import_plan(self) -> str:
+        if self.import_file.cannot_import:  # the detach below then waits for the users it leaves behind
+            return f"none will run: {self.import_file.cannot_import}"
+        return f"{self.import_file.users} users in {len(self.import_file.paths)} file(s)"
 
     def execute(self) -> dict[str, Any]:
         """Imports the stragglers (job by job, to the end), reads the new pool back, then detaches the

@@ -236,6 +236,15 @@ CATALOG: tuple[Kind, ...] = (
         "keep target_mfa_configuration null to carry it; change it only knowingly",
     ),
     Kind(
+        "no_auto_verified_attribute",
+        "blocker",
+        "always",
+        "the new pool auto-verifies neither email nor phone_number: forgot-password codes cannot be sent, "
+        "RESET_REQUIRED migrations cannot finish, and Cognito starts no user import job, so step 6 imports nobody "
+        "and keeps the migration trigger",
+        "declare target_auto_verified_attributes (e.g. [email]) for step 2, or accept the finding knowingly",
+    ),
+    Kind(
         "email_configuration",
         "warning",
         "warning when the new pool sends through Cognito's default sender to more than 50 users, else info",

@@ -39,6 +39,10 @@ HELP: tuple[tuple[str, str], ...] = (
     ("target_username_attributes", "sign-in by [email] / [phone_number] instead of a username; None: as the old"),
     ("target_alias_attributes", "aliases: [email, phone_number, preferred_username]; None: as the old pool"),
     ("target_custom_attributes", 'new custom attributes {name: "String"|"Number"|...}, without "custom:"'),
+    (
+        "target_auto_verified_attributes",
+        "[email] / [phone_number] Cognito verifies (imports need one); None: as the old",
+    ),
     ("target_mfa_configuration", "OFF | ON | OPTIONAL; None: as the old pool (its factors are copied)"),
     ("target_policies", 'merged over the old pool\'s Policies, e.g. {"PasswordPolicy": {"MinimumLength": 12}}'),
     ("target_email_configuration", "merged over the old pool's EmailConfiguration (SES source, From, ...)"),

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .findings import FINDING_IDS
-from .quotas import QUOTAS
+from .quotas import POOL_LIMITED, QUOTAS, ceiling
 from .trigger.migration_trigger import ConfigurationError, parse_attribute_map
 
 MFA_POLICIES = ("reset_required", "sms", "refuse")
@@ -31,6 +31,7 @@ ALIAS_ATTRIBUTES = ("email", "phone_number", "preferred_username")
 CUSTOM_ATTRIBUTE = re.compile(r"^[A-Za-z0-9_]{1,20}$")
 CUSTOM_TYPES = ("String", "Number", "Boolean", "DateTime")
 MFA_CONFIGURATIONS = ("OFF", "ON", "OPTIONAL")
+AUTO_VERIFIED_ATTRIBUTES = ("email", "phone_number")
 PASSWORD_POLICY_RANGES = {
     "MinimumLength": (6, 99),
     "PasswordHistorySize": (0, 24),
@@ -82,6 +83,9 @@ class Params:
     target_alias_attributes: tuple[str, ...] | None = None
     target_custom_attributes: dict[str, str] = field(default_factory=dict)
     target_mfa_configuration: str | None = None
+    # The new pool's AutoVerifiedAttributes (email, phone_number); None: as the old pool. A pool without one
+    # sends no forgot-password code and takes no user import.
+    target_auto_verified_attributes: tuple[str, ...] | None = None
     target_policies: dict[str, Any] = field(default_factory=dict)
     target_email_configuration: dict[str, str] = field(default_factory=dict)
     target_sms_configuration: dict[str, str] = field(default_factory=dict)
@@ -295,6 +299,7 @@ def _check_new_pool(p: Params) -> None:
         if data_type not in CUSTOM_TYPES:
             raise ParameterError(f"target_custom_attributes: {name}: type must be one of {', '.join(CUSTOM_TYPES)}")
     _check_choice("target_mfa_configuration", p.target_mfa_configuration, MFA_CONFIGURATIONS)
+    _check_auto_verified(p.target_auto_verified_attributes)
     _check_choice("target_deletion_protection", p.target_deletion_protection, DELETION_PROTECTION)
     _check_policies(p.target_policies)
     _check_keys("target_email_configuration", p.target_email_configuration, EMAIL_CONFIGURATION_KEYS)
@@ -327,6 +332,15 @@ def _check_sign_in(p: Params) -> None:
         wrong = [v for v in values if v not in allowed]
         if wrong:
             raise ParameterError(f"{key}: {', '.join(wrong)} not allowed; choose among {', '.join(allowed)}")
+
+
+def _check_auto_verified(values: tuple[str, ...] | None) -> None:
+    wrong = [v for v in values or () if v not in AUTO_VERIFIED_ATTRIBUTES]
+    if wrong:
+        raise ParameterError(
+            f"target_auto_verified_attributes: {', '.join(map(repr, wrong))} cannot be auto-verified; choose among "
+            f"{', '.join(AUTO_VERIFIED_ATTRIBUTES)} (e.g. [email]), or null for the old pool's"
+        )
 
 
 def _check_choice(key: str, value: str | None, allowed: tuple[str, ...]) -> None:
@@ -402,7 +416,9 @@ def _check_rate_limits(limits: dict[str, float]) -> None:
             raise ParameterError(
                 f"rate_limits: {category} is not a Cognito quota category; use one of {', '.join(QUOTAS)}"
             )
-        if not 0 < rate <= QUOTAS[category][0]:
+        if not 0 < rate <= ceiling(category):
+            per_pool = " (5/s per operation and pool)" if category in POOL_LIMITED else ""
             raise ParameterError(
-                f"rate_limits: {category} {rate:g} must be above 0 and at most its quota, {QUOTAS[category][0]:g}/s"
+                f"rate_limits: {category} {rate:g} must be above 0 and at most its quota{per_pool}, "
+                f"{ceiling(category):g}/s"
             )

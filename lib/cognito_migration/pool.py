@@ -21,7 +21,7 @@ from .aws import paginate
 from .checks import Check
 from .params import Params
 from .pool_resources import MIGRATION_FLOWS  # noqa: F401  (re-exported: pool.MIGRATION_FLOWS)
-from .pool_settings import CARRY, CREATE, DRIFT, EXISTS, MANUAL, WARN, Item, PoolError, input_members
+from .pool_settings import CARRY, CHANGE, CREATE, DRIFT, EXISTS, MANUAL, WARN, Item, PoolError, input_members
 from .trigger.migration_trigger import GROUPS_MARKER
 
 SOURCE_TAG = "cognito-migration:source-pool"
@@ -33,7 +33,7 @@ STANDARD_ATTRIBUTES = (
     "phone_number phone_number_verified picture preferred_username profile updated_at website zoneinfo"
 ).split()
 POOL, MFA = "user pool", "MFA"
-ATTENTION = (DRIFT, MANUAL, WARN, CARRY)
+ATTENTION = (DRIFT, MANUAL, WARN, CARRY, CHANGE)
 
 
 class RollbackRefused(RuntimeError):
@@ -79,6 +79,7 @@ def create_pool_input(cognito: Any, old_pool: dict[str, Any], params: Params) ->
     source["SmsConfiguration"] = settings.merged(old_pool.get("SmsConfiguration"), params.target_sms_configuration)
     source["DeletionProtection"] = params.target_deletion_protection or old_pool.get("DeletionProtection")
     source["MfaConfiguration"] = params.target_mfa_configuration or old_pool.get("MfaConfiguration")
+    source["AutoVerifiedAttributes"] = settings.auto_verified(old_pool, params)
     source["UserPoolTags"] = {
         **(old_pool.get("UserPoolTags") or {}),
         SOURCE_TAG: old_pool["Id"],
@@ -192,7 +193,7 @@ def plan(cognito: Any, params: Params, old_pool: dict[str, Any], environ: Mappin
     new_parts = pool_resources.read_parts(cognito, new_pool) if new_pool else pool_resources.no_parts()
     items = [_pool_item(pool_input, new_pool), _mfa_item(cognito, mfa_input, new_pool)]
     items += settings.trigger_items(old_pool, pool_input, params) + settings.policy_items(old_pool, pool_input)
-    items += settings.deprecated_items(old_pool)
+    items += settings.deprecated_items(old_pool) + settings.auto_verified_items(old_pool, pool_input)
     items += pool_resources.domain_items(cognito, old_pool, old_parts.domain, new_pool, params.new_domain_prefix)
     items += pool_resources.resource_server_items(old_parts.resource_servers, new_parts.resource_servers)
     providers = pool_resources.provider_items(old_parts.providers, new_parts.providers, environ)

@@ -124,6 +124,20 @@ def mfa_configuration_finding(
     return Finding("mfa_configuration", "info" if old == new else "warning", 1, detail)
 
 
+def auto_verified_finding(pool: dict[str, Any], target: dict[str, Any], n_users: int) -> Finding | None:
+    """A new pool without an auto-verified contact attribute strands every user who needs a code."""
+    new = target.get("AutoVerifiedAttributes") or []
+    if any(a in ("email", "phone_number") for a in new):
+        return None
+    old = pool.get("AutoVerifiedAttributes") or []
+    detail = (
+        f"AutoVerifiedAttributes: old pool {', '.join(old) or 'none'}, new pool {', '.join(new) or 'none'}; "
+        f"{n_users:,} users: none can receive a forgot-password code, RESET_REQUIRED migrations cannot finish, "
+        "and no user import job starts (step 6 imports nobody and keeps the migration trigger)"
+    )
+    return Finding("no_auto_verified_attribute", "blocker", n_users, detail)
+
+
 def email_finding(pool: dict[str, Any], target: dict[str, Any], n_users: int) -> Finding:
     """The new pool sends the codes of the migration (RESET_REQUIRED users, forgot-password): its sender counts."""
 
@@ -193,6 +207,7 @@ def carry_findings(
     return [
         triggers_finding(pool, params.carry_triggers),
         mfa_configuration_finding(pool, target, mfa_config),
+        auto_verified_finding(pool, target, n_users),
         email_finding(pool, target, n_users),
         sms_finding(pool, target),
         domain_finding(pool, params.new_domain_prefix),

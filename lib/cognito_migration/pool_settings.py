@@ -27,8 +27,15 @@ STRENGTH_FLAGS = ("RequireUppercase", "RequireLowercase", "RequireNumbers", "Req
 MFA_FACTORS = ("SmsMfaConfiguration", "SoftwareTokenMfaConfiguration", "EmailMfaConfiguration")
 # A plan row's action: what step 2 does about one resource.
 CREATE, EXISTS, DRIFT, MANUAL = "create", "exists", "drift", "manual"
-CARRY, DROP, WARN = "carry", "drop", "warn"
+CARRY, DROP, WARN, CHANGE = "carry", "drop", "warn", "change"  # CHANGE: a setting the parameters declare
 TRIGGER, POLICY, DEPRECATED = "old pool trigger", "password policy", "deprecated setting"
+AUTO_VERIFIED = "auto-verified attributes"
+# What a pool that auto-verifies neither email nor phone_number cannot do (developer guide: "Creating the user
+# import .csv file"; forgot-password and RESET_REQUIRED users need a verified contact to receive a code).
+WITHOUT_AUTO_VERIFIED = (
+    "the new pool auto-verifies neither email nor phone_number: forgot-password codes cannot be sent, "
+    "RESET_REQUIRED migrations cannot finish, and Cognito starts no user import job (step 6 imports nobody)"
+)
 UNUSED_ACCOUNT_VALIDITY = "AdminCreateUserConfig.UnusedAccountValidityDays"
 
 
@@ -89,6 +96,26 @@ def deprecated_items(old_pool: Mapping[str, Any]) -> list[Item]:
         f"the new pool's temporary passwords stay valid {days} days as the old pool's"
     )
     return [Item(DEPRECATED, UNUSED_ACCOUNT_VALIDITY, DROP, detail)]
+
+
+def auto_verified(old_pool: Mapping[str, Any], params: Params) -> list[str]:
+    """The new pool's AutoVerifiedAttributes: the declared ones, else the old pool's."""
+    declared = params.target_auto_verified_attributes
+    return list(declared) if declared is not None else list(old_pool.get("AutoVerifiedAttributes") or [])
+
+
+def auto_verified_items(old_pool: Mapping[str, Any], pool_input: Mapping[str, Any]) -> list[Item]:
+    """A declared change of AutoVerifiedAttributes, and a new pool without one, are shown in the plan."""
+    old = sorted(old_pool.get("AutoVerifiedAttributes") or [])
+    new = sorted(pool_input.get("AutoVerifiedAttributes") or [])
+    contact = [a for a in new if a in ("email", "phone_number")]
+    if old == new and contact:
+        return []
+    detail = f"old pool: {', '.join(old) or 'none'}; new pool: {', '.join(new) or 'none'}"
+    if not contact:
+        return [Item(AUTO_VERIFIED, "AutoVerifiedAttributes", WARN, f"{detail}: {WITHOUT_AUTO_VERIFIED}")]
+    declared = f"{detail} (declared: target_auto_verified_attributes)"
+    return [Item(AUTO_VERIFIED, "AutoVerifiedAttributes", CHANGE, declared)]
 
 
 def sign_in_attributes(old_pool: Mapping[str, Any], params: Params) -> dict[str, list[str]]:

@@ -7,8 +7,13 @@ attributes are mapped exactly as the migration trigger maps them (its own ``load
 record (``outputs/<env>/imports/<run-id>/``, owner-only permissions) and never shown in a notebook;
 what the notebooks show and save is the masked table.
 
-Values go into the file exactly as the old pool has them, since Cognito imports them verbatim. A value that
-starts like a spreadsheet formula (``=HYPERLINK(...)``) stays as it is, and the users who have one are
+Values go into the file as the old pool has them, since Cognito imports them verbatim, except where the
+import's format differs from ListUsers' (developer guide, "Creating the user import .csv file"): birthdate
+becomes mm/dd/yyyy (ListUsers gives OIDC's YYYY-MM-DD), updated_at epoch seconds (a number, or an ISO time in
+some pools), and ``cognito:mfa_enabled`` follows the new pool's MfaConfiguration (all true when ON, all false
+when OFF). A user whose row would exceed 16,000 characters is left out with the reason, and so is every user
+when the new pool auto-verifies neither email nor phone_number: Cognito then starts no import job at all.
+A value that starts like a spreadsheet formula (``=HYPERLINK(...)``) stays as it is, and the users who have one are
 flagged in the table: the file must never be opened in a spreadsheet.
 """
 
@@ -25,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from . import deploy, identity, report, user_findings
+from .import_format import MAX_ROW_CHARS, import_values
 from .params import Params
 from .records import mask_frame, private_dir, private_file
 from .report import CANNOT, NOT_YET
@@ -41,6 +47,12 @@ NOT_ATTRIBUTES = frozenset(
 IMPORT = "import (arrives RESET_REQUIRED)"
 CASE_VARIANT = "its sign-in name differs only by case from another old-pool user's: decide who keeps it"
 MFA_REFUSED = f"{report.MFA_REFUSED}: decide by hand"
+NO_AUTO_VERIFIED = (
+    "cannot be imported: the new pool auto-verifies neither email nor phone_number, so Cognito starts no import "
+    "job; set target_auto_verified_attributes (step 2)"
+)
+ROW_TOO_LONG = f"its import row would exceed {MAX_ROW_CHARS:,} characters: the import refuses it; trim its attributes"
+MFA_ON_NO_PHONE = "the new pool's MFA is ON and it has no phone number: the import refuses it; decide by hand"
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP's CSV injection list).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # A plain number is a number to a spreadsheet, whatever its sign: every E.164 phone number is one.
@@ -73,6 +85,10 @@ class ImportFile:
     sign_in_names: list[str] = field(default_factory=list, repr=False)
     dropped_attributes: Counter[str] = field(default_factory=Counter)
     formulas: dict[str, list[str]] = field(default_factory=dict, repr=False)  # username -> its columns
+    # Why no import can run at all (the new pool auto-verifies no contact attribute); '' when one can.
+    cannot_import: str = ""
+    # Values the import's format cannot take (e.g. a birthdate without a year), left empty: attribute -> users
+    blanked: Counter[str] = field(default_factory=Counter)
     # username -> the audit finding that explains why the user will not arrive by import: left out (see
     # EXCLUSION_FINDINGS), or a row the import will fail (an invalid phone number)
     explained: dict[str, str] = field(default_factory=dict, repr=False)
@@ -133,6 +149,7 @@ def prepare(
         params.mfa_policy,
         params.target_case_sensitive,
         identity.sign_in_attributes(new_pool),
+        new_pool.get("MfaConfiguration") or "OFF",
         pool_mfa=(old_pool or {}).get("MfaConfiguration"),
     )
 
@@ -154,6 +171,7 @@ def build(
     mfa_policy: str,
     case_sensitive: bool = False,
     sign_in: Sequence[str] = (),
+    mfa_configuration: str = "OPTIONAL",
     *,
     pool_mfa: str | None = None,
 ) -> ImportFile:
@@ -163,22 +181,22 @@ def build(
     importing them would let in whom the policy keeps out), and, in a case-insensitive pool, users whose
     username differs only by case from another old-pool user: the import would give the name to whichever
     row comes first, which is a decision for a person. In a pool that signs in by email or phone number
-    (``sign_in``), each row's cognito:username is that verified value."""
+    (``sign_in``), each row's cognito:username is that verified value. ``mfa_configuration`` is the new
+    pool's: cognito:mfa_enabled is true for all when ON, false for all when OFF, and by ``mfa_policy`` when
+    OPTIONAL. A pool that auto-verifies neither email nor phone_number takes no import: every 'not yet' user
+    is left out with that reason (``cannot_import``)."""
     missing = [c for c in (USERNAME, MFA_ENABLED) if c not in header]
     if missing:
         raise ImportFileError(f"the CSV header lacks {missing}: pass the new pool's GetCSVHeader unchanged")
     auto = [a for a in auto_verified if a in ("email", "phone_number")]
-    if not auto:
-        raise ImportFileError(
-            "the new pool auto-verifies neither email nor phone_number: Cognito will not start an import job; "
-            "set AutoVerifiedAttributes on the new pool"
-        )
     result = ImportFile(header=list(header), rows=[], usernames=[], excluded={})
+    if not auto:
+        return _cannot_import(result, classified)
     columns = set(header)
     names, _ = report.sign_in_names(classified, classified.iloc[:0], sign_in)
     shared = report.normalise(names, case_sensitive).duplicated(keep=False)
     waiting = classified["state"] == NOT_YET
-    for row, name, variant, mfa in zip(
+    for row, name, variant, mfa_refused in zip(
         classified.loc[waiting].to_dict("records"),
         names[waiting],
         shared[waiting],
@@ -186,7 +204,12 @@ def build(
         strict=True,
     ):
         attributes = map_attributes(old_attributes(row), row["username"], settings)
-        refusal = CASE_VARIANT if variant else (MFA_REFUSED if mfa else _refusal(attributes, auto))
+        refusal = CASE_VARIANT if variant else (MFA_REFUSED if mfa_refused else _refusal(attributes, auto))
+        mfa = _mfa_column(row, attributes, mfa_policy, mfa_configuration)
+        refusal = refusal or (MFA_ON_NO_PHONE if mfa == "true" and not attributes.get("phone_number") else "")
+        values = {**import_values(attributes, result.blanked), USERNAME: name, MFA_ENABLED: mfa}
+        line_values = [values.get(column, "") for column in header]
+        refusal = refusal or (ROW_TOO_LONG if len(line(line_values)) - 1 > MAX_ROW_CHARS else "")
         if refusal:
             result.excluded[row["username"]] = refusal
             result.explained[row["username"]] = exclusion_finding(refusal)
@@ -194,8 +217,7 @@ def build(
         if attributes.get("phone_number") and not user_findings.E164.match(attributes["phone_number"]):
             result.explained[row["username"]] = "invalid_phone_numbers"  # Cognito fails the row
         result.dropped_attributes.update(name for name in attributes if name not in columns)
-        values = {**attributes, USERNAME: name, MFA_ENABLED: _mfa_enabled(row, attributes, mfa_policy)}
-        result.rows.append([values.get(column, "") for column in header])
+        result.rows.append(line_values)
         result.usernames.append(row["username"])
         result.sign_in_names.append(name)
         if formulas := formula_columns(dict(zip(header, result.rows[-1], strict=True))):
@@ -208,7 +230,18 @@ EXCLUSION_FINDINGS = {
     CASE_VARIANT: "username_case_collisions",
     "no verified": "no_verified_contact",
     MFA_REFUSED: "mfa_refused_users",
+    MFA_ON_NO_PHONE: "mfa_users",
+    NO_AUTO_VERIFIED: "no_auto_verified_attribute",
 }
+
+
+def _cannot_import(result: ImportFile, classified: pd.DataFrame) -> ImportFile:
+    """No job can run: every 'not yet' user stays out of the (empty) file, with the reason."""
+    result.cannot_import = NO_AUTO_VERIFIED
+    for username in classified.loc[classified["state"] == NOT_YET, "username"]:
+        result.excluded[username] = NO_AUTO_VERIFIED
+        result.explained[username] = exclusion_finding(NO_AUTO_VERIFIED)
+    return result
 
 
 def exclusion_finding(reason: str) -> str:
@@ -229,6 +262,13 @@ def _refusal(attributes: Mapping[str, str], auto: list[str]) -> str:
     if not any(migration_trigger.is_verified(attributes, a) for a in auto):
         return f"no verified {' or '.join(auto)}: the import refuses it; support must set a password"
     return ""
+
+
+def _mfa_column(row: Mapping[str, Any], attributes: Mapping[str, str], mfa_policy: str, pool_mfa: str) -> str:
+    """cognito:mfa_enabled as the new pool's MFA demands it: all true when ON, all false when OFF."""
+    if pool_mfa in ("ON", "OFF"):
+        return "true" if pool_mfa == "ON" else "false"
+    return _mfa_enabled(row, attributes, mfa_policy)
 
 
 def _mfa_enabled(row: Mapping[str, Any], attributes: Mapping[str, str], mfa_policy: str) -> str:
@@ -308,6 +348,8 @@ def summary(import_file: ImportFile) -> dict[str, Any]:
         "folder": str(import_file.paths[0].parent) if import_file.paths else None,
         "dropped_attributes": dict(import_file.dropped_attributes),
         "formula_users": len(import_file.formulas),
+        "cannot_import": import_file.cannot_import or None,
+        "blanked_values": dict(import_file.blanked),
     }
 
 
@@ -315,12 +357,17 @@ def summary_table(import_file: ImportFile) -> pd.DataFrame:
     """The import file as the notebook shows it: counts, files and folder; never a row of it."""
     data = summary(import_file)
     rows = [
+        ("import", import_file.cannot_import or "can run (step 6)"),
         ("users in the import file", data["users"]),
         ("'not yet' users left out", data["excluded"]),
         *((f"  left out: {reason}", n) for reason, n in data["excluded_by_reason"].items()),
         ("files (500,000 users / 100 MB each at most)", ", ".join(data["files"]) or "none"),
         ("folder (restricted: real addresses; delete after the import)", data["folder"] or "none"),
         ("attributes the new pool's header lacks", ", ".join(data["dropped_attributes"]) or "none"),
+        (
+            "values the import's format cannot take, left empty (birthdate mm/dd/yyyy, updated_at epoch seconds)",
+            ", ".join(f"{name}: {n}" for name, n in data["blanked_values"].items()) or "none",
+        ),
         (f"users with a value starting with =, +, - or @: {NEVER_IN_A_SPREADSHEET}", data["formula_users"]),
     ]
     return pd.DataFrame(rows, columns=["import file", "value"]).astype({"value": str})

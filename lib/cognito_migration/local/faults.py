@@ -9,8 +9,9 @@ same faults, as they would in an account under load:
                    message="The role defined for the function cannot be assumed by Lambda.")
 
 With ``aws.faults.enforce_quotas()`` it also answers TooManyRequestsException above Cognito's
-request-rate quotas, per category (``quotas.QUOTAS``), as AWS does; ``latency_s`` adds a fixed delay to every
-call, so scans can be measured under realistic conditions on one machine.
+request-rate quotas, per category (``quotas.QUOTAS``), and above 5 requests/s of one operation against one
+pool in the pool-resource and pool-client categories (``quotas.POOL_LIMITED``), as AWS does; ``latency_s``
+adds a fixed delay to every call, so scans can be measured under realistic conditions on one machine.
 
 Rules are also set over HTTP (``POST /_local/faults`` with a JSON list of rules, ``DELETE`` to clear), so
 a process that only knows the endpoint (a notebook kernel, a benchmark) can drive them. Draws come from a
@@ -19,6 +20,7 @@ seeded random generator: a run with the same rules and calls meets the same faul
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import re
@@ -28,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..quotas import QUOTAS, quota_category
+from ..quotas import PER_POOL_OPERATION_RPS, POOL_LIMITED, QUOTAS, quota_category
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 CONTROL_PATH = "/_local/faults"
@@ -66,6 +68,8 @@ class FaultInjector:
         self.injected: dict[str, int] = {}
         self._failed_first: dict[str, int] = {}
         self._quotas: dict[str, _Bucket] = {}
+        self._per_pool: dict[tuple[str, str], _Bucket] = {}  # (operation, pool id): the 5 RPS per-pool limit
+        self._scale = 1.0
         self._latency_s = 0.0
         self.served: dict[str, int] = {}  # requests per quota category that got through (for benchmarks)
 
@@ -81,6 +85,7 @@ class FaultInjector:
         every call by ``latency_s`` (a round trip to a real Region is ~50-150 ms)."""
         with self._lock:
             self._quotas = {category: _Bucket(rate * scale) for category, (rate, _) in QUOTAS.items()}
+            self._per_pool, self._scale = {}, scale
             self._latency_s = latency_s
 
     def clear(self) -> None:
@@ -88,6 +93,7 @@ class FaultInjector:
             self._rules.clear()
             self.injected.clear()
             self._quotas.clear()
+            self._per_pool.clear()
             self._latency_s = 0.0
             self.served.clear()
 
@@ -104,7 +110,7 @@ class FaultInjector:
         latency += self._latency_s
         if latency:
             time.sleep(latency)
-        if not fault and not self._within_quota(operation):
+        if not fault and not self._within_quota(operation, environ):
             return _answer(start_response, "400 Bad Request", "TooManyRequestsException", "Too many requests")
         if fault == "fail_first" and rule is not None:
             return _answer(start_response, "400 Bad Request", rule.code, rule.message)
@@ -114,17 +120,32 @@ class FaultInjector:
             return _answer(start_response, "500 Internal Server Error", "InternalErrorException", "Internal error")
         return self.app(environ, start_response)
 
-    def _within_quota(self, operation: str) -> bool:
+    def _within_quota(self, operation: str, environ: dict[str, Any]) -> bool:
         category = quota_category(operation)
         bucket = self._quotas.get(category or "")
+        pool_bucket = self._pool_bucket(operation, environ) if bucket is not None and category in POOL_LIMITED else None
         with self._lock:
-            if bucket is not None and not bucket.take():
+            if bucket is not None and not (bucket.take() and (pool_bucket is None or pool_bucket.take())):
                 key = f"{operation}:quota"
                 self.injected[key] = self.injected.get(key, 0) + 1
                 return False
             if category:
                 self.served[category] = self.served.get(category, 0) + 1
         return True
+
+    def _pool_bucket(self, operation: str, environ: dict[str, Any]) -> _Bucket:
+        """The bucket of this operation against the request's pool (read from the body, which is put back)."""
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            pool_id = str(json.loads(body or b"{}").get("UserPoolId", ""))
+        except (ValueError, AttributeError):
+            pool_id = ""
+        with self._lock:
+            key = (operation, pool_id)
+            if key not in self._per_pool:
+                self._per_pool[key] = _Bucket(PER_POOL_OPERATION_RPS * self._scale)
+            return self._per_pool[key]
 
     def _draw(self, operation: str) -> tuple[str, float, FaultRule | None]:
         with self._lock:

@@ -5,20 +5,19 @@ ListUserImportJobs and StopUserImportJob with botocore's shapes, and serves the 
 (``http://<host>/_local/import/<job-id>?X-Amz-Signature=...``) on the same server: the PUT must carry
 ``x-amz-server-side-encryption: aws:kms``, as Cognito's S3 URL requires. Starting a job runs it in a
 background thread, Created -> Pending -> InProgress -> Succeeded / Failed (or Stopping -> Stopped), and
-creates the users in moto's backend as RESET_REQUIRED, following the developer guide: the header must be
-the pool's GetCSVHeader (any order); a row whose user already exists is SKIPPED; a row that sets none of the
-pool's auto-verified attributes to true, lacks a required attribute or has a malformed value is FAILED, and
-the job goes on. One line per row goes to CloudWatch Logs, group ``/aws/cognito/userpools/<pool>/<name>``,
-stream ``<job-id>/<job-name>``, naming the row by line number (the header is line 1), never its data.
+creates the users in moto's backend as RESET_REQUIRED, following the developer guide (the rules are in
+``import_rules``): a pool without an auto-verified attribute does not start a job; the header must be the
+pool's GetCSVHeader (any order); a file with a byte order mark or more than 500,000 users fails the job; a
+row whose user already exists is SKIPPED; a row that breaks a row rule is FAILED, and the job goes on. One
+line per row goes to CloudWatch Logs, group ``/aws/cognito/userpools/<pool>/<name>``, stream
+``<job-id>/<job-name>``, naming the row by line number (the header is line 1), never its data.
 The CloudWatchLogsRoleArn must be an IAM role that cognito-idp.amazonaws.com may assume, else the job fails.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
 import json
 import os
 import re
@@ -37,7 +36,9 @@ from moto.iam.models import iam_backends
 from moto.logs.models import logs_backends
 from moto.utilities.utils import get_partition
 
+from . import import_rules as rules
 from .cognito_triggers import TARGET_PREFIX, CognitoError
+from .import_rules import MFA_ENABLED, USERNAME
 
 OPERATIONS = frozenset(
     {
@@ -54,14 +55,9 @@ STANDARD_HEADER = (
     "name given_name family_name middle_name nickname preferred_username profile picture website email "
     "email_verified gender birthdate zoneinfo locale phone_number phone_number_verified address updated_at"
 ).split()
-USERNAME, MFA_ENABLED = "cognito:username", "cognito:mfa_enabled"
 UPLOAD_PATH = "/_local/import/"
 PRESIGNED_URL_TTL_S = 900
 MAX_FILE_BYTES = 100 * 1000 * 1000
-NO_AUTO_VERIFIED = (
-    "The User Record does not set any of the auto verified attributes to true. (Example: email_verified to true)."
-)
-E164 = re.compile(r"^\+[0-9]{4,15}$")
 _REGION_IN_AUTH = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/cognito-idp/")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -137,6 +133,8 @@ class ImportJobs:
 
     def start(self, region: str, request: dict[str, Any]) -> dict[str, Any]:
         job = self._job(region, request)
+        # "If the user pool has no auto-verified attributes, the import job will not start."
+        rules.require_auto_verified(self._pool(region, job.pool_id))
         with self._lock:
             if job.status != "Created":
                 raise CognitoError(
@@ -218,12 +216,8 @@ class ImportJobs:
         self._require_logs_role(job)
         if job.body is None:
             raise CognitoError("InvalidParameterException", "No file was uploaded to the pre-signed URL.")
-        auto_verified = [
-            a for a in pool.extended_config.get("AutoVerifiedAttributes") or [] if a in ("email", "phone_number")
-        ]
-        if not auto_verified:
-            raise CognitoError("InvalidParameterException", "The user pool has no auto-verified attributes.")
-        header, records = _parse(job.body, csv_header(pool))
+        auto_verified = rules.require_auto_verified(pool)  # the pool may have changed since the job started
+        header, records = rules.parse(job.body, csv_header(pool))
         time.sleep(self.step_delay_s)
         for number, values in enumerate(records, start=2):
             if job.job_id in self._stop_requested:
@@ -291,33 +285,18 @@ def csv_header(pool: CognitoIdpUserPool) -> list[str]:
     return [*STANDARD_HEADER, *custom, MFA_ENABLED, USERNAME]
 
 
-def _parse(body: bytes, expected: list[str]) -> tuple[list[str], list[list[str]]]:
-    """The file's rows; a file Cognito cannot parse, or whose header is not the pool's, fails the job."""
-    try:
-        text = body.decode("utf-8-sig")
-        rows = list(csv.reader(io.StringIO(text), quoting=csv.QUOTE_NONE, escapechar="\\"))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise CognitoError("InvalidParameterException", f"Unable to parse the .csv file: {exc}") from None
-    if not rows or sorted(rows[0]) != sorted(expected):
-        got = set(rows[0]) if rows else set()
-        raise CognitoError(
-            "InvalidParameterException",
-            f"The .csv header does not match GetCSVHeader: missing {sorted(set(expected) - got)}, "
-            f"unknown {sorted(got - set(expected))}",
-        )
-    return rows[0], [row for row in rows[1:] if row]
-
-
 def import_row(
     backend: CognitoIdpBackend, pool: CognitoIdpUserPool, header: list[str], values: list[str], auto: list[str]
 ) -> tuple[str, str]:
     """Imports one row: ('SUCCEEDED' | 'SKIPPED' | 'FAILED', the log line's text)."""
     if len(values) != len(header):
         return "FAILED", "The record does not have as many columns as the header."
-    record = dict(zip(header, values, strict=True))
+    if rules.row_chars(values) > rules.MAX_ROW_CHARS:
+        return "FAILED", f"The record is longer than {rules.MAX_ROW_CHARS:,} characters."
+    record = {name: value.strip() for name, value in zip(header, values, strict=True)}
     username, mfa = record[USERNAME], record[MFA_ENABLED].lower()
     attributes = {k: v for k, v in record.items() if v and not k.startswith("cognito:")}
-    problem = _row_problem(pool, username, mfa, attributes, auto)
+    problem = rules.row_problem(pool, username, mfa, attributes, auto)
     if problem:
         return "FAILED", problem
     if pool._get_user(username) is not None:
@@ -332,26 +311,6 @@ def import_row(
     if mfa == "true":
         user.sms_mfa_enabled, user.preferred_mfa_setting = True, "SMS_MFA"
     return "SUCCEEDED", "The import succeeded."
-
-
-def _row_problem(pool: CognitoIdpUserPool, username: str, mfa: str, attributes: dict[str, str], auto: list[str]) -> str:
-    if not username:
-        return "cognito:username is required."
-    if mfa not in ("true", "false"):
-        return "cognito:mfa_enabled must be true or false."
-    if not any(attributes.get(f"{a}_verified", "").lower() == "true" for a in auto):
-        return NO_AUTO_VERIFIED
-    for contact in ("email", "phone_number"):
-        if attributes.get(f"{contact}_verified", "").lower() == "true" and not attributes.get(contact):
-            return f"The User Record sets {contact}_verified to true without a {contact}."
-    if "phone_number" in attributes and not E164.match(attributes["phone_number"]):
-        return "The user data doesn't match the schema: Invalid phone number format."
-    if mfa == "true" and not attributes.get("phone_number"):
-        return "cognito:mfa_enabled is true but the user has no phone_number for SMS MFA."
-    required = [n for n, a in pool.schema_attributes.items() if a.required and n != "sub" and not attributes.get(n)]
-    if required:
-        return f"The user data doesn't match the schema: {', '.join(sorted(required))} is required."
-    return ""
 
 
 class ImportJobsLayer:
