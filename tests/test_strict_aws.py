@@ -251,24 +251,26 @@ def changed_plan(the_plan: deploy.DeployPlan) -> deploy.DeployPlan:
 
 
 @pytest.fixture
-def step_3(cognito, iam, lam, settle, legacy_pool) -> Callable[[], tuple[Params, deploy.DeployPlan, dict[str, Any]]]:
+def step_3(
+    cognito, iam, lam, dynamodb, settle, legacy_pool
+) -> Callable[[], tuple[Params, deploy.DeployPlan, dict[str, Any]]]:
     """Step 2 then step 3 against the legacy pool: the function created (Pending, then Active)."""
 
     def deploy_it() -> tuple[Params, deploy.DeployPlan, dict[str, Any]]:
         params = step_params(legacy_pool["Id"], target_deletion_protection="INACTIVE")
         new_pool = pool.apply(cognito, pool.plan(cognito, params, legacy_pool, environ={}), dry_run=False)
-        the_plan = deploy.plan(iam, lam, params, legacy_pool, new_pool)
-        return params, the_plan, deploy.apply(cognito, iam, lam, the_plan, params, dry_run=False)
+        the_plan = deploy.plan(iam, lam, params, legacy_pool, new_pool, dynamodb=dynamodb)
+        return params, the_plan, deploy.apply(cognito, iam, lam, the_plan, params, dry_run=False, dynamodb=dynamodb)
 
     return deploy_it
 
 
-def test_step_3_deploys_then_redeploys_changed_code_and_configuration(cognito, iam, lam, step_3):
+def test_step_3_deploys_then_redeploys_changed_code_and_configuration(cognito, iam, lam, dynamodb, step_3):
     params, the_plan, first = step_3()
     name = params.migration_function_name
     changed = changed_plan(the_plan)
 
-    again = deploy.apply(cognito, iam, lam, changed, params, dry_run=False)
+    again = deploy.apply(cognito, iam, lam, changed, params, dry_run=False, dynamodb=dynamodb)
 
     configuration = lam.get_function_configuration(FunctionName=name)
     assert configuration["CodeSha256"] == changed.package.lambda_sha256
@@ -278,15 +280,15 @@ def test_step_3_deploys_then_redeploys_changed_code_and_configuration(cognito, i
     assert [w["after"] for w in again["function_waits"]] == ["UpdateFunctionCode", "UpdateFunctionConfiguration"]
     for wait in first["function_waits"] + again["function_waits"]:
         assert wait["outcome"] == "ready" and 0 < wait["seconds"] < deploy.FUNCTION_WAIT_MAX_S
-    assert all(c.passed for c in deploy.verify(cognito, iam, lam, changed, params))
+    assert all(c.passed for c in deploy.verify(cognito, iam, lam, changed, params, dynamodb=dynamodb))
 
 
-def test_step_3_without_its_waiters_fails_as_it_would_on_aws(cognito, iam, lam, step_3, monkeypatch):
+def test_step_3_without_its_waiters_fails_as_it_would_on_aws(cognito, iam, lam, dynamodb, step_3, monkeypatch):
     params, the_plan, _ = step_3()
     monkeypatch.setattr(deploy, "wait_for_function", lambda *args, **kwargs: None)
 
     with pytest.raises(ClientError) as refused:
-        deploy.apply(cognito, iam, lam, changed_plan(the_plan), params, dry_run=False)
+        deploy.apply(cognito, iam, lam, changed_plan(the_plan), params, dry_run=False, dynamodb=dynamodb)
 
     code, message = error_of(refused)
     assert code == "ResourceConflictException"
