@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import time
@@ -14,7 +15,7 @@ import boto3
 import pandas as pd
 import pytest
 
-from cognito_migration import aws, deploy, pool, records, report
+from cognito_migration import aws, deploy, pool, records, report, rollback
 from cognito_migration.params import ParameterError, Params, load_yaml, validate
 from step_support import step_params, unique
 
@@ -612,3 +613,41 @@ def test_paginate_returns_every_item_across_pages(cognito):
 
     assert sorted(g["GroupName"] for g in groups) == sorted(names)
     assert limiter.acquired >= 3  # one per page of 10
+
+
+class Killed(BaseException):
+    """The process dying right after a write (a kernel restart, a laptop lid): nothing after it runs."""
+
+
+class KilledAfterAttaching:
+    """The Cognito client, but the step dies just after UpdateUserPool succeeds."""
+
+    def __init__(self, cognito: Any) -> None:
+        self._cognito = cognito
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cognito, name)
+
+    def update_user_pool(self, **kwargs: Any) -> Any:
+        self._cognito.update_user_pool(**kwargs)
+        raise Killed
+
+
+def test_a_step_3_killed_right_after_attaching_can_still_be_rolled_back(
+    cognito, iam, lam, dynamodb, pools_for_deploy, tmp_path: Path
+):
+    params, old, new = pools_for_deploy
+    params = dataclasses.replace(params, run_dir=str(tmp_path / params.env / "20260101T000000Z"))
+    before = dict(new.get("LambdaConfig") or {})
+    the_plan = deploy.plan(iam, lam, params, old, new, dynamodb=dynamodb)
+
+    with pytest.raises(Killed):
+        deploy.apply(KilledAfterAttaching(cognito), iam, lam, the_plan, params, dry_run=False, dynamodb=dynamodb)
+
+    attached = cognito.describe_user_pool(UserPoolId=new["Id"])["UserPool"]["LambdaConfig"]
+    assert attached.get("UserMigration"), "the write happened; the notebook never saved its summary"
+    run_id, previous = rollback.saved_lambda_config(tmp_path, params.env, new["Id"])
+    assert (run_id, previous) == ("20260101T000000Z", before)
+    deploy.detach(cognito, new["Id"], previous, dry_run=False)
+    restored = cognito.describe_user_pool(UserPoolId=new["Id"])["UserPool"].get("LambdaConfig") or {}
+    assert restored == before

@@ -7,6 +7,7 @@ migration trigger with ``attach_triggers``; ``detach`` restores a saved LambdaCo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .pool_settings import input_members, without_deprecated
@@ -23,12 +24,21 @@ def update_pool_input(cognito: Any, described: dict[str, Any]) -> dict[str, Any]
     return without_deprecated({k: v for k, v in update.items() if v is not None})
 
 
-def attach_triggers(cognito: Any, pool_id: str, triggers: dict[str, Any]) -> dict[str, Any]:
-    """Sets the named triggers and keeps every other setting and trigger. Returns the previous LambdaConfig."""
+def attach_triggers(
+    cognito: Any,
+    pool_id: str,
+    triggers: dict[str, Any],
+    before_write: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Sets the named triggers and keeps every other setting and trigger. Returns the previous LambdaConfig.
+    ``before_write`` receives it first: what a rollback needs is recorded before the write it undoes, so a
+    step killed right after UpdateUserPool can still be rolled back."""
     described = cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"]
     previous = dict(described.get("LambdaConfig") or {})
     update = update_pool_input(cognito, described)
     update["LambdaConfig"] = {**previous, **triggers}
+    if before_write is not None:
+        before_write(previous)
     cognito.update_user_pool(**update)
     return previous
 

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError, WaiterError
 
-from . import ownership, signup_index
+from . import ownership, records, signup_index
 from .attachment import attach_triggers, detach, update_pool_input  # noqa: F401  (deploy.detach: rollback)
 from .aws import RateLimiter, error_code
 from .checks import Check
@@ -352,10 +352,24 @@ def apply(
     ensure_tags(iam, lam, the_plan.role_name, function_arn, the_plan.tags or {})
     # The plan names the function by its expected ARN; attach the ARN Lambda actually gave it.
     triggers = {k: function_arn if v == the_plan.function_arn else v for k, v in the_plan.lambda_config.items()}
-    summary["previous_lambda_config"] = attach_triggers(cognito, the_plan.new_pool["Id"], triggers)
+    summary["previous_lambda_config"] = attach_triggers(
+        cognito,
+        the_plan.new_pool["Id"],
+        triggers,
+        lambda previous: _record_attaching(params, summary, previous, triggers),
+    )
     summary["lambda_config"] = {**summary["previous_lambda_config"], **triggers}
     summary["function_arn"] = function_arn
     return summary
+
+
+def _record_attaching(
+    params: Params, summary: dict[str, Any], previous: dict[str, Any], triggers: dict[str, Any]
+) -> None:
+    """deploy.json as it stands just before the attachment: the LambdaConfig a rollback restores. The notebook
+    saves the whole summary over it once the step ends."""
+    attaching = {**summary, "previous_lambda_config": previous, "lambda_config": {**previous, **triggers}}
+    records.save_json(params.records_dir, "deploy", {**attaching, "attaching": True})
 
 
 def ensure_tags(iam: Any, lam: Any, role_name: str, function_arn: str, tags: dict[str, str]) -> None:
