@@ -651,3 +651,36 @@ def test_a_step_3_killed_right_after_attaching_can_still_be_rolled_back(
     deploy.detach(cognito, new["Id"], previous, dry_run=False)
     restored = cognito.describe_user_pool(UserPoolId=new["Id"])["UserPool"].get("LambdaConfig") or {}
     assert restored == before
+
+
+class MfaCallFails:
+    """The Cognito client, but SetUserPoolMfaConfig fails (throttled, a network error) after CreateUserPool."""
+
+    def __init__(self, cognito: Any) -> None:
+        self._cognito = cognito
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cognito, name)
+
+    def set_user_pool_mfa_config(self, **kwargs: Any) -> Any:
+        raise RuntimeError("SetUserPoolMfaConfig failed")
+
+
+def test_a_rerun_of_step_2_repairs_the_mfa_factors_a_failed_run_left_out(cognito, old_pool):
+    params = step_params(old_pool["Id"], target_mfa_configuration="OPTIONAL")
+    with pytest.raises(RuntimeError, match="SetUserPoolMfaConfig failed"):
+        pool.apply(MfaCallFails(cognito), pool.plan(cognito, params, old_pool), dry_run=False)
+    half_made = pool.find_new_pool(cognito, params)
+    assert half_made is not None
+    assert "SoftwareTokenMfaConfiguration" not in cognito.get_user_pool_mfa_config(UserPoolId=half_made["Id"])
+
+    again = pool.plan(cognito, params, old_pool)
+    (mfa,) = [i for i in again.items if i.resource == pool.MFA]
+    assert mfa.action == "repair" and "SoftwareTokenMfaConfiguration" in mfa.detail
+    pool.apply(cognito, again, dry_run=False)
+
+    factors = cognito.get_user_pool_mfa_config(UserPoolId=half_made["Id"])
+    assert factors["MfaConfiguration"] == "OPTIONAL"
+    assert factors["SoftwareTokenMfaConfiguration"] == {"Enabled": True}
+    failed = [c for c in pool.verify(cognito, params, pool.plan(cognito, params, old_pool)) if not c.passed]
+    assert [c for c in failed if c.severity == "blocker"] == []

@@ -21,7 +21,19 @@ from .aws import paginate
 from .checks import Check
 from .params import Params
 from .pool_resources import MIGRATION_FLOWS  # noqa: F401  (re-exported: pool.MIGRATION_FLOWS)
-from .pool_settings import CARRY, CHANGE, CREATE, DRIFT, EXISTS, MANUAL, WARN, Item, PoolError, input_members
+from .pool_settings import (
+    CARRY,
+    CHANGE,
+    CREATE,
+    DRIFT,
+    EXISTS,
+    MANUAL,
+    REPAIR,
+    WARN,
+    Item,
+    PoolError,
+    input_members,
+)
 from .trigger.migration_trigger import GROUPS_MARKER
 
 SOURCE_TAG = "cognito-migration:source-pool"
@@ -33,7 +45,7 @@ STANDARD_ATTRIBUTES = (
     "phone_number phone_number_verified picture preferred_username profile updated_at website zoneinfo"
 ).split()
 POOL, MFA = "user pool", "MFA"
-ATTENTION = (DRIFT, MANUAL, WARN, CARRY, CHANGE)
+ATTENTION = (DRIFT, REPAIR, MANUAL, WARN, CARRY, CHANGE)
 
 
 class RollbackRefused(RuntimeError):
@@ -232,7 +244,9 @@ def _mfa_item(cognito: Any, mfa_input: dict[str, Any], new_pool: dict[str, Any] 
     actual = cognito.get_user_pool_mfa_config(UserPoolId=new_pool["Id"])
     drift = settings.differences(mfa_input, actual, set(mfa_input) | (set(actual) & set(settings.MFA_FACTORS)))
     if drift:
-        return Item(MFA, "SetUserPoolMfaConfig", DRIFT, "differs: " + ", ".join(drift), mfa_input)
+        # Step 2 sets the MFA factors with a call of their own, after CreateUserPool: a step that failed between
+        # the two leaves the pool without them. They are the runbook's own setting: repaired, not only shown.
+        return Item(MFA, "SetUserPoolMfaConfig", REPAIR, "differs, set again: " + ", ".join(drift), mfa_input)
     return Item(MFA, "SetUserPoolMfaConfig", EXISTS, detail, mfa_input)
 
 
@@ -244,6 +258,8 @@ def apply(cognito: Any, the_plan: Plan, dry_run: bool, environ: Mapping[str, str
     if pool_id is None:
         pool_id = cognito.create_user_pool(**the_plan.pool_input)["UserPool"]["Id"]
         # DescribeUserPool does not show the MFA factors (TOTP, SMS): they are copied with their own call.
+        cognito.set_user_pool_mfa_config(UserPoolId=pool_id, **the_plan.mfa_input)
+    elif the_plan.rows(REPAIR):
         cognito.set_user_pool_mfa_config(UserPoolId=pool_id, **the_plan.mfa_input)
     for item in the_plan.rows(CREATE):
         if item.resource in pool_resources.CREATE_CALLS:
@@ -330,7 +346,7 @@ def _fixed_checks(new: dict[str, Any], after: Plan, params: Params) -> list[Chec
 
 
 def _row_checks(cognito: Any, after: Plan, new: dict[str, Any]) -> list[Check]:
-    missing = [f"{i.resource} {i.name}" for i in after.rows(CREATE)]
+    missing = [f"{i.resource} {i.name}" for i in after.rows(CREATE, REPAIR)]
     drift = [f"{i.resource} {i.name} ({i.detail})" for i in after.rows(DRIFT)]
     manual = [f"{i.resource} {i.name}" for i in after.rows(MANUAL, CARRY)]
     warnings = [f"{i.resource} {i.name}: {i.detail}" for i in after.rows(WARN)]

@@ -28,6 +28,7 @@ MFA_FACTORS = ("SmsMfaConfiguration", "SoftwareTokenMfaConfiguration", "EmailMfa
 # A plan row's action: what step 2 does about one resource.
 CREATE, EXISTS, DRIFT, MANUAL = "create", "exists", "drift", "manual"
 CARRY, DROP, WARN, CHANGE = "carry", "drop", "warn", "change"  # CHANGE: a setting the parameters declare
+REPAIR = "repair"  # what step 2 itself set, found otherwise (a step that failed half-way): set again
 TRIGGER, POLICY, DEPRECATED = "old pool trigger", "password policy", "deprecated setting"
 AUTO_VERIFIED = "auto-verified attributes"
 # What a pool that auto-verifies neither email nor phone_number cannot do (developer guide: "Creating the user
