@@ -506,7 +506,10 @@ def test_apply_clones_pool_and_everything_around_it_and_a_rerun_changes_nothing(
 
     assert again["Id"] == new["Id"]
     assert second.changes == 0
-    assert set(second.actions["action"]) <= {"exists", "drop"}, second.actions
+    # A re-run writes nothing; its only warning is the old pool's own: it auto-verifies nothing.
+    rows = second.actions
+    assert set(rows["action"]) <= {"exists", "drop", "warn"}, rows
+    assert list(rows.loc[rows["action"] == "warn", "resource"]) == ["auto-verified attributes"], rows
     assert account_counts(cognito, iam, lam) == counts
 
 
@@ -1092,7 +1095,9 @@ def test_rerunning_notebooks_2_and_3_creates_nothing_new_and_rollback_undoes_the
     assert deployed["code_sha256"] == redeployed["code_sha256"] == deploy.build_package().sha256
     assert redeployed["previous_lambda_config"] == redeployed["lambda_config"] == deployed["lambda_config"]
     planned = json.loads((second_run / "new_pool.json").read_text())["planned"]
-    assert {row["action"] for row in planned} <= {"exists", "drop", "manual"}, planned
+    assert {row["action"] for row in planned} <= {"exists", "drop", "manual", "warn"}, planned
+    # the only warning: the old pool auto-verifies nothing, so neither does its copy
+    assert [row["resource"] for row in planned if row["action"] == "warn"] == ["auto-verified attributes"], planned
 
     base = ("rollback", "--env", env_name, "--params", str(params_file), "--outputs", str(outputs))
     shown = cli(*base, env=environment)
