@@ -68,8 +68,13 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ConnectTimeoutError
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+)
 
 LOGGER = logging.getLogger("migration_trigger")
 LOGGER.setLevel(logging.INFO)
@@ -97,7 +102,7 @@ CREDENTIALS_MARGIN_S = 300  # assumed-role credentials are renewed when they hav
 # (Unavailable) while the function still answers, instead of being killed: Cognito then retries a live container.
 COGNITO_LIMIT_S = 5.0
 SAFETY_MARGIN_S = 0.25  # kept for answering: the response, the runtime, the network back to Cognito
-COLD_INIT_S = 0.5  # a cold start's import (boto3 included, ~0.45 s measured) counts in Cognito's 5 s, not in the context
+COLD_INIT_S = 0.5  # a cold start's import (boto3 ~0.45 s measured): Cognito waits for it, the context does not
 CONNECT_TIMEOUT_S = 0.3  # a connection to Cognito in the same Region takes milliseconds
 MIN_READ_S = 0.25  # a call with less than this left is not started: it fails closed at once
 TIMEOUT_STEP_S = 0.25  # read timeouts are rounded down to this step: one client per step, created when first used
