@@ -456,14 +456,14 @@ def test_cognitos_retry_of_a_sign_in_reuses_the_proven_password(pools, lambda_co
     assert second["old_pool_calls"] == 1 and second["proof_reused"] is True
 
 
-def test_a_refused_password_is_not_remembered(pools, lambda_context):
+def test_cognitos_retries_of_a_wrong_password_ask_the_old_pool_once(pools, lambda_context):
     old, _ = pools
-    with pytest.raises(trigger.Refused):
-        sign_in(lambda_context, password="wrong-password")
-    with pytest.raises(trigger.Refused):
-        sign_in(lambda_context, password="wrong-password")
-    assert [call for call, _ in old.calls] == ["admin_initiate_auth", "admin_initiate_auth"]
-    sign_in(lambda_context)  # and the right one works at once
+    for _attempt in range(3):  # Cognito's three attempts of one refused sign-in
+        with pytest.raises(trigger.Refused, match=GENERIC):
+            sign_in(lambda_context, password="wrong-password")
+    # One failed attempt towards the old pool's lockout, not three.
+    assert [call for call, _ in old.calls] == ["admin_initiate_auth"]
+    sign_in(lambda_context)  # another password is always asked: the right one works at once
     assert trigger._proofs and all(FAKE_PASSWORD not in key for key in trigger._proofs)
 
 

@@ -113,9 +113,10 @@ RETRYABLE_CODES = frozenset(
 RETRYABLE_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)
 # STS runs once per container and hour; its call is budgeted like the others but needs no step of its own.
 BOTO_CONFIG = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=2, retries={"total_max_attempts": 1})
-# A password the old pool accepted is remembered for this long, so that Cognito's retry of the same sign-in
-# neither asks the old pool again nor makes it send a second SMS code (keyed by an HMAC with a per-container
-# key: the password itself is never kept).
+# The old pool's answer to a name and password is remembered for this long: Cognito retries a failed attempt
+# (3 in all) with the same event, and asking again would make the old pool send a second SMS code, or count
+# a wrong password three times towards its lockout. Keyed by an HMAC with a per-container key: the password
+# itself is never kept; another password is always asked.
 PROOF_TTL_S = 30.0
 MAX_PROOFS = 1000
 
@@ -141,7 +142,7 @@ _container = {"invocations": 0}
 _LOADED_AT = time.monotonic()  # after the imports: a cold start's import time is COLD_INIT_S, assumed
 _session: list[Any] = []
 # Retried invocations of the same sign-in or group copy: what an earlier attempt already proved or did.
-_proofs: dict[str, tuple[float, str | None]] = {}
+_proofs: dict[str, tuple[float, str | None, str | None]] = {}  # key -> (until, challenge, refusal reason)
 _copied: dict[tuple[str, str], float] = {}
 _PROOF_KEY = secrets.token_bytes(32)
 
@@ -683,16 +684,22 @@ def authenticate(old: Any, settings: Settings, username: str, password: str, run
     proof = _proofs.get(key)
     if proof is not None and proof[0] > time.monotonic():
         run.proof_reused = True
+        if proof[2] is not None:
+            raise Refused(GENERIC_REFUSAL, proof[2])
         return proof[1]
-    with aws_errors():
-        answer = old.admin_initiate_auth(
-            UserPoolId=settings.old_user_pool_id,
-            ClientId=settings.old_client_id,
-            AuthFlow="ADMIN_USER_PASSWORD_AUTH",
-            AuthParameters={"USERNAME": username, "PASSWORD": password},
-        )
+    try:
+        with aws_errors():
+            answer = old.admin_initiate_auth(
+                UserPoolId=settings.old_user_pool_id,
+                ClientId=settings.old_client_id,
+                AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+                AuthParameters={"USERNAME": username, "PASSWORD": password},
+            )
+    except Refused as refused:
+        remember_proof(key, None, refused.reason)
+        raise
     challenge = None if "AuthenticationResult" in answer else str(answer.get("ChallengeName") or "unknown")
-    remember_proof(key, challenge)
+    remember_proof(key, challenge, None)
     return challenge
 
 
@@ -701,13 +708,12 @@ def proof_key(settings: Settings, username: str, password: str) -> str:
     return hmac.new(_PROOF_KEY, message, hashlib.sha256).hexdigest()
 
 
-def remember_proof(key: str, challenge: str | None) -> None:
-    # Only accepted passwords are remembered: a refusal is asked again, so a corrected password works at once.
+def remember_proof(key: str, challenge: str | None, refusal: str | None) -> None:
     now = time.monotonic()
     if len(_proofs) >= MAX_PROOFS:
-        for stale in [k for k, (until, _) in _proofs.items() if until <= now] or list(_proofs)[: MAX_PROOFS // 2]:
+        for stale in [k for k, (until, *_) in _proofs.items() if until <= now] or list(_proofs)[: MAX_PROOFS // 2]:
             del _proofs[stale]
-    _proofs[key] = (now + PROOF_TTL_S, challenge)
+    _proofs[key] = (now + PROOF_TTL_S, challenge, refusal)
 
 
 def require_migratable(user: OldUser) -> None:
