@@ -18,7 +18,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from cognito_migration import attachment, aws, deploy, pool, pool_resources, pool_settings, rollback, scan
+from cognito_migration import attachment, aws, deploy, params, pool, pool_resources, pool_settings, rollback, scan
 from cognito_migration.params import ParameterError, Params, validate
 from cognito_migration.runbook import ROOT
 from cognito_migration.trigger.migration_trigger import GROUPS_MARKER
@@ -926,3 +926,19 @@ def test_rerunning_notebooks_2_and_3_creates_nothing_new_and_rollback_undoes_the
     assert account_counts(cognito, iam, lam)["pools"] == counts["pools"] - 1
     records = (outputs / env_name).glob("*-rollback-*/rollback.json")
     assert sorted(json.loads(r.read_text())["mode"] for r in records) == ["delete", "detach"]
+
+
+@pytest.mark.parametrize(
+    "pool, named",
+    [
+        ({"MfaConfiguration": "OFF", "SmsConfiguration": {"SnsCallerArn": "arn:aws:iam::1:role/sms"}}, "OFF"),
+        ({"MfaConfiguration": "OPTIONAL"}, "SnsCallerArn"),
+    ],
+)
+def test_mfa_policy_sms_is_refused_for_a_new_pool_that_cannot_send_sms_mfa(pool, named):
+    values = {"region": "us-east-1", "old_user_pool_id": "us-east-1_Old", "old_client_id": "c", "mfa_policy": "sms"}
+    with pytest.raises(deploy.DeployError, match=f"mfa_policy: sms cannot work.*{named}.*mfa_policy: reset_required"):
+        deploy.require_sms_mfa_possible(params.validate(values), {"Id": "us-east-1_New", **pool})
+    fine = {"Id": "us-east-1_New", "MfaConfiguration": "OPTIONAL", "SmsConfiguration": {"SnsCallerArn": "arn:x"}}
+    deploy.require_sms_mfa_possible(params.validate(values), fine)
+    deploy.require_sms_mfa_possible(params.validate({**values, "mfa_policy": "reset_required"}), pool)

@@ -711,3 +711,23 @@ def test_local_a_sign_in_that_cannot_fit_fails_closed_within_each_attempt(new_po
     # The password was checked once: the retries reused it and asked only for the user again.
     assert [line["old_pool_calls"] for line in lines] == [2, 1, 1]
     assert pool.user(user.username) is None
+
+
+def test_local_enable_sms_mfa_fails_the_migration_on_a_pool_without_mfa_or_sms(new_pool, legacy):
+    user = next(
+        u
+        for u in legacy.users
+        if u.status == "CONFIRMED"
+        and u.enabled
+        and u.mfa == "SMS_MFA"
+        and u.attributes.get("phone_number_verified") == "true"
+        and u.attributes.get("email_verified") == "true"
+        and not {"case_duplicate_username", "case_duplicate_email", "invalid_phone"} & u.quirks
+    )
+    pool = new_pool(mfa_policy="sms")  # MFA OFF, no SmsConfiguration: step 3's plan refuses this pool
+
+    code, message = pool.refusal(lambda: pool.sign_in(user.username, legacy.password(user.username)))
+
+    assert code == "InvalidParameterException" and message.startswith("enableSMSMFA cannot be honoured")
+    assert "MFA configuration is OFF" in message and "SnsCallerArn" in message
+    assert pool.user(user.username) is None

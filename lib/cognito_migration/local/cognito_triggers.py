@@ -391,9 +391,7 @@ def _require_sms_mfa_possible(pool: CognitoIdpUserPool, attributes: list[dict[st
     ]
     problems = [p for p in problems if p]
     if problems:
-        raise CognitoError(
-            "InvalidParameterException", "enableSMSMFA cannot be honoured: " + "; ".join(problems) + "."
-        )
+        raise CognitoError("InvalidParameterException", "enableSMSMFA cannot be honoured: " + "; ".join(problems) + ".")
 
 
 def _aliases_held_by_others(pool: CognitoIdpUserPool, attributes: dict[str, str]) -> list[tuple[CognitoIdpUser, str]]:
