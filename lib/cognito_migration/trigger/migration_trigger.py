@@ -43,7 +43,8 @@ What callers see (Cognito shows "UserMigration failed with error <message>."):
   Refused(<clear message>)                    the password is proven but the user cannot be migrated: MFA
                                               refused, no verified email or phone, a case collision...
   Unavailable("Migration is temporarily unavailable, please try again later")
-                                              the old pool failed, or anything unexpected did.
+                                              the old pool failed or could not answer in what was
+                                              left of Cognito's 5 s, or anything unexpected happened.
   ConfigurationError(<names the variable>)    the function is misconfigured.
 Each invocation logs one JSON line: trigger, outcome, final_status, ms, old_pool_calls, new_pool_calls,
 sts_calls, cold_start, reason and a sha256 prefix of the username; never the password, the event, the
