@@ -3,6 +3,11 @@ user, forgot-password user) the handler's own time and old-pool calls, read from
 Logs, beside the wall time of the sign-in that ran it. Prints a markdown table.
 
     .venv/bin/python benchmarks/trigger_bench.py [--users 600] [--per-case 25] [--imports 7]
+                                                 [--budget-per-case 4] [--budget-only]
+
+The budget table injects latency into the old pool's AdminInitiateAuth and AdminGetUser (the local AWS's
+faults) and reports, per latency, the share of sign-ins that migrated and the old-pool requests per
+migration summed over Cognito's attempts (retries included), on a warm container.
 
 The local AWS runs the deployed zip in a warm worker process, as Lambda keeps a container, on this machine's
 Python and boto3: the figures show the trigger's own cost and its calls, not Lambda's network or cold start.
@@ -166,6 +171,63 @@ def run_cases(cognito: Any, client_id: str, legacy: LegacyPool, per_case: int) -
     return [first, groups, later, mfa_case, forgot_case], warm_up.username
 
 
+# Old-pool latency per call (AdminInitiateAuth, AdminGetUser): the work of one migration is their sum.
+BUDGET_CASES = [(0.0, 0.0), (0.5, 0.5), (1.0, 1.0), (1.5, 1.5), (1.8, 2.2), (2.0, 2.0), (2.5, 2.5)]
+
+
+@dataclass
+class BudgetCase:
+    auth_s: float
+    get_s: float
+    users: list[str]
+    migrated: int = 0
+    wall_ms: list[float] | None = None
+
+
+def run_budget_cases(aws: Any, cognito: Any, client_id: str, legacy: LegacyPool, per_case: int) -> list[BudgetCase]:
+    """Sign-ins of fresh users under each injected latency; a sign-in migrates or fails as Cognito answers it."""
+    users = pick(legacy, len(legacy.users), lambda u: u.status == "CONFIRMED" and u.mfa is None)
+    users = users[-per_case * len(BUDGET_CASES) :]  # from the end: run_cases signs the first ones in
+    cases = []
+    for n, (auth_s, get_s) in enumerate(BUDGET_CASES):
+        case = BudgetCase(auth_s, get_s, [u.username for u in users[n * per_case : (n + 1) * per_case]], 0, [])
+        aws.faults.add("AdminInitiateAuth", latency_s=auth_s)
+        aws.faults.add("AdminGetUser", latency_s=get_s)
+        for username in case.users:
+            started = time.perf_counter()
+            try:
+                cognito.initiate_auth(
+                    ClientId=client_id,
+                    AuthFlow="USER_PASSWORD_AUTH",
+                    AuthParameters={"USERNAME": username, "PASSWORD": legacy.password(username)},
+                )
+                case.migrated += 1
+            except ClientError:
+                pass
+            case.wall_ms.append((time.perf_counter() - started) * 1000)  # type: ignore[union-attr]
+        aws.faults.clear()
+        cases.append(case)
+    return cases
+
+
+def budget_table(cases: list[BudgetCase], lines: list[dict[str, Any]]) -> str:
+    rows = [
+        "| old-pool latency per call (AdminInitiateAuth + AdminGetUser) | work | sign-ins | migrated "
+        "| Cognito attempts per sign-in | old-pool requests per sign-in (all attempts) | sign-in wall p50 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case in cases:
+        refs = {hashlib.sha256(u.encode()).hexdigest()[:12] for u in case.users}
+        mine = [x for x in lines if x["user"] in refs and x["trigger"] == "UserMigration_Authentication"]
+        rows.append(
+            f"| {case.auth_s:.1f} s + {case.get_s:.1f} s | {case.auth_s + case.get_s:.1f} s | {len(case.users)} "
+            f"| {case.migrated / len(case.users):.0%} | {len(mine) / len(case.users):.2f} "
+            f"| {sum(x['old_pool_calls'] for x in mine) / len(case.users):.2f} "
+            f"| {percentile(case.wall_ms or [0.0], 0.5):.0f} |"
+        )
+    return "\n".join(rows)
+
+
 def trigger_lines(logs: Any, function_name: str, expected: int) -> list[dict[str, Any]]:
     """The trigger's JSON log lines from CloudWatch Logs (the emulator forwards them asynchronously)."""
     deadline = time.monotonic() + 30
@@ -213,6 +275,8 @@ def main() -> None:
     parser.add_argument("--per-case", type=int, default=25, help="sign-ins measured per case")
     parser.add_argument("--imports", type=int, default=7, help="fresh interpreters timed for the cold import")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--budget-per-case", type=int, default=4, help="sign-ins per injected latency")
+    parser.add_argument("--budget-only", action="store_true", help="only the budget table")
     args = parser.parse_args()
 
     imports_ms = import_times_ms(deploy.build_package().zip_bytes, args.imports)
@@ -225,15 +289,20 @@ def main() -> None:
         cognito, logs = client("cognito-idp"), client("logs")
         legacy = seed_legacy_pool(users=args.users, seed=args.seed, region=REGION)
         _, client_id, function_name = new_pool_with_trigger(cognito, client("lambda"), client("iam"), legacy)
-        cases, warm_up = run_cases(cognito, client_id, legacy, args.per_case)
+        per_case = 0 if args.budget_only else args.per_case
+        cases, warm_up = run_cases(cognito, client_id, legacy, per_case)
         # Each case's sign-ins, one group copy per migration, and the warm-up's migration and group copy.
         expected = sum(len(c.wall_ms) for c in cases) + len(cases[0].wall_ms) + 2
+        budget = run_budget_cases(aws, cognito, client_id, legacy, args.budget_per_case)
+        expected += sum(c.migrated * 2 for c in budget)  # at least a migration and a group copy each
         lines = trigger_lines(logs, function_name, expected)
         cold = [x["ms"] for x in lines if x.get("cold_start")]
         # The trigger logs a sha256 prefix of the username, never the username.
         lines = [x for x in lines if x["user"] != hashlib.sha256(warm_up.encode()).hexdigest()[:12]]
     print(f"legacy pool: {args.users} users; warm invocations (the container's first, cold: {cold} ms)\n")
-    print(table(imports_ms, cases, lines))
+    if not args.budget_only:
+        print(table(imports_ms, cases, lines))
+    print("\n" + budget_table(budget, lines))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from cognito_migration import (
     aws,
     deploy,
     ownership,
+    params,
     pool,
     pool_resources,
     pool_settings,
@@ -685,10 +686,18 @@ def another_old_pool(cognito: Any) -> dict[str, Any]:
     return dict(cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"])
 
 
+def index_client() -> Any:
+    """A DynamoDB client of the local AWS (the sign-up index), for tests that do not take the fixture."""
+    return boto3.client("dynamodb", region_name=REGION)
+
+
 def deploy_env(cognito: Any, iam: Any, lam: Any, params: Params, old: dict[str, Any]) -> dict[str, Any]:
     """Steps 2 and 3 for one environment; the new pool as step 3 left it."""
     new = pool.apply(cognito, pool.plan(cognito, params, old, environ={}), dry_run=False, environ={})
-    deploy.apply(cognito, iam, lam, deploy.plan(iam, lam, params, old, new), params, dry_run=False)
+    index = index_client()
+    deploy.apply(
+        cognito, iam, lam, deploy.plan(iam, lam, params, old, new, dynamodb=index), params, False, dynamodb=index
+    )
     return dict(cognito.describe_user_pool(UserPoolId=new["Id"])["UserPool"])
 
 
@@ -701,13 +710,13 @@ def test_step_3_refuses_to_take_over_the_function_of_another_environment(cognito
     prod_new = pool.apply(cognito, pool.plan(cognito, prod, prod_old, environ={}), dry_run=False, environ={})
     before = lam.get_function_configuration(FunctionName=shared)
 
-    the_plan = deploy.plan(iam, lam, prod, prod_old, prod_new)
+    the_plan = deploy.plan(iam, lam, prod, prod_old, prod_new, dynamodb=index_client())
 
     actions = the_plan.actions.set_index("resource")["action"]
     assert actions["Lambda function"] == "refuse: serves env stagingx; set another migration_function_name"
     for dry_run in (True, False):
         with pytest.raises(deploy.DeployError) as refused:
-            deploy.apply(cognito, iam, lam, the_plan, prod, dry_run=dry_run)
+            deploy.apply(cognito, iam, lam, the_plan, prod, dry_run=dry_run, dynamodb=index_client())
         message = str(refused.value)
         assert message.startswith(f"migration_function_name: the function {shared} already serves env stagingx")
         assert old_pool["Id"] in message and "choose another migration_function_name for this environment" in message
@@ -733,17 +742,22 @@ def test_step_3_tags_a_function_deployed_before_the_tags_and_refuses_it_to_anoth
     added = [pool.ENV_TAG, pool.SOURCE_TAG, ownership.TARGET_TAG]
     lam.untag_resource(Resource=arn, TagKeys=added)  # as deployed by a version without them
 
-    again = deploy.plan(iam, lam, params, old_pool, new)
+    again = deploy.plan(iam, lam, params, old_pool, new, dynamodb=index_client())
     other_old = another_old_pool(cognito)
     other = deploy.plan(
-        iam, lam, rich_params(other_old, migration_function_name=params.migration_function_name), other_old, new
+        iam,
+        lam,
+        rich_params(other_old, migration_function_name=params.migration_function_name),
+        other_old,
+        new,
+        dynamodb=index_client(),
     )
 
     assert again.actions.set_index("resource")["action"]["tags"] == f"add {', '.join(sorted(added))}"
     assert other.refusal is not None and f"old pool {old_pool['Id']}" in other.refusal.message
-    deploy.apply(cognito, iam, lam, again, params, dry_run=False)
+    deploy.apply(cognito, iam, lam, again, params, dry_run=False, dynamodb=index_client())
     assert ownership.function_tags(lam, arn)[pool.ENV_TAG] == "stagingx"
-    assert all(c.passed for c in deploy.verify(cognito, iam, lam, again, params))
+    assert all(c.passed for c in deploy.verify(cognito, iam, lam, again, params, dynamodb=index_client()))
 
 
 # Every field UpdateUserPool accepts, with a non-default value. A new botocore field fails the coverage
@@ -1116,3 +1130,19 @@ def test_rerunning_notebooks_2_and_3_creates_nothing_new_and_rollback_undoes_the
     assert account_counts(cognito, iam, lam)["pools"] == counts["pools"] - 1
     records = (outputs / env_name).glob("*-rollback-*/rollback.json")
     assert sorted(json.loads(r.read_text())["mode"] for r in records) == ["delete", "detach"]
+
+
+@pytest.mark.parametrize(
+    "pool, named",
+    [
+        ({"MfaConfiguration": "OFF", "SmsConfiguration": {"SnsCallerArn": "arn:aws:iam::1:role/sms"}}, "OFF"),
+        ({"MfaConfiguration": "OPTIONAL"}, "SnsCallerArn"),
+    ],
+)
+def test_mfa_policy_sms_is_refused_for_a_new_pool_that_cannot_send_sms_mfa(pool, named):
+    values = {"region": "us-east-1", "old_user_pool_id": "us-east-1_Old", "old_client_id": "c", "mfa_policy": "sms"}
+    with pytest.raises(deploy.DeployError, match=f"mfa_policy: sms cannot work.*{named}.*mfa_policy: reset_required"):
+        deploy.require_sms_mfa_possible(params.validate(values), {"Id": "us-east-1_New", **pool})
+    fine = {"Id": "us-east-1_New", "MfaConfiguration": "OPTIONAL", "SmsConfiguration": {"SnsCallerArn": "arn:x"}}
+    deploy.require_sms_mfa_possible(params.validate(values), fine)
+    deploy.require_sms_mfa_possible(params.validate({**values, "mfa_policy": "reset_required"}), pool)

@@ -316,3 +316,36 @@ def test_a_function_that_never_settles_stops_step_3_boundedly_and_says_why(lam, 
             "outcome": "timed out",
         }
     ]
+
+
+# The migration answer's username ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "aliases, typed, returned, accepted",
+    [
+        ([], "ALICE", None, "ALICE"),  # omitted: the user is created as typed
+        ([], "ALICE", "ALICE", "ALICE"),  # the same, exactly
+        ([], "ALICE", "alice", None),  # another spelling of what was typed: refused
+        ([], "ally", "alice", None),  # another name, no alias: refused
+        (["email"], "alice@example.com", "alice", "alice"),  # an alias was typed: the username is required
+        (["preferred_username"], "ally", "alice", "alice"),  # anything may be a preferred_username
+    ],
+)
+def test_a_migration_answer_naming_another_spelling_is_refused(cognito, aliases, typed, returned, accepted):
+    from moto.cognitoidp.models import cognitoidp_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    from cognito_migration.local import cognito_triggers
+
+    created = cognito.create_user_pool(
+        PoolName=unique("rename"), UsernameConfiguration={"CaseSensitive": False}, AliasAttributes=aliases
+    )["UserPool"]
+    moto_pool = cognitoidp_backends[DEFAULT_ACCOUNT_ID][REGION].user_pools[created["Id"]]
+    if accepted is None:
+        with pytest.raises(cognito_triggers.CognitoError) as refused:
+            cognito_triggers._migrated_username(moto_pool, typed, returned)
+        assert refused.value.code == "UserLambdaValidationException"
+        assert refused.value.message.startswith("UserMigration failed with error userAttributes.username must be")
+    else:
+        assert cognito_triggers._migrated_username(moto_pool, typed, returned) == accepted

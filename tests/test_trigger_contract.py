@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
+import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
-from cognito_migration import deploy, params, signup_index
+from cognito_migration import deploy, params, report, signup_index
 from cognito_migration.local.legacy import GROUP_NAMES, LegacyPool, LegacyUser, seed_legacy_pool
 from cognito_migration.local.server import LocalAWS
 from trigger_support import (
@@ -74,6 +75,8 @@ def direct(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) ->
         "index": FakeIndex(trigger, INDEX_SECRET, INDEX_TABLE, held),
     }
     monkeypatch.setattr(trigger, "_clients", pools)
+    monkeypatch.setattr(trigger, "_proofs", {})
+    monkeypatch.setattr(trigger, "_copied", {})
     yield pools
     assert FAKE_PASSWORD not in caplog.text
 
@@ -217,7 +220,7 @@ def test_old_username_shaped_like_an_email_cannot_enter_an_email_alias_pool(dire
     "typed, old_name, case_sensitive, expected",
     [
         ("alice", "alice", False, None),
-        ("ALICE", "Alice", False, "Alice"),  # the old pool's spelling, not today's typing
+        ("ALICE", "Alice", False, None),  # what was typed, exactly: never another spelling of it
         ("ALICE", "Alice", True, "case_mismatch"),
         ("alice@example.com", "Alice", False, "Alice"),  # an alias: the contract wants the username
         ("ally", "Alice", True, "Alice"),  # a preferred_username the old pool resolved: not a case mismatch
@@ -587,13 +590,26 @@ def test_local_email_as_username_pool(new_pool, legacy):
     assert pool.groups(email) == set(user.groups)
 
 
-def test_local_case_rules_of_the_new_pool(new_pool, cognito, local_aws):
-    # A case-insensitive old pool, so that a sign-in typed in another case reaches the trigger.
-    old = cognito.create_user_pool(PoolName=unique("old"), UsernameConfiguration={"CaseSensitive": False})["UserPool"]
+@pytest.mark.parametrize(
+    "old_case_sensitive, new_case_sensitive, expected",
+    [
+        (True, True, "refused: the old pool knows no BOB.SMITH"),
+        (True, False, "refused: the old pool knows no BOB.SMITH"),
+        (False, True, "refused: letter case matters"),
+        (False, False, "migrated as typed"),
+    ],
+)
+def test_local_a_user_typing_another_case_under_each_case_rule(
+    new_pool, cognito, old_case_sensitive, new_case_sensitive, expected
+):
+    """Old user Bob.Smith (in a group) types BOB.SMITH: the sign-in, the group copy and step 5's report."""
+    old = cognito.create_user_pool(PoolName=unique("old"), UsernameConfiguration={"CaseSensitive": old_case_sensitive})[
+        "UserPool"
+    ]
     old_client = cognito.create_user_pool_client(
         UserPoolId=old["Id"], ClientName="migration", ExplicitAuthFlows=PASSWORD_FLOWS
     )["UserPoolClient"]
-    password = "Case!Rul3s-Pass"
+    password, group = "Case!Rul3s-Pass", GROUP_NAMES[0]
     cognito.admin_create_user(
         UserPoolId=old["Id"],
         Username="Bob.Smith",
@@ -601,15 +617,32 @@ def test_local_case_rules_of_the_new_pool(new_pool, cognito, local_aws):
         UserAttributes=[{"Name": "email", "Value": "bob@example.com"}, {"Name": "email_verified", "Value": "true"}],
     )
     cognito.admin_set_user_password(UserPoolId=old["Id"], Username="Bob.Smith", Password=password, Permanent=True)
-    settings = {"old_user_pool_id": old["Id"], "old_client_id": old_client["ClientId"]}
-    insensitive = new_pool(**settings)
-    sensitive = new_pool({"UsernameConfiguration": {"CaseSensitive": True}}, **settings)
+    cognito.create_group(UserPoolId=old["Id"], GroupName=group)
+    cognito.admin_add_user_to_group(UserPoolId=old["Id"], Username="Bob.Smith", GroupName=group)
+    pool = new_pool(
+        {"UsernameConfiguration": {"CaseSensitive": new_case_sensitive}},
+        old_user_pool_id=old["Id"],
+        old_client_id=old_client["ClientId"],
+    )
 
-    assert "AccessToken" in insensitive.sign_in("BOB.SMITH", password)["AuthenticationResult"]
-    assert insensitive.user("bob.smith")["Username"] == "Bob.Smith"  # the old spelling, not the typed one
-    code, message = sensitive.refusal(lambda: sensitive.sign_in("BOB.SMITH", password))
-    assert code == "UserLambdaValidationException" and "letter case matters" in message
-    assert sensitive.user("BOB.SMITH") is None and sensitive.user("Bob.Smith") is None
+    if expected.startswith("refused"):
+        code, message = pool.refusal(lambda: pool.sign_in("BOB.SMITH", password))
+        wording = "letter case matters" if "letter case" in expected else GENERIC
+        assert code == "UserLambdaValidationException" and wording in message
+        assert pool.user("BOB.SMITH") is None and pool.user("Bob.Smith") is None
+        new_users = pd.DataFrame({"username": pd.Series([], dtype=object)})
+    else:
+        assert "AccessToken" in pool.sign_in("BOB.SMITH", password)["AuthenticationResult"]
+        # Created exactly as typed (the contract), found in any case, its groups copied from the old pool.
+        assert pool.user("bob.smith")["Username"] == "BOB.SMITH"
+        assert "AccessToken" in pool.sign_in("Bob.Smith", password)["AuthenticationResult"]
+        assert pool.groups("Bob.Smith") == {group}
+        new_users = pd.DataFrame({"username": ["BOB.SMITH"]})
+    old_users = pd.DataFrame(
+        {"username": ["Bob.Smith"], "status": ["CONFIRMED"], "enabled": [True], "email": ["bob@example.com"]}
+    )
+    [state] = report.classify(old_users, new_users, case_sensitive=new_case_sensitive)["state"]
+    assert state == (report.MIGRATED if expected == "migrated as typed" else report.NOT_YET)
 
 
 def test_local_forgot_password_and_mfa_users(new_pool, legacy):
@@ -797,3 +830,91 @@ def test_local_cross_account_cross_region_old_pool_through_an_assumed_role(new_p
     assert copy["sts_calls"] == 0  # the same warm container reuses the credentials
     assumed = [r for r in sts_backends[other_account]["aws"].assumed_roles if r.role_arn == role]
     assert assumed and {r.external_id for r in assumed} == {"migration-2026"}
+
+
+# The 5-second budget, against the local AWS's injected old-pool latency ------------------------------
+
+
+@pytest.fixture
+def slow_old_pool(local_aws: LocalAWS) -> Iterator[Callable[..., None]]:
+    def slow(**latency_s: float) -> None:
+        for operation, seconds in latency_s.items():
+            local_aws.faults.add(operation, latency_s=seconds)
+
+    yield slow
+    local_aws.faults.clear()
+
+
+def test_local_a_slow_old_pool_whose_work_fits_in_5_s_migrates(new_pool, legacy, local_aws, slow_old_pool):
+    # 4.0 s of old-pool work: fixed 2 s read timeouts with 2 attempts each failed this sign-in.
+    warm_up, user = [
+        u
+        for u in legacy.users
+        if u.status == "CONFIRMED"
+        and u.enabled
+        and u.mfa is None
+        and u.attributes.get("email_verified") == "true"
+        and not u.quirks
+    ][:2]
+    pool = new_pool()
+    # A warm container: a cold start's initialisation counts in Cognito's 5 s too, and then this sign-in
+    # migrates at Cognito's second attempt (the password proven at the first is reused).
+    pool.sign_in(warm_up.username, legacy.password(warm_up.username))
+    timeouts = local_aws.middleware.stats.counts.get("timeout:UserMigration", 0)
+    slow_old_pool(AdminInitiateAuth=1.8, AdminGetUser=2.2)
+
+    answer = pool.sign_in(user.username, legacy.password(user.username))
+    local_aws.faults.clear()
+
+    assert "AccessToken" in answer["AuthenticationResult"]
+    assert local_aws.middleware.stats.counts.get("timeout:UserMigration", 0) == timeouts
+    *_, migration = [line for line in pool.log_lines(3) if line["trigger"] == "UserMigration_Authentication"]
+    assert (migration["outcome"], migration["old_pool_calls"]) == ("migrated", 2) and migration["ms"] < 4750
+
+
+def test_local_a_sign_in_that_cannot_fit_fails_closed_within_each_attempt(new_pool, legacy, local_aws, slow_old_pool):
+    user = plain(legacy)
+    pool = new_pool()
+    counts = dict(local_aws.middleware.stats.counts)
+    slow_old_pool(AdminGetUser=5.0)  # more than any attempt's 5 s
+
+    started = time.monotonic()
+    code, message = pool.refusal(lambda: pool.sign_in(user.username, legacy.password(user.username)))
+    elapsed = time.monotonic() - started
+    local_aws.faults.clear()
+
+    assert (code, message) == (
+        "UserLambdaValidationException",
+        f"UserMigration failed with error {trigger.UNAVAILABLE}.",
+    )
+    stats = local_aws.middleware.stats.counts
+    # Three attempts, each answered (closed) before Cognito's 5 s: none was killed.
+    assert stats.get("timeout:UserMigration", 0) == counts.get("timeout:UserMigration", 0)
+    assert stats["retried:UserMigration"] == counts.get("retried:UserMigration", 0) + 2
+    assert elapsed < 3 * 5
+    lines = pool.log_lines(3)
+    assert [line["reason"] for line in lines] == ["aws_ReadTimeoutError"] * 3
+    assert all(line["ms"] < 4800 for line in lines)
+    # The password was checked once: the retries reused it and asked only for the user again.
+    assert [line["old_pool_calls"] for line in lines] == [2, 1, 1]
+    assert pool.user(user.username) is None
+
+
+def test_local_enable_sms_mfa_fails_the_migration_on_a_pool_without_mfa_or_sms(new_pool, legacy):
+    user = next(
+        u
+        for u in legacy.users
+        if u.status == "CONFIRMED"
+        and u.enabled
+        and u.mfa == "SMS_MFA"
+        and u.attributes.get("phone_number_verified") == "true"
+        and u.attributes.get("email_verified") == "true"
+        and not {"case_duplicate_username", "case_duplicate_email", "invalid_phone"} & u.quirks
+    )
+    pool = new_pool(mfa_policy="sms")  # MFA OFF, no SmsConfiguration: step 3's plan refuses this pool
+
+    code, message = pool.refusal(lambda: pool.sign_in(user.username, legacy.password(user.username)))
+
+    assert code == "InvalidParameterException" and message.startswith("enableSMSMFA cannot be honoured")
+    assert "MFA configuration is OFF" in message and "SnsCallerArn" in message
+    assert pool.user(user.username) is None

@@ -53,6 +53,9 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALLOWED_ATTRIBUTES", ALLOWED)
     monkeypatch.setenv("ATTRIBUTE_DEFAULTS", json.dumps({"name": "Unknown"}))
     monkeypatch.setenv("LEGACY_SUB_ATTRIBUTE", "custom:legacy_sub")
+    # What a container remembers between invocations (retries of the same sign-in) starts empty per test.
+    monkeypatch.setattr(trigger, "_proofs", {})
+    monkeypatch.setattr(trigger, "_copied", {})
 
 
 @pytest.fixture(autouse=True)
@@ -217,21 +220,22 @@ def test_confirmed_user_needs_no_verified_contact(pools, lambda_context):
 
 
 @pytest.mark.parametrize(
-    "failure",
+    "failure, requests",
     [
-        client_error("TooManyRequestsException", "AdminInitiateAuth"),
-        ReadTimeoutError(endpoint_url="https://cognito-idp.us-east-1.amazonaws.com/"),
+        (client_error("TooManyRequestsException", "AdminInitiateAuth"), 2),  # quick: retried once
+        (ReadTimeoutError(endpoint_url="https://cognito-idp.us-east-1.amazonaws.com/"), 1),  # used the time left
     ],
     ids=["throttled", "timeout"],
 )
-def test_old_pool_failure_fails_closed(pools, lambda_context, caplog, failure):
+def test_old_pool_failure_fails_closed(pools, lambda_context, caplog, failure, requests):
     old, _ = pools
     old.fail_with = failure
     with pytest.raises(trigger.Unavailable) as unavailable:
         sign_in(lambda_context)
     assert str(unavailable.value) == trigger.UNAVAILABLE
     [line] = log_lines(caplog)
-    assert line["outcome"] == "error" and line["reason"].startswith("aws_") and line["old_pool_calls"] == 1
+    assert line["outcome"] == "error" and line["reason"].startswith("aws_")
+    assert line["old_pool_calls"] == len(old.calls) == requests  # every request counted, retries included
 
 
 def test_unexpected_error_is_logged_and_hidden(pools, lambda_context, caplog):
@@ -475,12 +479,116 @@ def test_bad_configuration_fails_closed(pools, lambda_context, caplog, monkeypat
     assert line["outcome"] == "error" and line["reason"] == "configuration" and line["old_pool_calls"] == 0
 
 
-def test_clients_are_created_once_with_short_timeouts(monkeypatch):
+def test_clients_are_created_once_per_read_timeout_without_botocore_retries(monkeypatch):
     monkeypatch.setattr(trigger, "_clients", {})
-    old = trigger.client("old", "eu-west-1")
-    assert trigger.client("old", "us-east-1") is old
+    old = trigger.client("old", "eu-west-1", 2.5)
+    assert trigger.client("old", "us-east-1", 2.5) is old
+    assert trigger.client("old", "eu-west-1", 1.0) is not old
     assert old.meta.region_name == "eu-west-1"
-    assert old.meta.config.connect_timeout <= 2 and old.meta.config.read_timeout <= 2
+    assert old.meta.config.connect_timeout == trigger.CONNECT_TIMEOUT_S and old.meta.config.read_timeout == 2.5
+    assert old.meta.config.retries["total_max_attempts"] == 1  # the trigger retries, within its budget
+
+
+# --- the 5-second budget and Cognito's retries --------------------------------------------------------
+
+
+class Remaining:
+    """A Lambda context with `ms` left."""
+
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.ms
+
+
+@pytest.mark.parametrize(
+    "left_s, expected",
+    [(4.75, 4.25), (2.87, 2.5), (0.8, 0.5), (0.56, 0.25)],
+)
+def test_read_timeout_is_what_is_left_after_connecting_rounded_down(monkeypatch, left_s, expected):
+    budget = trigger.Budget(deadline=1000.0)
+    monkeypatch.setattr(trigger.time, "monotonic", lambda: 1000.0 - left_s)
+    assert budget.read_timeout() == expected
+
+
+def test_a_call_that_cannot_finish_is_never_started(pools, caplog):
+    old, _ = pools
+    with pytest.raises(trigger.Unavailable) as unavailable:
+        sign_in(Remaining(700))  # 0.7 s - the margin - connecting leaves less than any answer needs
+    assert str(unavailable.value) == trigger.UNAVAILABLE and old.calls == []
+    [line] = log_lines(caplog)
+    assert (line["reason"], line["old_pool_calls"], line["budget_ms"]) == ("no_time_left", 0, 450)
+
+
+def test_the_budget_is_cognitos_five_seconds_whatever_the_function_timeout(pools, caplog):
+    sign_in(Remaining(30_000))  # a function configured for 30 s: Cognito still stops waiting after 5
+    [line] = log_lines(caplog)
+    assert line["budget_ms"] == pytest.approx(5000 - 250, abs=20)
+
+
+def test_a_cold_start_pays_for_its_initialisation(pools, caplog, monkeypatch):
+    monkeypatch.setattr(trigger, "_container", {"invocations": 0})
+    monkeypatch.setattr(trigger, "_LOADED_AT", trigger.time.monotonic())
+    sign_in(Remaining(5000))
+    [line] = log_lines(caplog)
+    assert line["cold_start"] and line["budget_ms"] == pytest.approx(5000 - 250 - 500, abs=30)
+
+
+class FailsOnce:
+    """Delegates to a fake pool, but `operation` fails the first time with `failure`."""
+
+    def __init__(self, pool: FakeCognito, operation: str, failure: Exception) -> None:
+        self.pool, self.operation, self.failure = pool, operation, failure
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self.operation and self.failure is not None:
+            failure, self.failure = self.failure, None
+
+            def fail(**_: Any) -> Any:
+                self.pool.calls.append((name, "failed"))
+                raise failure
+
+            return fail
+        return getattr(self.pool, name)
+
+
+@pytest.mark.parametrize("challenge", [None, "SMS_MFA"])
+def test_cognitos_retry_of_a_sign_in_reuses_the_proven_password(pools, lambda_context, caplog, monkeypatch, challenge):
+    old, _ = pools
+    old.users["alice"].challenge = challenge
+    slow = ReadTimeoutError(endpoint_url="https://cognito-idp.us-east-1.amazonaws.com/")
+    monkeypatch.setitem(trigger._clients, "old", FailsOnce(old, "admin_get_user", slow))
+    with pytest.raises(trigger.Unavailable):
+        sign_in(lambda_context)  # the first attempt: the password is right, AdminGetUser times out
+
+    retried = sign_in(lambda_context)["response"]  # Cognito's second attempt of the same sign-in
+
+    assert retried["finalUserStatus"] == ("CONFIRMED" if challenge is None else "RESET_REQUIRED")
+    # One AdminInitiateAuth in all: no second password check, and for SMS MFA no second code sent.
+    assert [call for call, _ in old.calls] == ["admin_initiate_auth", "admin_get_user", "admin_get_user"]
+    first, second = log_lines(caplog)
+    assert first["old_pool_calls"] == 2 and "proof_reused" not in first
+    assert second["old_pool_calls"] == 1 and second["proof_reused"] is True
+
+
+def test_cognitos_retries_of_a_wrong_password_ask_the_old_pool_once(pools, lambda_context):
+    old, _ = pools
+    for _attempt in range(3):  # Cognito's three attempts of one refused sign-in
+        with pytest.raises(trigger.Refused, match=GENERIC):
+            sign_in(lambda_context, password="wrong-password")
+    # One failed attempt towards the old pool's lockout, not three.
+    assert [call for call, _ in old.calls] == ["admin_initiate_auth"]
+    sign_in(lambda_context)  # another password is always asked: the right one works at once
+    assert trigger._proofs and all(FAKE_PASSWORD not in key for key in trigger._proofs)
+
+
+def test_a_remembered_password_is_only_for_that_user_and_password(pools, lambda_context):
+    old, _ = pools
+    old.users["bob"] = alice(password="bobs-password")
+    sign_in(lambda_context)
+    sign_in(lambda_context, "bob", "bobs-password")
+    assert [call for call, _ in old.calls].count("admin_initiate_auth") == 2
 
 
 # --- attribute map ------------------------------------------------------------------------------------
@@ -570,6 +678,36 @@ def test_group_copy_runs_once_then_costs_no_old_pool_call(lambda_context, caplog
     first, second = log_lines(caplog)
     assert first["outcome"] == "groups_copied" and first["old_pool_calls"] == 1 and first["new_pool_calls"] == 4
     assert second["outcome"] == "nothing_to_copy" and second["old_pool_calls"] == 0 and second["new_pool_calls"] == 0
+
+
+def test_cognitos_retry_of_a_finished_group_copy_copies_nothing_again(
+    lambda_context, caplog, monkeypatch, marker_schema
+):
+    old = FakeCognito({"alice": FakeUser(groups=["editors", "support"])})
+    new = FakeCognito({"alice": FakeUser(attributes={trigger.GROUPS_MARKER: "1"})}, groups={"editors", "support"})
+    monkeypatch.setattr(trigger, "_clients", {"old": old, "new": new})
+
+    post_authentication(lambda_context, marker=True)
+    calls = (len(old.calls), len(new.calls))
+    post_authentication(lambda_context, marker=True)  # the same event again: it still shows the marker
+
+    assert (len(old.calls), len(new.calls)) == calls
+    assert sorted(new.users["alice"].groups) == ["editors", "support"]
+    _, retry = log_lines(caplog)
+    assert (retry["reason"], retry["old_pool_calls"], retry["new_pool_calls"]) == ("already_copied", 0, 0)
+
+
+def test_a_retried_group_copy_in_another_container_adds_no_group_twice(
+    lambda_context, caplog, monkeypatch, marker_schema
+):
+    old = FakeCognito({"alice": FakeUser(groups=["editors", "support"])})
+    new = FakeCognito({"alice": FakeUser(attributes={trigger.GROUPS_MARKER: "1"})}, groups={"editors", "support"})
+    monkeypatch.setattr(trigger, "_clients", {"old": old, "new": new})
+    post_authentication(lambda_context, marker=True)
+    monkeypatch.setattr(trigger, "_copied", {})  # another container: it knows nothing of the first attempt
+    post_authentication(lambda_context, marker=True)
+    assert sorted(new.users["alice"].groups) == ["editors", "support"]
+    assert [call for call, _ in new.calls].count("admin_add_user_to_group") == 2
 
 
 def test_group_missing_in_the_new_pool_keeps_the_marker_for_the_next_sign_in(

@@ -262,9 +262,28 @@ class DeployPlan:
         return self.lambda_config.get("UserMigration") or next(iter(self.lambda_config.values()))
 
 
+def require_sms_mfa_possible(params: Params, new_pool: dict[str, Any]) -> None:
+    """mfa_policy sms answers enableSMSMFA, which Cognito refuses (failing every such migration) unless the new
+    pool's MFA is not OFF and SMS is configured with its role: say so before anything is deployed."""
+    if params.mfa_policy != "sms":
+        return
+    problems = []
+    if (new_pool.get("MfaConfiguration") or "OFF") == "OFF":
+        problems.append("its MfaConfiguration is OFF (set target_mfa_configuration: OPTIONAL or ON)")
+    if not (new_pool.get("SmsConfiguration") or {}).get("SnsCallerArn"):
+        problems.append("it has no SmsConfiguration with an SnsCallerArn (set target_sms_configuration)")
+    if problems:
+        raise DeployError(
+            f"mfa_policy: sms cannot work on the new pool {new_pool.get('Id')}: "
+            + "; ".join(problems)
+            + ". Fix the pool in step 2's parameters and re-create it, or choose mfa_policy: reset_required"
+        )
+
+
 def plan(
     iam: Any, lam: Any, params: Params, old_pool: dict[str, Any], new_pool: dict[str, Any], *, dynamodb: Any
 ) -> DeployPlan:
+    require_sms_mfa_possible(params, new_pool)
     role_name = role_name_for(params.migration_function_name)
     function_arn = (
         f"arn:aws:lambda:{params.region}:{account_of(new_pool['Arn'])}:function:{params.migration_function_name}"

@@ -40,6 +40,7 @@ from .cognito_patches import is_case_insensitive
 from .lambda_runtime import FunctionError, FunctionSpec, FunctionTimeout, LambdaRuntime
 
 COGNITO_TIMEOUT_S = 5.0  # fixed by Cognito for every trigger, whatever the function's own timeout
+COGNITO_ATTEMPTS = 3  # Cognito retries a failed or timed-out trigger: 3 attempts in all, each with its own 5 s
 TARGET_PREFIX = "AWSCognitoIdentityProviderService."
 PASSWORD_FLOWS = {"USER_PASSWORD_AUTH", "ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"}
 FINAL_STATUSES = {"CONFIRMED", "RESET_REQUIRED"}
@@ -155,6 +156,8 @@ class CognitoTriggerMiddleware:
             event["request"]["password"] = password
         response = self._invoke("UserMigration", function_arn, pool, client_id, event)
         migration = _validate_migration_response(response, pool, username)
+        if response.get("enableSMSMFA"):
+            _require_sms_mfa_possible(pool, migration.attributes)
         for holder, attribute in migration.aliases_taken:
             # forceAliasCreation: the alias moves to the new user; the previous holder can no longer use it.
             holder.update_attributes([{"Name": f"{attribute}_verified", "Value": "false"}])
@@ -227,21 +230,33 @@ class CognitoTriggerMiddleware:
             )
         if transition is not None and transition.previous is not None:  # an update runs the previous code
             spec = _as_before(spec, transition.previous)
-        self.stats.add(f"invoked:{trigger}")
-        try:
-            answer = self.runtime.invoke(spec, event, COGNITO_TIMEOUT_S)
-        except FunctionTimeout as exc:
-            self.stats.add(f"timeout:{trigger}")
-            raise CognitoError(
-                "UserLambdaValidationException", f"{trigger} failed with error Task timed out after 5.00 seconds."
-            ) from exc
-        except FunctionError as exc:
-            self.stats.add(f"failed:{trigger}")
-            raise CognitoError("UserLambdaValidationException", f"{trigger} failed with error {exc.message}.") from exc
+        answer = self._attempts(trigger, spec, event)
         if not isinstance(answer, dict) or not isinstance(answer.get("response"), dict):
             raise CognitoError("InvalidLambdaResponseException", "Unrecognizable lambda output")
         response: dict[str, Any] = answer["response"]
         return response
+
+    def _attempts(self, trigger: str, spec: FunctionSpec, event: dict[str, Any]) -> Any:
+        """Runs the function as Cognito does: a failed or timed-out attempt is retried with the same event,
+        up to COGNITO_ATTEMPTS in all, each with its own 5 s; the last failure is what the client sees."""
+        failure = CognitoError("UserLambdaValidationException", f"{trigger} failed")
+        for attempt in range(1, COGNITO_ATTEMPTS + 1):
+            self.stats.add(f"invoked:{trigger}")
+            if attempt > 1:
+                self.stats.add(f"retried:{trigger}")
+            try:
+                return self.runtime.invoke(spec, json.loads(json.dumps(event)), COGNITO_TIMEOUT_S)
+            except FunctionTimeout as exc:
+                self.stats.add(f"timeout:{trigger}")
+                failure = CognitoError(
+                    "UserLambdaValidationException", f"{trigger} failed with error Task timed out after 5.00 seconds."
+                )
+                failure.__cause__ = exc
+            except FunctionError as exc:
+                self.stats.add(f"failed:{trigger}")
+                failure = CognitoError("UserLambdaValidationException", f"{trigger} failed with error {exc.message}.")
+                failure.__cause__ = exc
+        raise failure
 
     def _function_spec(self, function_arn: str, pool: CognitoIdpUserPool, client_id: str) -> FunctionSpec:
         region = function_arn.split(":")[3] if function_arn.startswith("arn:") else pool.region
@@ -260,6 +275,7 @@ class CognitoTriggerMiddleware:
             code_bytes=function.code_bytes,
             environment=dict(function.environment_vars or {}),
             memory_mb=int(function.memory_size or 128),
+            timeout_s=float(function.timeout or 3),
         )
 
 
@@ -343,9 +359,39 @@ def _migrated_username(pool: CognitoIdpUserPool, typed: str, returned: str | Non
                 "InvalidParameterException",
                 f"Username cannot be of {label} format, since user pool is configured for {label} alias.",
             )
+    if returned and returned != typed and not _may_rename(pool, typed):
+        # The current "Migrate user Lambda trigger" page: the username must match the request exactly, or be
+        # omitted, unless the user signed in with an alias. Cognito's error is undocumented (assumed here).
+        raise CognitoError(
+            "UserLambdaValidationException",
+            "UserMigration failed with error userAttributes.username must be the username the user signed in "
+            "with, exactly, or be omitted (another username is allowed only for a sign-in with an alias).",
+        )
     if returned and returned != typed and find_user(pool, returned) is not None:
         raise CognitoError("UsernameExistsException", "An account with the given username already exists.")
     return username
+
+
+def _may_rename(pool: CognitoIdpUserPool, typed: str) -> bool:
+    """True when what was typed may be an alias of the pool: an email or phone number it accepts as one, or
+    anything at all in a pool with preferred_username (the new pool cannot tell before the user exists)."""
+    aliases = pool.extended_config.get("AliasAttributes") or []
+    return "preferred_username" in aliases or any(_looks_like(typed, kind) for kind in aliases)
+
+
+def _require_sms_mfa_possible(pool: CognitoIdpUserPool, attributes: list[dict[str, str]]) -> None:
+    """enableSMSMFA needs the pool's MFA on (or optional), SMS configured with its role, and a phone number;
+    otherwise the migration fails. The error's wording is undocumented (assumed here)."""
+    sms = pool.extended_config.get("SmsConfiguration") or (pool.sms_mfa_config or {}).get("SmsConfiguration") or {}
+    phone = any(a["Name"] == "phone_number" and a["Value"] for a in attributes)
+    problems = [
+        "the user pool's MFA configuration is OFF" if pool.mfa_config == "OFF" else "",
+        "the user pool has no SMS configuration (SmsConfiguration.SnsCallerArn)" if not sms.get("SnsCallerArn") else "",
+        "the user has no phone_number" if not phone else "",
+    ]
+    problems = [p for p in problems if p]
+    if problems:
+        raise CognitoError("InvalidParameterException", "enableSMSMFA cannot be honoured: " + "; ".join(problems) + ".")
 
 
 def _aliases_held_by_others(pool: CognitoIdpUserPool, attributes: dict[str, str]) -> list[tuple[CognitoIdpUser, str]]:

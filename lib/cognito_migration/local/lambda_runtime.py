@@ -57,6 +57,7 @@ class FunctionSpec:
     code_bytes: bytes
     environment: dict[str, str]
     memory_mb: int = 128
+    timeout_s: float = 3.0  # the function's own Timeout: what its context counts down from
 
     @property
     def code_sha256(self) -> str:
@@ -120,14 +121,10 @@ class Worker:
         for raw in self.process.stderr:
             log_sink(self.spec, self.log_stream, raw.decode("utf-8", "replace").rstrip("\n"))
 
-    def invoke(self, event: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def invoke(self, event: dict[str, Any], deadline: float, context_deadline_ms: int) -> dict[str, Any]:
+        """Answers `event`, killed at `deadline` (monotonic); the context counts down to `context_deadline_ms`."""
         assert self.process.stdin is not None and self.process.stdout is not None
-        deadline = time.monotonic() + timeout_s
-        request = {
-            "event": event,
-            "request_id": str(uuid.uuid4()),
-            "deadline_ms": int((time.time() + timeout_s) * 1000),
-        }
+        request = {"event": event, "request_id": str(uuid.uuid4()), "deadline_ms": context_deadline_ms}
         try:
             self.process.stdin.write((json.dumps(request) + "\n").encode())
             self.process.stdin.flush()
@@ -176,11 +173,15 @@ class LambdaRuntime:
         self.stats = InvocationStats()
 
     def invoke(self, spec: FunctionSpec, event: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """Runs the function on ``event``; returns its result or raises FunctionError / FunctionTimeout."""
-        worker = self._take_worker(spec)
+        """Runs the function on ``event``; returns its result or raises FunctionError / FunctionTimeout. The
+        caller's ``timeout_s`` and the function's own Timeout both count from now, a cold start included: the
+        worker is killed at the sooner, and the context's remaining time is the function's, as in Lambda."""
         started = time.perf_counter()
+        deadline = time.monotonic() + min(timeout_s, spec.timeout_s)
+        context_deadline_ms = int((time.time() + spec.timeout_s) * 1000)
+        worker = self._take_worker(spec)
         try:
-            answer = worker.invoke(event, timeout_s)
+            answer = worker.invoke(event, deadline, context_deadline_ms)
         except FunctionTimeout:
             self.stats.timeouts += 1
             raise

@@ -60,7 +60,8 @@ What callers see (Cognito shows "UserMigration failed with error <message>."):
                                               refused, no verified email or phone, a case collision...
   Refused(SIGN_UP_REFUSAL)                    a sign-up matching an old-pool user: one message whatever matched.
   Unavailable("Migration is temporarily unavailable, please try again later")
-                                              the old pool failed, or anything unexpected did.
+                                              the old pool failed or could not answer in what was
+                                              left of Cognito's 5 s, or anything unexpected happened.
   ConfigurationError(<names the variable>)    the function is misconfigured.
 Each invocation logs one JSON line: trigger, outcome, final_status, ms, old_pool_calls, new_pool_calls,
 sts_calls, index_calls, cold_start, reason and a sha256 prefix of the username; never the password, the event, the
@@ -74,7 +75,9 @@ import hmac
 import json
 import logging
 import os
+import random
 import re
+import secrets
 import time
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -84,7 +87,13 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+)
 
 LOGGER = logging.getLogger("migration_trigger")
 LOGGER.setLevel(logging.INFO)
@@ -112,9 +121,28 @@ NEVER_RETURNED = frozenset({"sub", "identities", "username"})
 MAX_ALIAS_CANDIDATES = 5  # users sharing one alias whose password is tried; more is an operator's problem
 CREDENTIALS_MARGIN_S = 300  # assumed-role credentials are renewed when they have less than this left
 
-# Cognito gives the whole trigger 5 s. Short timeouts and one retry make a sick old pool fail the sign-in
-# (fail closed) instead of hanging past the limit.
-BOTO_CONFIG = Config(connect_timeout=2, read_timeout=2, retries={"total_max_attempts": 2, "mode": "standard"})
+# Cognito waits 5 s for the whole trigger, then retries it (3 attempts in all, each with its own 5 s). Every
+# call is sized from what is left of the invocation's 5 s, so a slow old pool fails the attempt closed
+# (Unavailable) while the function still answers, instead of being killed: Cognito then retries a live container.
+COGNITO_LIMIT_S = 5.0
+SAFETY_MARGIN_S = 0.25  # kept for answering: the response, the runtime, the network back to Cognito
+COLD_INIT_S = 0.5  # a cold start's import (boto3 ~0.45 s measured): Cognito waits for it, the context does not
+CONNECT_TIMEOUT_S = 0.3  # a connection to Cognito in the same Region takes milliseconds
+MIN_READ_S = 0.25  # a call with less than this left is not started: it fails closed at once
+TIMEOUT_STEP_S = 0.25  # read timeouts are rounded down to this step: one client per step, created when first used
+MAX_ATTEMPTS = 2  # per call, when time is left: a throttled or refused connection is retried, a slow answer not
+RETRYABLE_CODES = frozenset(
+    {"TooManyRequestsException", "ThrottlingException", "InternalErrorException", "ServiceUnavailable"}
+)
+RETRYABLE_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)
+# STS runs once per container and hour; its call is budgeted like the others but needs no step of its own.
+BOTO_CONFIG = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=2, retries={"total_max_attempts": 1})
+# The old pool's answer to a name and password is remembered for this long: Cognito retries a failed attempt
+# (3 in all) with the same event, and asking again would make the old pool send a second SMS code, or count
+# a wrong password three times towards its lockout. Keyed by an HMAC with a per-container key: the password
+# itself is never kept; another password is always asked.
+PROOF_TTL_S = 30.0
+MAX_PROOFS = 1000
 
 # Old-pool errors that mean "this user may not sign in", all answered with GENERIC_REFUSAL.
 REFUSAL_CODES = {
@@ -131,11 +159,19 @@ _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _INDEX_KEY = re.compile(r"^[0-9a-f]{64}$")
 INDEX_KEY_ATTRIBUTE = "k"  # the sign-up index's partition key
 
-# Injection seam: boto3 clients by role ("old", "new", "sts"), created once per container. Tests put fakes
-# here. _expires holds when assumed-role credentials behind a client run out (epoch seconds).
+# Injection seam: a client under a bare role ("old", "new", "sts") serves every budget; tests put fakes here.
+# Otherwise clients are created once per container and read timeout ("old@2.5"), from one boto3 session.
+# _credentials and _expires hold an assumed role's credentials and when they run out (epoch seconds).
 _clients: dict[str, Any] = {}
+_credentials: dict[str, dict[str, str]] = {}
 _expires: dict[str, float] = {}
 _container = {"invocations": 0}
+_LOADED_AT = time.monotonic()  # after the imports: a cold start's import time is COLD_INIT_S, assumed
+_session: list[Any] = []
+# Retried invocations of the same sign-in or group copy: what an earlier attempt already proved or did.
+_proofs: dict[str, tuple[float, str | None, str | None]] = {}  # key -> (until, challenge, refusal reason)
+_copied: dict[tuple[str, str], float] = {}
+_PROOF_KEY = secrets.token_bytes(32)
 
 
 class MigrationError(Exception):
@@ -162,6 +198,37 @@ class Unavailable(MigrationError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(UNAVAILABLE, reason)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What is left of the invocation's time: every AWS call must have returned by `deadline` (monotonic)."""
+
+    deadline: float
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def read_timeout(self) -> float:
+        """The read timeout of the next call: what is left after connecting, rounded down to a step; raises
+        Unavailable (no call is made) when that is too little for any answer."""
+        usable = self.left() - CONNECT_TIMEOUT_S
+        if usable < MIN_READ_S:
+            raise Unavailable("no_time_left")
+        return max(MIN_READ_S, int(usable / TIMEOUT_STEP_S + 1e-9) * TIMEOUT_STEP_S)  # 1e-9: float noise
+
+
+def budget_for(context: Any, started: float, cold_start: bool) -> Budget:
+    """The invocation's deadline: Cognito's 5 s (less a cold start's initialisation, which Cognito waits for
+    too) or the function's own remaining time if shorter, less a safety margin."""
+    # A container initialised long before its first invocation (Lambda may do so) is charged at most twice
+    # the allowance: stricter than needed, never more lenient.
+    spent = COLD_INIT_S + min(max(0.0, started - _LOADED_AT), COLD_INIT_S) if cold_start else 0.0
+    left = COGNITO_LIMIT_S - spent
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        left = min(left, remaining() / 1000)
+    return Budget(started + left - SAFETY_MARGIN_S)
 
 
 @dataclass(frozen=True)
@@ -256,6 +323,8 @@ class Invocation:
     new_pool_calls: int = 0
     sts_calls: int = 0
     index_calls: int = 0
+    budget_ms: int = 0
+    proof_reused: bool = False
     groups_added: list[str] | None = None
     groups_missing: list[str] | None = None
 
@@ -482,7 +551,10 @@ def require_accepted_name(kind: str, settings: Settings) -> None:
 
 
 def new_username(typed: str, kind: str, old_username: str, settings: Settings) -> str | None:
-    """The `username` to return (None: the one typed), by the contract and the new pool's case rules."""
+    """The `username` to return (None: the one typed), by the contract and the new pool's case rules.
+    The contract (the current "Migrate user Lambda trigger" page) wants the request's userName exactly, or
+    nothing, unless an alias the new pool accepts was typed; so another spelling of what was typed (the old
+    pool's letter case) is never returned: omitting it satisfies the older text as well."""
     if settings.new_username_attributes:
         return None  # Cognito names the user after the email or phone it was typed as
     if "email" in settings.new_alias_attributes and _EMAIL.match(old_username):
@@ -497,10 +569,11 @@ def new_username(typed: str, kind: str, old_username: str, settings: Settings) -
         return None
     if typed.casefold() == old_username.casefold():
         if settings.new_case_sensitive:
+            # Created as typed, the user would be a stranger to the next sign-in spelled as registered.
             raise Refused(
                 "Sign in with your username exactly as you registered it: letter case matters", "case_mismatch"
             )
-        return old_username  # a case-insensitive pool keeps the old pool's spelling, not today's typing
+        return None  # a case-insensitive pool: the user is created as typed and found in any case later
     if "preferred_username" not in settings.new_alias_attributes:
         # An alias only the old pool accepts: the new pool would never find the user by it again.
         raise Refused("Sign in with your username", "alias_not_accepted")
@@ -535,24 +608,74 @@ def filter_expression(attribute: str, value: str) -> str:
 # --- AWS access ----------------------------------------------------------------------------------------
 
 
-def client(role: str, region: str) -> Any:
-    if role not in _clients:
+def client(role: str, region: str, read_timeout: float | None = None) -> Any:
+    """The client of `role` ("old", "new", "sts", "index": the sign-up index's DynamoDB): an injected one, else
+    one per read timeout, created once per container (botocore fixes timeouts per client; another client of
+    the same session costs ~10 ms)."""
+    if role in _clients:
+        return _clients[role]
+    key = f"{role}@{read_timeout}"
+    if key not in _clients:
         service = {"sts": "sts", "index": "dynamodb"}.get(role, "cognito-idp")
-        _clients[role] = boto3.client(service, region_name=region, config=BOTO_CONFIG)
-    return _clients[role]
+        config = BOTO_CONFIG if read_timeout is None else call_config(read_timeout)
+        _clients[key] = boto3.client(service, region_name=region, config=config, **_credentials.get(role, {}))
+    return _clients[key]
 
 
-def old_pool(settings: Settings, run: Invocation) -> Any:
+def call_config(read_timeout: float) -> Config:
+    # One attempt per request: BudgetedClient retries only while time is left, which botocore cannot know.
+    return Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=read_timeout, retries={"total_max_attempts": 1})
+
+
+class BudgetedClient:
+    """A Cognito client whose every request fits the invocation's budget: sized from what is left, never
+    started without enough left, retried (once) only when the failure was quick. Each request sent counts in
+    the log line's `<side>_pool_calls` (pages of a listing are counted by group_names)."""
+
+    def __init__(self, make: Any, budget: Budget, run: Invocation, side: str) -> None:
+        self._make, self._budget, self._run, self._side = make, budget, run, side
+
+    def __getattr__(self, operation: str) -> Any:
+        return lambda **request: self.call(operation, request)
+
+    def get_paginator(self, operation: str) -> Any:
+        # Pages share the client sized when the listing starts (a user's groups fit in one or two pages).
+        return self._make(self._budget.read_timeout()).get_paginator(operation)
+
+    def call(self, operation: str, request: dict[str, Any]) -> Any:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            cognito = self._make(self._budget.read_timeout())
+            counter = f"{self._side}_pool_calls"  # a request sent, retries included; one not started is not
+            setattr(self._run, counter, getattr(self._run, counter) + 1)
+            try:
+                return getattr(cognito, operation)(**request)
+            except ClientError as exc:
+                if attempt == MAX_ATTEMPTS or error_code(exc) not in RETRYABLE_CODES:
+                    raise
+            except RETRYABLE_ERRORS:
+                if attempt == MAX_ATTEMPTS:
+                    raise
+            time.sleep(max(0.0, min(random.uniform(0.02, 0.1), self._budget.left() - CONNECT_TIMEOUT_S)))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def old_pool(settings: Settings, run: Invocation, budget: Budget) -> BudgetedClient:
     """The old pool's client: this function's credentials, or the assumed role's, renewed before expiry."""
-    if settings.old_role_arn is None:
-        return client("old", settings.old_region)
-    cached = _clients.get("old")
-    if cached is not None and _expires.get("old", float("inf")) - time.time() > CREDENTIALS_MARGIN_S:
-        return cached
+    if (
+        settings.old_role_arn is not None
+        and "old" not in _clients
+        and _expires.get("old", 0.0) - time.time() <= CREDENTIALS_MARGIN_S
+    ):
+        assume_old_role(settings, run, budget)
+    return BudgetedClient(lambda read: client("old", settings.old_region, read), budget, run, "old")
+
+
+def assume_old_role(settings: Settings, run: Invocation, budget: Budget) -> None:
     sts = client("sts", os.environ.get("AWS_REGION") or settings.old_region)
     request = {"RoleArn": settings.old_role_arn, "RoleSessionName": "cognito-user-migration"}
     if settings.old_external_id:
         request["ExternalId"] = settings.old_external_id
+    budget.read_timeout()  # not started without time to finish
     run.sts_calls += 1
     try:
         credentials = sts.assume_role(**request)["Credentials"]
@@ -560,16 +683,14 @@ def old_pool(settings: Settings, run: Invocation) -> Any:
         raise Unavailable(f"sts_{error_code(exc)}") from None
     except BotoCoreError as exc:
         raise Unavailable(f"sts_{type(exc).__name__}") from None
-    _clients["old"] = boto3.client(
-        "cognito-idp",
-        region_name=settings.old_region,
-        config=BOTO_CONFIG,
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    )
+    _credentials["old"] = {
+        "aws_access_key_id": credentials["AccessKeyId"],
+        "aws_secret_access_key": credentials["SecretAccessKey"],
+        "aws_session_token": credentials["SessionToken"],
+    }
     _expires["old"] = credentials["Expiration"].timestamp()
-    return _clients["old"]
+    for key in [k for k in _clients if k.startswith("old@")]:
+        del _clients[key]  # built with the previous credentials
 
 
 def error_code(exc: ClientError) -> str:
@@ -591,7 +712,6 @@ def aws_errors() -> Iterator[None]:
 
 
 def get_old_user(old: Any, settings: Settings, username: str, run: Invocation) -> OldUser:
-    run.old_pool_calls += 1
     with aws_errors():
         return OldUser.from_api(
             old.admin_get_user(UserPoolId=settings.old_user_pool_id, Username=username), complete=True
@@ -600,7 +720,6 @@ def get_old_user(old: Any, settings: Settings, username: str, run: Invocation) -
 
 def users_with(old: Any, settings: Settings, attribute: str, value: str, limit: int, run: Invocation) -> list[OldUser]:
     """Old-pool users whose `attribute` equals `value` (one ListUsers page of at most `limit`)."""
-    run.old_pool_calls += 1
     with aws_errors():
         answer = old.list_users(
             UserPoolId=settings.old_user_pool_id, Filter=filter_expression(attribute, value), Limit=limit
@@ -624,16 +743,43 @@ def users_by_alias(old: Any, settings: Settings, kind: str, typed: str, run: Inv
 
 
 def authenticate(old: Any, settings: Settings, username: str, password: str, run: Invocation) -> str | None:
-    """The old pool's answer to the password: None (tokens) or the challenge; raises Refused if wrong."""
-    run.old_pool_calls += 1
-    with aws_errors():
-        answer = old.admin_initiate_auth(
-            UserPoolId=settings.old_user_pool_id,
-            ClientId=settings.old_client_id,
-            AuthFlow="ADMIN_USER_PASSWORD_AUTH",
-            AuthParameters={"USERNAME": username, "PASSWORD": password},
-        )
-    return None if "AuthenticationResult" in answer else str(answer.get("ChallengeName") or "unknown")
+    """The old pool's answer to the password: None (tokens) or the challenge; raises Refused if wrong.
+    An answer this container got moments ago for the same name and password is reused: Cognito retries a
+    sign-in whose attempt failed later on, and asking again would cost a call and, for SMS MFA, another SMS."""
+    key = proof_key(settings, username, password)
+    proof = _proofs.get(key)
+    if proof is not None and proof[0] > time.monotonic():
+        run.proof_reused = True
+        if proof[2] is not None:
+            raise Refused(GENERIC_REFUSAL, proof[2])
+        return proof[1]
+    try:
+        with aws_errors():
+            answer = old.admin_initiate_auth(
+                UserPoolId=settings.old_user_pool_id,
+                ClientId=settings.old_client_id,
+                AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+                AuthParameters={"USERNAME": username, "PASSWORD": password},
+            )
+    except Refused as refused:
+        remember_proof(key, None, refused.reason)
+        raise
+    challenge = None if "AuthenticationResult" in answer else str(answer.get("ChallengeName") or "unknown")
+    remember_proof(key, challenge, None)
+    return challenge
+
+
+def proof_key(settings: Settings, username: str, password: str) -> str:
+    message = "\0".join((settings.old_user_pool_id, settings.old_client_id, username, password)).encode()
+    return hmac.new(_PROOF_KEY, message, hashlib.sha256).hexdigest()
+
+
+def remember_proof(key: str, challenge: str | None, refusal: str | None) -> None:
+    now = time.monotonic()
+    if len(_proofs) >= MAX_PROOFS:
+        for stale in [k for k, (until, *_) in _proofs.items() if until <= now] or list(_proofs)[: MAX_PROOFS // 2]:
+            del _proofs[stale]
+    _proofs[key] = (now + PROOF_TTL_S, challenge, refusal)
 
 
 def require_migratable(user: OldUser) -> None:
@@ -795,6 +941,10 @@ def copy_groups(event: Mapping[str, Any], settings: Settings, old: Any, new: Any
     if settings.groups_marker and not user_attributes.get(GROUPS_MARKER):
         run.reason = "no_groups_pending"  # copied at the first sign-in, or never in the old pool
         return
+    if _copied.get((new_pool_id, username), 0.0) > time.monotonic():
+        # Cognito's retry of a copy this container finished: its event still shows the marker it removed.
+        run.reason = "already_copied"
+        return
     run.reason, run.groups_added, run.groups_missing = "groups_copied", [], []
     with aws_errors():
         try:
@@ -809,7 +959,6 @@ def copy_groups(event: Mapping[str, Any], settings: Settings, old: Any, new: Any
             run.reason = "not_in_old_pool"
         else:
             for group in sorted(wanted - group_names(new, new_pool_id, username, run, "new")):
-                run.new_pool_calls += 1
                 try:
                     new.admin_add_user_to_group(UserPoolId=new_pool_id, Username=username, GroupName=group)
                 except ClientError as exc:
@@ -819,10 +968,10 @@ def copy_groups(event: Mapping[str, Any], settings: Settings, old: Any, new: Any
                     continue
                 run.groups_added.append(group)
         if settings.groups_marker and not run.groups_missing:
-            run.new_pool_calls += 1
             new.admin_delete_user_attributes(
                 UserPoolId=new_pool_id, Username=username, UserAttributeNames=[GROUPS_MARKER]
             )
+            _copied[(new_pool_id, username)] = time.monotonic() + PROOF_TTL_S
 
 
 def group_names(cognito: Any, pool_id: str, username: str, run: Invocation, side: str) -> set[str]:
@@ -896,10 +1045,13 @@ def log_invocation(run: Invocation, started: float) -> None:
         "new_pool_calls": run.new_pool_calls,
         "sts_calls": run.sts_calls,
         "index_calls": run.index_calls,
+        "budget_ms": run.budget_ms,
         "cold_start": run.cold_start,
         "reason": run.reason,
         "user": run.user,
     }
+    if run.proof_reused:
+        line["proof_reused"] = True
     if run.groups_added is not None:
         line.update(groups_added=run.groups_added, groups_missing=run.groups_missing)
     if not LOGGER.hasHandlers():
@@ -909,16 +1061,17 @@ def log_invocation(run: Invocation, started: float) -> None:
     LOGGER.info(json.dumps(line, sort_keys=True))
 
 
-def dispatch(event: dict[str, Any], source: str, run: Invocation) -> dict[str, Any]:
+def dispatch(event: dict[str, Any], source: str, run: Invocation, budget: Budget) -> dict[str, Any]:
     settings = load_settings(os.environ)
     if source in SIGN_UP_SOURCES:
         # Sign-ups never reach the old pool: anyone may call SignUp, and ListUsers' quota is production's.
         guard_sign_up(event, settings, client("index", os.environ.get("AWS_REGION") or event["region"]), run)
         run.outcome = "allowed"
         return event
-    old = old_pool(settings, run)
+    old = old_pool(settings, run, budget)
     if source == "PostAuthentication_Authentication":
-        copy_groups(event, settings, old, client("new", event["region"]), run)
+        new = BudgetedClient(lambda read: client("new", event["region"], read), budget, run, "new")
+        copy_groups(event, settings, old, new, run)
         run.outcome = "groups_copied" if run.reason == "groups_copied" else "nothing_to_copy"
         return event
     if source == "UserMigration_Authentication":
@@ -937,10 +1090,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     event = event if isinstance(event, dict) else {}  # a malformed event still gets its log line, then fails
     source = str(event.get("triggerSource", ""))
     run = Invocation(trigger=source, user=user_ref(event.get("userName")), cold_start=_container["invocations"] == 1)
+    budget = budget_for(context, started, run.cold_start)
+    run.budget_ms = round(budget.left() * 1000)
     try:
         if source not in TRIGGER_SOURCES:
             raise MigrationError(f"Unsupported trigger source {source[:64]!r}", "unsupported_trigger")
-        return dispatch(event, source, run)
+        return dispatch(event, source, run, budget)
     except Refused as exc:
         run.outcome, run.reason = "refused", exc.reason
         raise
