@@ -872,7 +872,7 @@ def test_local_a_slow_old_pool_whose_work_fits_in_5_s_migrates(new_pool, legacy,
     assert (migration["outcome"], migration["old_pool_calls"]) == ("migrated", 2) and migration["ms"] < 4750
 
 
-def test_local_a_sign_in_that_cannot_fit_fails_closed_within_each_attempt(new_pool, legacy, local_aws, slow_old_pool):
+def test_local_a_sign_in_that_cannot_fit_fails_closed_within_the_limit(new_pool, legacy, local_aws, slow_old_pool):
     user = plain(legacy)
     pool = new_pool()
     counts = dict(local_aws.middleware.stats.counts)
@@ -888,15 +888,13 @@ def test_local_a_sign_in_that_cannot_fit_fails_closed_within_each_attempt(new_po
         f"UserMigration failed with error {trigger.UNAVAILABLE}.",
     )
     stats = local_aws.middleware.stats.counts
-    # Three attempts, each answered (closed) before Cognito's 5 s: none was killed.
+    # Answered (closed) before Cognito's 5 s: nothing was killed, and an answer is not retried.
     assert stats.get("timeout:UserMigration", 0) == counts.get("timeout:UserMigration", 0)
-    assert stats["retried:UserMigration"] == counts.get("retried:UserMigration", 0) + 2
-    assert elapsed < 3 * 5
-    lines = pool.log_lines(3)
-    assert [line["reason"] for line in lines] == ["aws_ReadTimeoutError"] * 3
-    assert all(line["ms"] < 4800 for line in lines)
-    # The password was checked once: the retries reused it and asked only for the user again.
-    assert [line["old_pool_calls"] for line in lines] == [2, 1, 1]
+    assert stats.get("retried:UserMigration", 0) == counts.get("retried:UserMigration", 0)
+    assert elapsed < 5
+    (line,) = pool.log_lines(1)
+    assert line["reason"] == "aws_ReadTimeoutError" and line["ms"] < 4800
+    assert line["old_pool_calls"] == 2  # the password was checked; the user's read could not finish in time
     assert pool.user(user.username) is None
 
 

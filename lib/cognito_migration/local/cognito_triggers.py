@@ -40,7 +40,11 @@ from .cognito_patches import is_case_insensitive
 from .lambda_runtime import FunctionError, FunctionSpec, FunctionTimeout, LambdaRuntime
 
 COGNITO_TIMEOUT_S = 5.0  # fixed by Cognito for every trigger, whatever the function's own timeout
-COGNITO_ATTEMPTS = 3  # Cognito retries a failed or timed-out trigger: 3 attempts in all, each with its own 5 s
+# Cognito retries a trigger that did not answer within 5 s: 3 attempts in all, each with its own 5 s (developer
+# guide, "Customizing user pool workflows with Lambda triggers": "If it doesn't [respond within 5 seconds] and if
+# the call can be retried, Amazon Cognito retries the call. After three unsuccessful attempts, the function times
+# out"). An error the function answers with is its answer: not retried (a refusal is never asked three times).
+COGNITO_ATTEMPTS = 3
 TARGET_PREFIX = "AWSCognitoIdentityProviderService."
 PASSWORD_FLOWS = {"USER_PASSWORD_AUTH", "ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"}
 FINAL_STATUSES = {"CONFIRMED", "RESET_REQUIRED"}
@@ -237,8 +241,8 @@ class CognitoTriggerMiddleware:
         return response
 
     def _attempts(self, trigger: str, spec: FunctionSpec, event: dict[str, Any]) -> Any:
-        """Runs the function as Cognito does: a failed or timed-out attempt is retried with the same event,
-        up to COGNITO_ATTEMPTS in all, each with its own 5 s; the last failure is what the client sees."""
+        """Runs the function as Cognito does: a timed-out attempt is retried with the same event, up to
+        COGNITO_ATTEMPTS in all, each with its own 5 s; an error the function answers with is final."""
         failure = CognitoError("UserLambdaValidationException", f"{trigger} failed")
         for attempt in range(1, COGNITO_ATTEMPTS + 1):
             self.stats.add(f"invoked:{trigger}")
@@ -254,8 +258,9 @@ class CognitoTriggerMiddleware:
                 failure.__cause__ = exc
             except FunctionError as exc:
                 self.stats.add(f"failed:{trigger}")
-                failure = CognitoError("UserLambdaValidationException", f"{trigger} failed with error {exc.message}.")
-                failure.__cause__ = exc
+                raise CognitoError(
+                    "UserLambdaValidationException", f"{trigger} failed with error {exc.message}."
+                ) from exc
         raise failure
 
     def _function_spec(self, function_arn: str, pool: CognitoIdpUserPool, client_id: str) -> FunctionSpec:
