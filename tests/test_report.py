@@ -615,3 +615,26 @@ def test_cutover_without_an_import_plans_none_and_keeps_the_trigger_for_everyone
     left = cutover.left_behind(built, new_users(), params(mask_pii=False), [])
     assert sorted(name for name, _ in left) == ["fay", "hal"]
     assert {why for _, why in left} == {"no_auto_verified_attribute"}  # cutover_accept_unimported can name it
+
+
+def test_an_alias_pool_refuses_what_the_trigger_refuses_and_the_report_says_so() -> None:
+    old = pd.DataFrame(
+        {
+            "username": ["bob", "rob", "ann@example.com", "cy"],
+            "status": "CONFIRMED",
+            "enabled": True,
+            "email": ["bob@example.com", "BOB@example.com", "ann@example.com", "cy@example.com"],
+            "email_verified": "true",
+        }
+    )
+    new = pd.DataFrame({"username": ["bob"], "email": ["bob@example.com"], "status": "CONFIRMED"})
+
+    plain = report.classify(old, new, False)
+    aliased = report.classify(old, new, False, aliases=("email",))
+
+    assert plain["state"].tolist() == [report.MIGRATED, report.NOT_YET, report.NOT_YET, report.NOT_YET]
+    assert aliased["state"].tolist() == [report.MIGRATED, report.CANNOT, report.CANNOT, report.NOT_YET]
+    assert aliased.loc[1, "reason"] == "its verified email or phone number is a migrated user's alias in the new pool"
+    assert aliased.loc[2, "reason"].startswith("username is an email address")
+    counts = report.summary(aliased).set_index("state")["users"]
+    assert int(counts.sum()) == len(old)

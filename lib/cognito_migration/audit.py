@@ -14,11 +14,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from botocore.exceptions import ClientError
 from pandas.io.formats.style import Styler
 
-from . import deploy, findings, pool_findings, records, scan, user_findings
+from . import deploy, findings, pool_findings, records, report, scan, user_findings
 from .aws import RateLimiter, error_code
 from .checks import Check
 from .findings import Finding
@@ -236,6 +237,17 @@ def user_side_findings(
             ),
         ]
     found.append(user_findings.alias_conflict_finding(users, params.target_case_sensitive, sign_in, show))
+    if "email" in (audit.target.get("AliasAttributes") or []):
+        is_email, _ = report.alias_refusals(users, np.zeros(len(users), dtype=bool), ("email",), True)
+        found.append(
+            user_findings.user_finding(
+                "usernames_are_emails",
+                users,
+                pd.Series(is_email, index=users.index),
+                show,
+                "the new pool takes email aliases: the trigger refuses a username that is an email address",
+            )
+        )
     if settings is not None:
         found += user_findings.attribute_findings(
             list(users["username"]), old_attributes(users), predictor(settings), target_schema(audit.target), show

@@ -59,6 +59,7 @@ def read_state(conn: aws.Connections, params: Params, new_pool: dict[str, Any]) 
         sign_in,
         mfa_policy=params.mfa_policy,
         pool_mfa=old_pool.get("MfaConfiguration"),
+        aliases=identity.alias_attributes(new_pool),
     )
     # Users an earlier cutover imported are not lazy migrations: a retry of a failed import must not wait
     # cutover_min_quiet_days because of the import itself.

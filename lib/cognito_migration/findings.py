@@ -95,6 +95,15 @@ CATALOG: tuple[Kind, ...] = (
         "keep the address verified on one user only (AdminUpdateUserAttributes ..._verified=false on the others)",
     ),
     Kind(
+        "usernames_are_emails",
+        "warning",
+        "when the new pool takes email aliases",
+        "usernames that are email addresses: a pool with email aliases accepts none as a username, so the "
+        "trigger refuses these users and the report counts them as cannot migrate lazily",
+        "give them usernames that are not email addresses in the old pool, or do not declare email as an alias "
+        "(target_alias_attributes)",
+    ),
+    Kind(
         "missing_required_attributes",
         "blocker",
         "always",

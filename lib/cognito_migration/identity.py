@@ -24,6 +24,11 @@ def sign_in_attributes(new_pool: Mapping[str, Any] | None) -> tuple[str, ...]:
     return tuple(a for a in SIGN_IN_ATTRIBUTES if a in declared)
 
 
+def alias_attributes(new_pool: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The new pool's AliasAttributes (empty when it has none, or signs in by UsernameAttributes)."""
+    return tuple((new_pool or {}).get("AliasAttributes") or [])
+
+
 def names(users: pd.DataFrame, sign_in: Sequence[str], verified_only: bool) -> pd.Series:
     """Each user's name in the new pool's sign-in model: the username, or the first of ``sign_in`` the user
     has (verified, for old-pool users: the trigger finds owners by verified values only). None where the

@@ -26,6 +26,7 @@ import pyarrow.compute as pc  # noqa: E402
 from . import identity  # noqa: E402
 from .checks import Check  # noqa: E402
 from .records import mask_frame, now_iso, save_figure, save_frame, save_json  # noqa: E402
+from .trigger import migration_trigger  # noqa: E402
 
 MIGRATED, NOT_YET, CANNOT = "migrated", "not yet", "cannot migrate lazily"
 CATEGORIES = (MIGRATED, NOT_YET, CANNOT)
@@ -39,8 +40,10 @@ REASONS = (
     "federated user: signs in through its identity provider",
     "no verified email or phone number: the new pool signs in with one",
     "MFA user and mfa_policy is refuse",
+    "username is an email address, which a pool with email aliases takes from no one as a username",
+    "its verified email or phone number is a migrated user's alias in the new pool",
 )
-MFA_REFUSED = REASONS[-1]
+MFA_REFUSED = REASONS[6]
 # Stand-ins for a missing name (see ``identity.names``): they never equal each other, nor any real name.
 NO_OLD_NAME, NO_NEW_NAME = "\x00no name (old pool)", "\x00no name (new pool)"
 NO_GROUP = "(no group)"
@@ -94,11 +97,13 @@ def classify(
     *,
     mfa_policy: str = "reset_required",
     pool_mfa: str | None = None,
+    aliases: Sequence[str] = (),
 ) -> pd.DataFrame:
     """One row per old-pool user with ``state`` (migrated / not yet / cannot migrate lazily) and ``reason``.
     Users are matched by username, or, in a new pool that signs in by email or phone number (``sign_in``,
     its UsernameAttributes), by the verified email or phone number the trigger found them by.
-    ``mfa_policy`` and the old pool's MfaConfiguration (``pool_mfa``) say who the trigger refuses for MFA."""
+    ``mfa_policy`` and the old pool's MfaConfiguration (``pool_mfa``) say who the trigger refuses for MFA;
+    the new pool's AliasAttributes (``aliases``) who it refuses as an alias pool does (``alias_refusals``)."""
     old_raw, new_raw = sign_in_names(old_users, new_users, sign_in)
     old_names = _arrow(old_raw)
     old_keys = _keys(old_raw, case_sensitive)
@@ -121,6 +126,7 @@ def classify(
         _equals(status, "EXTERNAL_PROVIDER"),
         (old_raw == NO_OLD_NAME).to_numpy(dtype=bool),
         mfa_refused(old_users, mfa_policy, pool_mfa),
+        *alias_refusals(old_users, migrated, aliases, case_sensitive),
     ]
     reason_code = np.where(migrated, 0, np.select(conditions, range(1, len(REASONS) + 1), default=0))
     state_code = np.where(migrated, 0, np.where(reason_code > 0, 2, 1))
@@ -128,6 +134,24 @@ def classify(
         state=pd.Categorical.from_codes(state_code, categories=list(CATEGORIES)),
         reason=pd.Categorical.from_codes(reason_code, categories=["", *REASONS]),
     )
+
+
+def alias_refusals(
+    users: pd.DataFrame, migrated: np.ndarray, aliases: Sequence[str], case_sensitive: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """In a new pool with aliases: users whose username is an email address (the trigger refuses them when
+    the pool takes email aliases), and users whose verified email or phone number a migrated user already
+    holds as an alias (Cognito refuses the second: AliasExistsException, and so would the import)."""
+    is_email = np.zeros(len(users), dtype=bool)
+    if "email" in aliases:
+        # what the trigger itself takes for an email address: one pattern, the trigger's
+        is_email = users["username"].astype(str).str.match(migration_trigger._EMAIL.pattern).to_numpy(dtype=bool)
+    held = np.zeros(len(users), dtype=bool)
+    for attribute in (a for a in ("email", "phone_number") if a in aliases and a in users.columns):
+        values = identity.fold(identity.names(users, (attribute,), verified_only=True), case_sensitive)
+        taken = set(values[migrated].dropna())
+        held |= (~migrated & values.isin(taken)).to_numpy(dtype=bool)
+    return is_email, held
 
 
 def mfa_refused(users: pd.DataFrame, mfa_policy: str, pool_mfa: str | None) -> np.ndarray:
