@@ -590,6 +590,17 @@ def test_local_email_as_username_pool(new_pool, legacy):
     assert pool.groups(email) == set(user.groups)
 
 
+def test_local_email_as_username_keeps_the_old_pools_spelling_of_the_email(new_pool, legacy):
+    user = plain(legacy)
+    pool = new_pool({"UsernameAttributes": ["email"]})
+    password, email = legacy.password(user.username), user.attributes["email"]
+
+    assert "AccessToken" in pool.sign_in(email.upper(), password)["AuthenticationResult"]
+
+    assert pool.attributes(email)["email"] == email, "as the trigger returned it, not as typed"
+    assert "AccessToken" in pool.sign_in(email, password)["AuthenticationResult"]
+
+
 @pytest.mark.parametrize(
     "old_case_sensitive, new_case_sensitive, expected",
     [

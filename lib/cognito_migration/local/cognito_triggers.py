@@ -166,6 +166,7 @@ class CognitoTriggerMiddleware:
             # forceAliasCreation: the alias moves to the new user; the previous holder can no longer use it.
             holder.update_attributes([{"Name": f"{attribute}_verified", "Value": "false"}])
         user = backend.admin_create_user(pool.id, migration.username, "SUPPRESS", password or "", migration.attributes)
+        _keep_returned_sign_in_attributes(pool, user, migration.attributes)
         user.password = password if migration.final_status == "CONFIRMED" else None
         user.status = UserStatus[migration.final_status]
         if response.get("enableSMSMFA"):
@@ -510,3 +511,19 @@ def _error(start_response: Callable[..., Any], error: CognitoError) -> list[byte
         ],
     )
     return [payload]
+
+
+def _keep_returned_sign_in_attributes(
+    pool: CognitoIdpUserPool, user: CognitoIdpUser, attributes: list[dict[str, str]]
+) -> None:
+    """In a pool signing in by email or phone number, moto writes the name as typed into that attribute over
+    what the trigger returned; the user keeps the value the trigger returned (the old pool's spelling, e.g.
+    ann@example.com for a user who typed ANN@EXAMPLE.COM). Undocumented: the README's ledger says so."""
+    returned = {a["Name"]: a["Value"] for a in attributes}
+    kept = [
+        {"Name": name, "Value": returned[name]}
+        for name in pool.extended_config.get("UsernameAttributes") or []
+        if returned.get(name)
+    ]
+    if kept:
+        user.update_attributes(kept)
