@@ -200,9 +200,7 @@ def errors(nb: dict[str, Any]) -> list[str]:
 
 def cell_index(nb: dict[str, Any], fragment: str) -> int:
     """The first code cell whose source holds ``fragment``."""
-    return next(
-        i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and fragment in "".join(c["source"])
-    )
+    return next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and fragment in "".join(c["source"]))
 
 
 def output_text(cell: dict[str, Any]) -> str:

@@ -66,4 +66,4 @@ def test_the_findings_table_wraps_its_long_text_within_bounded_columns() -> None
     assert_text_only(html)
     remedy = findings.table(found).columns.get_loc("remedy")
     rule = re.search(rf"[^}}]*_col{remedy}\b[^{{]*\{{([^}}]*)\}}", html)
-    assert rule and "white-space: normal" in rule.group(1) and "max-width: 24em" in rule.group(1), html[:3000]
+    assert rule and "white-space: normal" in rule.group(1) and "max-width: 22em" in rule.group(1), html[:3000]

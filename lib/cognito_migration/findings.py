@@ -366,8 +366,8 @@ WRAPPED_STYLE = {
     "overflow-wrap": "anywhere",
     "text-align": "left",
     "vertical-align": "top",
-    "min-width": "12em",
-    "max-width": "24em",
+    "min-width": "8em",
+    "max-width": "22em",
 }
 
 
