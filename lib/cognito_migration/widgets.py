@@ -91,23 +91,29 @@ class FilterTable:
             "text/html": f"<p>{html.escape(line)}</p>{head.to_html(escape=True)}",
         }
 
-    def _ipython_display_(self) -> None:
-        """The dropdowns, then the table as a plain output that they update in place."""
+    def controls(self, changed: Callable[[], None] = lambda: None) -> Any:
+        """The group and status dropdowns: each change selects the rows, then calls ``changed``."""
         import ipywidgets
-        from IPython.display import display
 
         groups, statuses = self.options()
         group = ipywidgets.Dropdown(options=groups, value=self.group or ALL, description="group")
         status = ipywidgets.Dropdown(options=statuses, value=self.status or ALL, description="status")
-        display(ipywidgets.HBox([group, status]))
-        table = display(self.shown(), raw=True, display_id=True)
 
-        def show(_: object = None) -> None:
+        def select(_: object = None) -> None:
             self.select(group.value, status.value)
-            table.update(self.shown(), raw=True)
+            changed()
 
-        group.observe(show, names="value")
-        status.observe(show, names="value")
+        group.observe(select, names="value")
+        status.observe(select, names="value")
+        return ipywidgets.HBox([group, status])
+
+    def _ipython_display_(self) -> None:
+        """The dropdowns, then the table as a plain output that they update in place."""
+        from IPython.display import DisplayHandle, display
+
+        table = DisplayHandle()
+        display(self.controls(changed=lambda: table.update(self.shown(), raw=True)))
+        table.display(self.shown(), raw=True)
 
 
 def filter_table(frame: pd.DataFrame, group: str = "", status: str = "", rows: int = TABLE_ROWS) -> Any:
