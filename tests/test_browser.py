@@ -132,6 +132,9 @@ def test_steps_1_to_4_run_by_hand_without_an_error(page: Any, lab: Lab, name: st
         assert "stream:stderr" not in kinds, "progress went to stderr (pink) instead of a widget bar"
         assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in read["outputs"])
         shot(page, "01_progress_bars", "ListUsers")
+        findings = page.locator(".jp-OutputArea-output", has_text="remedy").first
+        fits = findings.evaluate("el => el.scrollWidth <= el.clientWidth + 1")
+        assert fits, "the findings table is wider than the notebook (the remedy column is cut off)"
         shot(page, "01_findings", "remedy")
     shot(page, name.removesuffix(".ipynb"))
     close_all(page)
