@@ -6,12 +6,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: demo test lint serve clean
+.PHONY: demo test lint serve lab clean
 
-$(VENV)/.runtime: requirements.txt pyproject.toml
+# jupyter/overrides.json: JupyterLab's defaults for this venv. It saves widget state with the notebook
+# (Settings > Save Widget State Automatically), so a reopened record shows its widgets; your own
+# settings still win.
+$(VENV)/.runtime: requirements.txt pyproject.toml jupyter/overrides.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	install -D -m 644 jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
@@ -23,6 +27,9 @@ demo: $(VENV)/.runtime  ## the whole runbook on the local AWS: records in output
 
 serve: $(VENV)/.runtime  ## the local AWS alone, on port 5000, until Ctrl-C
 	$(PY) -m cognito_migration.local serve --port 5000 $(ARGS)
+
+lab: $(VENV)/.runtime  ## JupyterLab on the notebooks (start `make serve` and export what it prints first)
+	$(VENV)/bin/jupyter lab notebooks/ $(ARGS)
 
 test: $(VENV)/.dev  ## lint, then every test, the end-to-end runbook included
 	$(PY) -m ruff check lib tests

@@ -529,16 +529,16 @@ def test_a_write_runs_only_when_confirmed_and_not_a_dry_run() -> None:
 
 def test_widgets_filter_and_confirm_once_in_jupyterlab() -> None:
     picker = widgets.FilterTable(enriched())
-    box = picker.widget()
-    group, status = box.children[0].children
+    changes: list[int] = []
+    group, status = picker.controls(changed=lambda: changes.append(1)).children
     group.value = "viewers"
     assert picker.current["username"].tolist() == ["eve"]
     group.value, status.value = widgets.ALL, "FORCE_CHANGE_PASSWORD"
-    assert picker.current["username"].tolist() == ["dee"]
+    assert picker.current["username"].tolist() == ["dee"] and len(changes) == 3
 
     calls: list[int] = []
     approval = widgets.Confirmation(lambda: calls.append(1), "go")
-    button = approval.widget().children[0]
+    button, _ = approval.widget()
     button.click()
     button.click()
     assert calls == [1] and approval.state == "done" and button.disabled

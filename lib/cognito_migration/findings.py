@@ -376,9 +376,29 @@ def escaped_style(frame: pd.DataFrame) -> Styler:
     return frame.style.format(escape="html").format_index(escape="html", axis=1).hide(axis="index")
 
 
+# Long text wraps within a bounded column, so the table fits a notebook of normal width (the remedy is the
+# last text column: without this it runs off the right edge).
+WRAPPED_COLUMNS = ("what", "detail", "examples", "remedy")
+WRAPPED_STYLE = {
+    "white-space": "normal",
+    "overflow-wrap": "anywhere",
+    "text-align": "left",
+    "vertical-align": "top",
+    "min-width": "8em",
+    "max-width": "22em",
+}
+
+
 def styled_table(frame: pd.DataFrame) -> Styler:
-    """The findings table coloured by severity (an accepted blocker stays red: it is accepted, not fixed)."""
-    return escaped_style(frame).apply(lambda row: [SEVERITY_STYLE[row["severity"]]] * len(row), axis=1)
+    """The findings table coloured by severity (an accepted blocker stays red: it is accepted, not fixed),
+    its long text wrapped in bounded columns."""
+    wrapped = [c for c in WRAPPED_COLUMNS if c in frame.columns]
+    return (
+        escaped_style(frame)
+        .apply(lambda row: [SEVERITY_STYLE[row["severity"]]] * len(row), axis=1)
+        .set_properties(subset=wrapped, **WRAPPED_STYLE)
+        .set_table_styles([{"selector": "td", "props": [("vertical-align", "top")]}], overwrite=False)
+    )
 
 
 def gate_checks(found: Sequence[Finding], accepted: Iterable[str]) -> list[Check]:

@@ -4,15 +4,14 @@ over a million users takes hours)."""
 
 from __future__ import annotations
 
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
-from tqdm.std import tqdm  # text bars: they render in JupyterLab and stay readable in saved notebooks and logs
 
 from .aws import RateLimiter, paginate
+from .widgets import progress_bar  # widget bars in JupyterLab, text bars in the step's log under papermill
 
 USER_COLUMNS = (
     "username",
@@ -69,7 +68,7 @@ def scan_pool(cognito: Any, pool_id: str, limiter: RateLimiter | None = None, la
 def _progress(expected: int | None, label: str, limiter: RateLimiter | None) -> Any:
     # EstimatedNumberOfUsers is approximate: the ETA is too, and the bar may end a little short or over.
     ceiling = f"budget {limiter.rate:g} pages/s = {limiter.rate * 60:,.0f} users/s max" if limiter else None
-    return tqdm(total=expected, desc=label, unit="user", mininterval=2.0, file=sys.stderr, postfix=ceiling)
+    return progress_bar(total=expected, desc=label, unit="user", mininterval=2.0, postfix=ceiling)
 
 
 def _read_users(
@@ -118,7 +117,7 @@ def scan_memberships(
 
     ceiling = f"budget {limiter.rate:g} pages/s = {limiter.rate * 60:,.0f} users/s max" if limiter else ""
     with (
-        tqdm(desc="group memberships", unit="member", mininterval=2.0, file=sys.stderr) as bar,
+        progress_bar(desc="group memberships", unit="member", mininterval=2.0) as bar,
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="group") as executor,
     ):
         bar.set_postfix_str(f"0/{len(group_names)} groups; {ceiling}", refresh=False)

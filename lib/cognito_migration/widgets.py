@@ -1,15 +1,21 @@
 """Interactive controls for JupyterLab, with a parameter fallback for headless runs.
 
-In JupyterLab the report's table gets group and status dropdowns, and the cutover's writes wait for a
-button. Under papermill nobody can click: the same calls then return the table filtered by the parameters
-(``report_filter_group`` / ``report_filter_status``) and run the writes only when ``cutover_confirm`` says
-so. Which case applies is read from the kernel: a frontend that can answer sends its code with
-``allow_stdin``; papermill's executor (nbclient) never does.
+In JupyterLab the report's table gets group and status dropdowns, the cutover's writes wait for a button,
+and long reads show widget progress bars. Under papermill nobody can click: the same calls then return the
+table filtered by the parameters (``report_filter_group`` / ``report_filter_status``), run the writes only
+when ``cutover_confirm`` says so, and write text progress bars to stderr (the step's log). Which case applies
+is read from the kernel: a frontend that can answer sends its code with ``allow_stdin``; papermill's
+executor (nbclient) never does.
+
+What a widget shows is also a plain output (the filtered table, the confirmation's outcome), updated in place
+by display id: a saved notebook reopened without its widget state, or its HTML copy, still shows it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import html
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +33,18 @@ def interactive() -> bool:
         return False
     kernel = getattr(get_ipython(), "kernel", None)
     return bool(getattr(kernel, "_allow_stdin", False))
+
+
+def progress_bar(**options: Any) -> Any:
+    """A tqdm bar: a widget in JupyterLab (not text on the stderr stream's pink background); elsewhere
+    text on stderr, which the runner writes to the step's log, every ``mininterval`` seconds."""
+    if interactive():
+        from tqdm.notebook import tqdm as widget_bar
+
+        return widget_bar(**options)
+    from tqdm.std import tqdm as text_bar
+
+    return text_bar(file=sys.stderr, **options)
 
 
 def filtered(frame: pd.DataFrame, group: str = "", status: str = "") -> pd.DataFrame:
@@ -63,33 +81,46 @@ class FilterTable:
         self.current = filtered(self.frame, group, status)
         return self.current
 
-    def widget(self) -> Any:
+    def shown(self) -> dict[str, str]:
+        """The rows shown, as a plain output (text and escaped HTML), under a line saying which."""
+        head = self.current.head(self.rows)
+        line = f"{len(self.current)} of {len(self.frame)} users; the first {len(head)}"
+        line += f" (group {self.group or ALL}, status {self.status or ALL}):"
+        return {
+            "text/plain": f"{line}\n{head.to_string()}",
+            "text/html": f"<p>{html.escape(line)}</p>{head.to_html(escape=True)}",
+        }
+
+    def controls(self, changed: Callable[[], None] = lambda: None) -> Any:
+        """The group and status dropdowns: each change selects the rows, then calls ``changed``."""
         import ipywidgets
-        from IPython.display import display
 
         groups, statuses = self.options()
         group = ipywidgets.Dropdown(options=groups, value=self.group or ALL, description="group")
         status = ipywidgets.Dropdown(options=statuses, value=self.status or ALL, description="status")
-        output = ipywidgets.Output()
 
-        def show(_: object = None) -> None:
-            shown = self.select(group.value, status.value)
-            output.clear_output(wait=True)
-            with output:
-                print(f"{len(shown)} of {len(self.frame)} users; the first {min(self.rows, len(shown))}:")
-                display(shown.head(self.rows))
+        def select(_: object = None) -> None:
+            self.select(group.value, status.value)
+            changed()
 
-        group.observe(show, names="value")
-        status.observe(show, names="value")
-        show()
-        return ipywidgets.VBox([ipywidgets.HBox([group, status]), output])
+        group.observe(select, names="value")
+        status.observe(select, names="value")
+        return ipywidgets.HBox([group, status])
+
+    def _ipython_display_(self) -> None:
+        """The dropdowns, then the table as a plain output that they update in place."""
+        from IPython.display import DisplayHandle, display
+
+        table = DisplayHandle()
+        display(self.controls(changed=lambda: table.update(self.shown(), raw=True)))
+        table.display(self.shown(), raw=True)
 
 
 def filter_table(frame: pd.DataFrame, group: str = "", status: str = "", rows: int = TABLE_ROWS) -> Any:
     """What to display: in JupyterLab, the table with its dropdowns; headless, the first ``rows`` rows
     filtered by the parameters (a plain table, so the saved HTML shows it)."""
     table = FilterTable(frame, group, status, rows)
-    return table.widget() if interactive() else table.current.head(rows)
+    return table if interactive() else table.current.head(rows)
 
 
 @dataclass
@@ -102,15 +133,24 @@ class Confirmation:
     state: str = "not confirmed"
     result: Any = None
     error: str | None = None
-    shown: Any = None  # the button, in JupyterLab
+    shown: Any = None  # in JupyterLab: the button, and the output area the action writes to
+    line: Any = None  # the display handle of the outcome line under the button, once displayed
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        if self.shown is not None:
-            display(self.shown)  # its label says what happened, and changes when the button has run
+        if self.shown is None:
+            print(message(self))
             return
-        print(message(self))
+        button, output = self.shown
+        display(button)
+        # A plain output, not a widget: the saved notebook and its HTML copy say what happened.
+        self.line = display(self.outcome(), raw=True, display_id=True)
+        display(output)
+
+    def outcome(self) -> dict[str, str]:
+        text = message(self) + (f"\nresult: {summary(self.result)}" if self.state == "done" else "")
+        return {"text/plain": text, "text/html": f"<pre>{html.escape(text)}</pre>"}
 
     def run(self) -> Any:
         try:
@@ -121,30 +161,33 @@ class Confirmation:
         self.state = "done"
         return self.result
 
-    def widget(self) -> Any:
+    def widget(self) -> tuple[Any, Any]:
+        """The button, which runs the action once, and the output area the action writes to."""
         import ipywidgets
 
         button = ipywidgets.Button(description=self.label, button_style="danger", layout={"width": "auto"})
-        status = ipywidgets.Label()  # says what happened, in place of the waiting line
         output = ipywidgets.Output()
 
         def clicked(_: object) -> None:
             if self.state != "waiting for the button":
                 return  # once: a second click must not start a second import
             button.disabled, self.state = True, "running"
-            status.value = message(self)
+            self._update_line()
             with output:
                 try:
                     self.run()
                 except Exception:
                     return  # the state says it failed, and why
                 finally:
-                    status.value = message(self)
+                    self._update_line()
 
         button.on_click(clicked)
         self.state = "waiting for the button"
-        status.value = message(self)
-        return ipywidgets.VBox([button, status, output])
+        return button, output
+
+    def _update_line(self) -> None:
+        if self.line is not None:
+            self.line.update(self.outcome(), raw=True)
 
 
 def confirm(action: Callable[[], Any], *, dry_run: bool, confirmed: bool, label: str) -> Confirmation:
@@ -159,6 +202,22 @@ def confirm(action: Callable[[], Any], *, dry_run: bool, confirmed: bool, label:
     elif interactive():
         confirmation.shown = confirmation.widget()
     return confirmation
+
+
+def summary(result: Any) -> str:
+    """An action's result in one line: plain values as they are, a short list of names by name, others by
+    their length."""
+    if not isinstance(result, Mapping):
+        return "" if result is None else str(result)
+    parts = []
+    for key, value in result.items():
+        if isinstance(value, (str, int, float, bool)):
+            parts.append(f"{key}: {value}")
+        elif isinstance(value, list) and len(value) <= 3 and all(isinstance(v, str) for v in value):
+            parts.append(f"{key}: [{', '.join(value)}]")
+        elif isinstance(value, list):
+            parts.append(f"{key}: {len(value)}")
+    return "; ".join(parts)
 
 
 def message(confirmation: Confirmation) -> str:
