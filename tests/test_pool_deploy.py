@@ -184,7 +184,7 @@ def test_clone_input_applies_every_declared_change(offline_cognito):
 
 def test_clone_refuses_required_custom_unknown_or_existing_attributes(offline_cognito):
     for overrides, fragment in (
-        ({"target_required_attributes": ["email", "custom:tier"]}, "cannot be required"),
+        # (a required custom attribute is refused earlier, by the parameter check: test_bad_input)
         ({"target_required_attributes": ["email", "sub"]}, "cannot be required"),
         ({"target_required_attributes": ["email", "nick_name"]}, "not a standard attribute"),
         ({"target_custom_attributes": {"tier": "String"}}, "target_custom_attributes: tier already exist"),
@@ -447,7 +447,10 @@ def test_dry_run_plans_everything_and_writes_nothing(cognito, iam, lam, old_pool
     }
     assert actions_of(the_plan)[("identity provider", "Google")] == "manual"  # no secret supplied
     assert actions_of(the_plan)[("old pool trigger", "CustomMessage")] == "drop"
-    assert set(the_plan.attention["action"]) == {"manual"}
+    # needing attention: the identity provider's secret, and the old pool's own lack of an auto-verified attribute
+    attention = the_plan.attention
+    assert set(attention["action"]) == {"manual", "warn"}
+    assert list(attention.loc[attention["action"] == "warn", "resource"]) == ["auto-verified attributes"]
     assert [c.severity for c in pool.verify(cognito, params, the_plan)] == ["info"]
 
 

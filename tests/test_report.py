@@ -165,16 +165,13 @@ def test_sign_ups_and_the_last_lazy_migration_ignore_each_other() -> None:
     assert report.last_lazy_migration(old_users(), new_users().iloc[:0], False) is None
 
 
-def test_classify_handles_a_million_users_per_pool_quickly() -> None:
-    import time
-
+def test_classify_handles_a_million_users_per_pool() -> None:
+    # How fast is benchmarks/report_bench.py's to measure (README): a shared machine makes wall-clock asserts lie.
     names = pd.Series([f"user.{i}" for i in range(1_000_000)], dtype="str")
     old = pd.DataFrame({"username": names, "status": "CONFIRMED", "enabled": True})
     new = pd.DataFrame({"username": names.iloc[::2].str.upper()})
-    started = time.perf_counter()
     counts = report.summary(report.classify(old, new, case_sensitive=False)).set_index("state")["users"]
     assert counts[report.MIGRATED] == 500_000 and counts[report.NOT_YET] == 500_000
-    assert time.perf_counter() - started < 5
 
 
 # --- breakdowns ----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import copy
 import hashlib
 import hmac
 import random
+import time
 import uuid
 import zlib
 from collections import Counter
@@ -557,6 +558,9 @@ def replay_sample(legacy: LegacyPool, share: float) -> list[str]:
 REPLAY_CONCURRENCY = 4  # returning users sign in at once, as they do in AWS
 
 
+REPLAY_TRIES = 3  # a returning user told "try again later" tries twice more
+
+
 def replay_wave(
     legacy: LegacyPool,
     new_client_id: str,
@@ -576,6 +580,8 @@ def replay_wave(
     from botocore.exceptions import ClientError
     from tqdm.auto import tqdm
 
+    from ..trigger.migration_trigger import UNAVAILABLE
+
     cognito = client or _cognito_client(legacy.region, endpoint_url)
     sample = replay_sample(legacy, share)
     lanes: list[list[str]] = [[] for _ in range(max(1, concurrency))]
@@ -585,16 +591,24 @@ def replay_wave(
 
     def sign_in(username: str) -> str:
         try:
-            response = cognito.initiate_auth(
-                ClientId=new_client_id,
-                AuthFlow="USER_PASSWORD_AUTH",
-                AuthParameters={"USERNAME": username, "PASSWORD": legacy.password(username)},
-            )
-        except ClientError as exc:
-            return str(exc.response["Error"]["Code"])
+            for attempt in range(1, REPLAY_TRIES + 1):
+                try:
+                    response = cognito.initiate_auth(
+                        ClientId=new_client_id,
+                        AuthFlow="USER_PASSWORD_AUTH",
+                        AuthParameters={"USERNAME": username, "PASSWORD": legacy.password(username)},
+                    )
+                except ClientError as exc:
+                    # Told to try again later (the trigger failed closed: a slow old pool, a busy machine), a
+                    # person does; any other answer is final.
+                    if UNAVAILABLE in exc.response["Error"].get("Message", "") and attempt < REPLAY_TRIES:
+                        time.sleep(0.5 * attempt)
+                        continue
+                    return str(exc.response["Error"]["Code"])
+                return "tokens" if "AuthenticationResult" in response else str(response["ChallengeName"])
+            raise AssertionError("unreachable")
         finally:
             bar.update(1)
-        return "tokens" if "AuthenticationResult" in response else str(response["ChallengeName"])
 
     def run_lane(lane: list[str]) -> dict[str, str]:
         return {username: sign_in(username) for username in lane}
