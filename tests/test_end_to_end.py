@@ -131,8 +131,9 @@ def test_report_counts_equal_the_ground_truth(run_dir: Path, legacy: LegacyPool)
 
 
 def test_per_user_snapshot_matches_the_ground_truth(run_dir: Path, legacy: LegacyPool) -> None:
-    from cognito_migration.records import mask_text
+    from cognito_migration.records import masker
 
+    mask_text = masker(run_dir).text
     expected = expected_states(legacy)
     snapshot = pd.read_parquet(run_dir / "report_users.parquet")
     by_masked = dict(zip(snapshot["username"], snapshot["state"], strict=True))
@@ -194,8 +195,9 @@ def test_import_file_is_kept_outside_the_run_folder(run_dir: Path, legacy: Legac
 
 
 def test_cutover_imported_every_lazily_migratable_user(run_dir: Path, legacy: LegacyPool) -> None:
-    from cognito_migration.records import mask_text
+    from cognito_migration.records import masker
 
+    mask_text = masker(run_dir).text
     record = json.loads((run_dir / "cutover.json").read_text())
     after = pd.read_parquet(run_dir / "cutover_users.parquet").set_index("username")
     expected = expected_states(legacy)
