@@ -30,6 +30,7 @@ NEW_POOL = "us-east-1_NewPool01"
 ALLOWED = "email,email_verified,name,phone_number,phone_number_verified,custom:tier,custom:legacy_sub"
 MFA_CHALLENGES = ["SMS_MFA", "SOFTWARE_TOKEN_MFA", "SELECT_MFA_TYPE", "EMAIL_OTP", "MFA_SETUP"]
 GENERIC = "Incorrect username or password"
+LOG_SECRET = "cd" * 32
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +54,7 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALLOWED_ATTRIBUTES", ALLOWED)
     monkeypatch.setenv("ATTRIBUTE_DEFAULTS", json.dumps({"name": "Unknown"}))
     monkeypatch.setenv("LEGACY_SUB_ATTRIBUTE", "custom:legacy_sub")
+    monkeypatch.setenv("SIGNUP_INDEX_KEY", LOG_SECRET)  # step 3 always sets it; the log's `user` is keyed with it
 
 
 @pytest.fixture(autouse=True)
@@ -275,11 +277,16 @@ def test_forgot_password_refuses_generically(pools, lambda_context, username, us
     assert str(refused.value) == GENERIC
 
 
-def test_forgot_password_without_verified_contact_is_refused(pools, lambda_context):
+def test_forgot_password_without_verified_contact_is_refused_as_an_unknown_user_is(pools, lambda_context, caplog):
     old, _ = pools
     old.users["alice"] = alice(attributes={"email_verified": "false", "phone_number": None})
-    with pytest.raises(trigger.Refused, match="no verified email or phone"):
+    with pytest.raises(trigger.Refused, match=f"^{GENERIC}$"):
         forgot_password(lambda_context)
+    with pytest.raises(trigger.Refused, match=f"^{GENERIC}$"):
+        forgot_password(lambda_context, "nobody")
+    known, unknown = log_lines(caplog)
+    assert (known["reason"], unknown["reason"]) == ("no_verified_contact", "user_not_found")  # operators still see why
+    assert known["old_pool_calls"] == unknown["old_pool_calls"] == 1
 
 
 # --- mfa_policy refuse on the paths that meet no MFA challenge ----------------------------------------------
@@ -315,7 +322,7 @@ def test_forgot_password_refuses_mfa_users_under_refuse(
     event = load_event("user_migration_forgot_password")
     with pytest.raises(trigger.Refused) as refusal:
         trigger.handler(event, lambda_context)
-    assert str(refusal.value) == trigger.MFA_REFUSAL  # the words of the refusal at sign-in
+    assert str(refusal.value) == GENERIC  # an unknown user's words: no password proved who asks
     assert event["response"] == {}
     [line] = log_lines(caplog)
     assert (line["outcome"], line["reason"], line["old_pool_calls"]) == ("refused", "mfa_refused", 1)
@@ -331,7 +338,7 @@ def test_forgot_password_migrates_mfa_users_under_other_policies(pools, lambda_c
 
 
 def test_forgot_password_mfa_refusal_keeps_the_generic_refusals_and_comes_before_the_contact_check(
-    pools, lambda_context, monkeypatch
+    pools, lambda_context, monkeypatch, caplog
 ):
     old, _ = pools
     monkeypatch.setenv("MFA_POLICY", "refuse")
@@ -343,8 +350,9 @@ def test_forgot_password_mfa_refusal_keeps_the_generic_refusals_and_comes_before
     with pytest.raises(trigger.Refused, match=f"^{GENERIC}$"):
         forgot_password(lambda_context, "nobody")
     old.users["alice"] = alice(attributes={"email_verified": "false", "phone_number": None})
-    with pytest.raises(trigger.Refused, match="multi-factor"):
+    with pytest.raises(trigger.Refused, match=f"^{GENERIC}$"):
         forgot_password(lambda_context)
+    assert log_lines(caplog)[-1]["reason"] == "mfa_refused"
 
 
 @pytest.mark.parametrize(
@@ -369,11 +377,15 @@ def test_forgot_password_by_alias_reads_the_mfa_settings_list_users_lacks(
         monkeypatch.setenv("OLD_MFA_CONFIGURATION", pool_mfa)
 
     if refused:
-        with pytest.raises(trigger.Refused, match="multi-factor"):
+        with pytest.raises(trigger.Refused, match=f"^{GENERIC}$"):
             forgot_password(lambda_context, "alice@example.com")
     else:
         forgot_password(lambda_context, "alice@example.com")
     assert [call for call, _ in old.calls] == calls
+    old.calls.clear()
+    with pytest.raises(trigger.Refused, match=f"^{GENERIC}$"):
+        forgot_password(lambda_context, "nobody@example.com")
+    assert [call for call, _ in old.calls] == calls, "an unknown alias costs what a known one does"
 
 
 @pytest.mark.parametrize(
