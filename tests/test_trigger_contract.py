@@ -889,3 +889,26 @@ def test_local_forgot_password_refusals_are_one_answer_for_the_same_work(new_poo
     assert work.count("AdminGetUser") == 1
     reasons = [line["reason"] for line in pool.log_lines(3)]
     assert reasons == ["no_verified_contact", "disabled", "user_not_found"], "the log still says why"
+
+
+def test_local_no_password_reaches_the_logs_or_the_emulators_output_under_faults(new_pool, legacy, local_aws, capfd):
+    user = plain(legacy)
+    password = legacy.password(user.username)
+    pool = new_pool()
+    assert local_aws.faults is not None
+    local_aws.faults.add("AdminInitiateAuth", error=1.0)  # the old pool answers HTTP 500 to every password check
+    try:
+        answers = [
+            pool.refusal(lambda: pool.sign_in(user.username, password)),
+            pool.refusal(lambda: pool.sign_in(password, password)),  # a password typed as the username, too
+        ]
+    finally:
+        local_aws.faults.clear()
+
+    lines = pool.log_lines(2)
+    events = pool.logs.filter_log_events(logGroupName=f"/aws/lambda/{pool.function_name}")["events"]
+    out, err = capfd.readouterr()
+    assert answers == [("UserLambdaValidationException", f"UserMigration failed with error {trigger.UNAVAILABLE}.")] * 2
+    assert [line["reason"] for line in lines] == ["aws_InternalErrorException"] * 2
+    for text in (*(e["message"] for e in events), out, err):
+        assert password not in text and user.username not in text

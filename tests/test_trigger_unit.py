@@ -661,3 +661,75 @@ def test_first_invocation_of_a_container_is_a_cold_start(pools, lambda_context, 
     sign_in(lambda_context)
     sign_in(lambda_context)
     assert [line["cold_start"] for line in log_lines(caplog)] == [True, False]
+
+
+# --- what reaches the log: never the password, one line whatever the event carries --------------------------
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        None,
+        [FAKE_PASSWORD],
+        {"triggerSource": "UserMigration_Authentication", "userName": "alice", "request": FAKE_PASSWORD},
+        {"triggerSource": "UserMigration_Authentication", "request": {"password": [FAKE_PASSWORD]}},
+        {"triggerSource": "UserMigration_Authentication", "userName": FAKE_PASSWORD, "request": {"password": 7}},
+        {"triggerSource": "UserMigration_ForgotPassword", "userName": {"password": FAKE_PASSWORD}},
+        {"triggerSource": FAKE_PASSWORD, "request": {"password": FAKE_PASSWORD}},
+    ],
+    ids=["none", "list", "request-is-a-string", "password-is-a-list", "password-as-username", "username-is-a-dict",
+         "password-as-source"],
+)  # fmt: skip
+def test_malformed_events_fail_closed_without_the_password(pools, lambda_context, caplog, event):
+    with pytest.raises(trigger.MigrationError) as failure:
+        trigger.handler(event, lambda_context)
+
+    assert FAKE_PASSWORD not in str(failure.value) and failure.value.__cause__ is None
+    [line] = log_lines(caplog)
+    assert line["outcome"] in ("refused", "error") and line["final_status"] is None
+    # The autouse fixture checks the log, stdout and stderr for the password after every test.
+
+
+@pytest.mark.parametrize(
+    "username",
+    [
+        'alice\n{"outcome": "migrated", "user": "forged"}',
+        '", "outcome": "migrated',
+        "alice\r\nSTART RequestId: forged",
+        "a" * 1_000_000,
+    ],
+    ids=["newline-and-json", "json-quote", "crlf", "huge"],
+)
+def test_log_line_is_one_bounded_json_line_whatever_the_username(pools, lambda_context, caplog, username):
+    with pytest.raises(trigger.Refused):
+        sign_in(lambda_context, username, "wrong-but-fake")
+
+    [record] = [r for r in caplog.records if r.name == "migration_trigger"]
+    message = record.getMessage()
+    assert "\n" not in message and "\r" not in message and len(message) < 1000
+    line = json.loads(message)
+    assert line["outcome"] == "refused" and line["user"] == trigger.user_ref(username, LOG_SECRET)
+    assert "forged" not in message and "alice" not in message
+
+
+def test_log_line_stays_bounded_whatever_the_trigger_source(pools, lambda_context, caplog):
+    event = load_event("user_migration_authentication")
+    event["triggerSource"] = "X\n" + "y" * 1_000_000
+
+    with pytest.raises(trigger.MigrationError, match="Unsupported trigger source"):
+        trigger.handler(event, lambda_context)
+
+    [record] = [r for r in caplog.records if r.name == "migration_trigger"]
+    assert "\n" not in record.getMessage() and len(record.getMessage()) < 1000
+    assert json.loads(record.getMessage())["trigger"] == "malformed"
+
+
+def test_log_user_is_keyed_and_follows_one_user_in_any_letter_case(monkeypatch):
+    keyed = trigger.user_ref("alice", LOG_SECRET)
+    unkeyed = trigger.hashlib.sha256(b"alice").hexdigest()
+    assert keyed and keyed not in unkeyed, "no longer the records' (or anyone's) unkeyed hash"
+    assert trigger.user_ref("Alice", LOG_SECRET) == keyed, "one user's lines, however they typed the name"
+    assert trigger.user_ref("alice", "ef" * 32) != keyed
+    assert trigger.user_ref("alice", None) is None and trigger.user_ref("alice", "not-a-key") is None
+    index_item = trigger.index_key(LOG_SECRET, "username", "alice")
+    assert keyed not in index_item, "nor a prefix of the sign-up index's item for the same user"

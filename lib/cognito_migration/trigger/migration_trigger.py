@@ -131,6 +131,7 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _INDEX_KEY = re.compile(r"^[0-9a-f]{64}$")
+_SOURCE_SHAPE = re.compile(r"^[A-Za-z]{1,40}_[A-Za-z_]{1,40}$")  # how Cognito names trigger sources
 INDEX_KEY_ATTRIBUTE = "k"  # the sign-up index's partition key
 
 # Injection seam: boto3 clients by role ("old", "new", "sts"), created once per container. Tests put fakes
@@ -922,6 +923,12 @@ def indexed(index: Any, table: str, secret: str, kind: str, value: str, run: Inv
 # --- the handler ---------------------------------------------------------------------------------------
 
 
+def source_label(source: str) -> str:
+    """The trigger source as logged and quoted: a malformed event's field could hold anything (a password,
+    a megabyte), so only a value shaped like Cognito's names is repeated."""
+    return source if _SOURCE_SHAPE.match(source) else "malformed"
+
+
 def log_invocation(run: Invocation, started: float) -> None:
     line = {
         "trigger": run.trigger,
@@ -973,10 +980,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     event = event if isinstance(event, dict) else {}  # a malformed event still gets its log line, then fails
     source = str(event.get("triggerSource", ""))
     user = user_ref(event.get("userName"), os.environ.get("SIGNUP_INDEX_KEY"))
-    run = Invocation(trigger=source, user=user, cold_start=_container["invocations"] == 1)
+    run = Invocation(trigger=source_label(source), user=user, cold_start=_container["invocations"] == 1)
     try:
         if source not in TRIGGER_SOURCES:
-            raise MigrationError(f"Unsupported trigger source {source[:64]!r}", "unsupported_trigger")
+            raise MigrationError(f"Unsupported trigger source {run.trigger}", "unsupported_trigger")
         return dispatch(event, source, run)
     except Refused as exc:
         run.outcome, run.reason = "refused", exc.reason
