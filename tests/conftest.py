@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
 
+from cognito_migration import params
 from cognito_migration.local.server import LOCAL_CREDENTIALS, LocalAWS
 from trigger_support import lambda_context  # noqa: F401  (a fixture the trigger tests share)
 
 REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hand_run_outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Parameters without a run_dir (a hand run's) keep their records and the environment's masking key in a
+    folder of the session's, never in the project's outputs/."""
+    folder = tmp_path_factory.mktemp("outputs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(params, "OUTPUTS", folder)
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import boto3
 import pandas as pd
 import pytest
 
-from cognito_migration import audit, aws, checks, findings, records
+from cognito_migration import audit, aws, checks, findings
 from cognito_migration.local.legacy import LegacyPool, seed_legacy_pool
 from cognito_migration.local.server import LocalAWS
 from cognito_migration.params import ParameterError, Params, validate
@@ -196,7 +196,7 @@ def test_username_case_collisions_list_every_group_masked(quirky: Quirky) -> Non
     assert (found.severity, found.count) == ("blocker", len(expected))
     assert len(found.groups) == len(expected) // 2
     listed = {name for group in found.groups for name in group}
-    assert listed == {records.mask_text(name) for name in expected}
+    assert listed == {quirky.params.masker().text(name) for name in expected}
 
 
 def test_email_and_preferred_username_case_collisions(quirky: Quirky) -> None:
@@ -264,7 +264,7 @@ def test_users_who_cannot_migrate_lazily_or_need_a_decision(quirky: Quirky) -> N
         ),
     }
     assert {kind_id: quirky.found(kind_id).count for kind_id in expected} == expected
-    assert quirky.found("federated_users").examples == (records.mask_text(FEDERATED),)
+    assert quirky.found("federated_users").examples == (quirky.params.masker().text(FEDERATED),)
 
 
 def test_mfa_users_count_what_list_users_shows(quirky: Quirky) -> None:
@@ -489,7 +489,8 @@ def test_records_are_masked_and_complete(quirky: Quirky, tmp_path: Path) -> None
     memberships = pd.read_parquet(tmp_path / "old_memberships.parquet")
     assert len(users) == len(quirky.attributes) and "sub" not in users.columns
     assert len(memberships) == sum(len(u.groups) for u in quirky.legacy.users)
-    assert set(memberships["username"]) == {records.mask_text(u.username) for u in quirky.legacy.users if u.groups}
+    masked = params.masker().text
+    assert set(memberships["username"]) == {masked(u.username) for u in quirky.legacy.users if u.groups}
     written = "".join(p.read_text(errors="replace") for p in tmp_path.glob("*.json")) + users.to_csv()
     written += memberships.to_csv()
     for username, attrs in quirky.attributes.items():

@@ -128,6 +128,11 @@ def make_old_pool(cognito: Any, configuration: Configuration) -> tuple[str, str]
     return pool_id, client_id
 
 
+def masked(folder: Path, env: str, name: str) -> str:
+    """``name`` as the records of ``env`` (run with outputs ``folder/outputs``) show it."""
+    return records.masker(folder / "outputs" / env / "any-run").text(name)
+
+
 def write_params(folder: Path, env: str, pool_id: str, client_id: str, configuration: Configuration) -> Path:
     values = {
         "env": env,
@@ -142,7 +147,8 @@ def write_params(folder: Path, env: str, pool_id: str, client_id: str, configura
         "dry_run": False,
         "cutover_confirm": True,
         "cutover_min_quiet_days": 0,
-        "cutover_accept_unimported": [records.mask_text(name) for name in configuration.left_behind],
+        # Named as the environment's records name them: its key is created here, before the first run.
+        "cutover_accept_unimported": [masked(folder, env, name) for name in configuration.left_behind],
         **configuration.params,
     }
     path = folder / f"{env}.yaml"
@@ -178,7 +184,7 @@ def test_configuration_end_to_end(configuration: Configuration, cognito, tmp_pat
 
     cutover_run = runbook.run(env, params_file, outputs, steps=("06_cutover",), progress=False).run_dir
     record = json.loads((cutover_run / "cutover.json").read_text())
-    accepted = [records.mask_text(name) for name in configuration.left_behind]
+    accepted = [masked(tmp_path, env, name) for name in configuration.left_behind]
     assert record["result"]["left_behind"] == record["result"]["accepted_left_behind"] == accepted
     assert record["result"]["detached"] == ["UserMigration"]
     lambda_config = cognito.describe_user_pool(UserPoolId=new_pool["Id"])["UserPool"].get("LambdaConfig") or {}

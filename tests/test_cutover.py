@@ -16,6 +16,12 @@ from cognito_migration import aws, checks, cutover, records, report, stragglers,
 from cognito_migration.stragglers import ImportFile
 from step_support import step_params
 
+
+def masked(tmp_path: Path, name: str) -> str:
+    """``name`` as the records of plan()'s runs show it: they share the environment folder tmp_path/local."""
+    return records.masker(tmp_path / "local" / "any-run").text(name)
+
+
 TRIGGER_ARN = "arn:aws:lambda:us-east-1:123456789012:function:cognito-user-migration"
 
 
@@ -78,11 +84,11 @@ def test_a_failed_import_row_keeps_the_migration_trigger_until_the_user_is_accep
     result = cut.execute()
 
     assert result["jobs"][0]["failed"] == 1
-    assert result["left_behind"] == [records.mask_text("bad.phone")] and result["detached"] == []
+    assert result["left_behind"] == [masked(tmp_path, "bad.phone")] and result["detached"] == []
     assert triggers(cognito, new_pool["Id"]) == {"UserMigration", "PostAuthentication"}, "still attached"
     gate = {c.name: c for c in cutover.verify(cut.conn, cut.params, cut, old_state(users), "done")}
     detached = gate["migration trigger detached"]
-    assert not detached.passed and records.mask_text("bad.phone") in detached.detail
+    assert not detached.passed and masked(tmp_path, "bad.phone") in detached.detail
     assert "cutover_accept_unimported" in detached.remedy
     with pytest.raises(checks.GateFailed, match="1 straggler"):
         checks.gate(list(gate.values()), "cutover")
@@ -96,10 +102,10 @@ def test_a_failed_import_row_keeps_the_migration_trigger_until_the_user_is_accep
 
     # The operator decides to leave that user behind, by the name the records give: the retry detaches.
     accepted = plan(
-        cognito, new_pool, tmp_path, {"bad.phone": "12345"}, cutover_accept_unimported=[records.mask_text("bad.phone")]
+        cognito, new_pool, tmp_path, {"bad.phone": "12345"}, cutover_accept_unimported=[masked(tmp_path, "bad.phone")]
     )
     retried = accepted.execute()
-    assert retried["accepted_left_behind"] == [records.mask_text("bad.phone")]
+    assert retried["accepted_left_behind"] == [masked(tmp_path, "bad.phone")]
     assert retried["detached"] == ["UserMigration"]
     assert triggers(cognito, new_pool["Id"]) == {"PostAuthentication"}
     gate = {c.name: c for c in cutover.verify(accepted.conn, accepted.params, accepted, old_state(users), "done")}
@@ -189,5 +195,5 @@ def test_leaving_behind_is_accepted_by_the_audit_finding_that_explains_it(cognit
     result = cut.execute()
 
     assert result["left_behind_by_finding"] == {"invalid_phone_numbers": 1}
-    assert result["accepted_left_behind"] == [records.mask_text("bad.phone2")]
+    assert result["accepted_left_behind"] == [masked(tmp_path, "bad.phone2")]
     assert result["detached"] == ["UserMigration"]

@@ -47,7 +47,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (outputs / "runner.log").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (found,) = [p for p in (outputs / "local").iterdir() if p.name != "imports"]
+    # Beside the run: its imports folder and the environment's masking key.
+    (found,) = [p for p in (outputs / "local").iterdir() if p.is_dir() and p.name != "imports"]
     return found
 
 
@@ -131,8 +132,9 @@ def test_report_counts_equal_the_ground_truth(run_dir: Path, legacy: LegacyPool)
 
 
 def test_per_user_snapshot_matches_the_ground_truth(run_dir: Path, legacy: LegacyPool) -> None:
-    from cognito_migration.records import mask_text
+    from cognito_migration.records import masker
 
+    mask_text = masker(run_dir).text
     expected = expected_states(legacy)
     snapshot = pd.read_parquet(run_dir / "report_users.parquet")
     by_masked = dict(zip(snapshot["username"], snapshot["state"], strict=True))
@@ -194,8 +196,9 @@ def test_import_file_is_kept_outside_the_run_folder(run_dir: Path, legacy: Legac
 
 
 def test_cutover_imported_every_lazily_migratable_user(run_dir: Path, legacy: LegacyPool) -> None:
-    from cognito_migration.records import mask_text
+    from cognito_migration.records import masker
 
+    mask_text = masker(run_dir).text
     record = json.loads((run_dir / "cutover.json").read_text())
     after = pd.read_parquet(run_dir / "cutover_users.parquet").set_index("username")
     expected = expected_states(legacy)
@@ -222,3 +225,15 @@ def test_cutover_imported_every_lazily_migratable_user(run_dir: Path, legacy: Le
             assert not after.loc[mask_text(user.username), "enabled"], "a disabled user came back enabled"
     assert "UserMigration" not in record["result"]["lambda_config_after"]
     assert "PostAuthentication" in record["result"]["lambda_config_after"], "kept: cutover_keep_group_copy"
+
+
+def test_no_name_survives_in_the_saved_records(run_dir: Path, legacy: LegacyPool) -> None:
+    from cognito_migration import records
+
+    parquet = {p.name: pd.read_parquet(p) for p in run_dir.glob("*.parquet")}
+    text = "\n".join([frame.to_csv() for frame in parquet.values()] + [p.read_text() for p in run_dir.glob("*.json")])
+    assert parquet and all(not set(records.NAME_COLUMNS) & set(frame.columns) for frame in parquet.values())
+    full_names = {f"{u.attributes['given_name']} {u.attributes['family_name']}" for u in legacy.users}
+    assert [name for name in full_names if name in text] == []
+    assert [u.username for u in legacy.users if f'"{u.username}"' in text or f",{u.username}," in text] == []
+    assert (run_dir.parent / records.KEY_FILE).exists() and not list(run_dir.rglob(records.KEY_FILE))

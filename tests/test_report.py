@@ -18,6 +18,7 @@ from cognito_migration import cutover, progress, records, report, stragglers, wi
 from cognito_migration.params import Params
 from cognito_migration.trigger import migration_trigger
 
+MASK = records.Masker(b"\x07" * 32)  # a fixed key: the tokens these tests expect
 HEADER = [
     *"name given_name family_name email email_verified phone_number phone_number_verified".split(),
     "custom:tier",
@@ -225,7 +226,7 @@ def test_saved_report_keeps_counts_and_breakdowns_and_masks_the_snapshot(tmp_pat
         run_dir,
         classified,
         report.sign_ups(old_users(), new_users(), False),
-        True,
+        MASK,
         report.breakdowns(classified, memberships()),
     )
 
@@ -234,7 +235,7 @@ def test_saved_report_keeps_counts_and_breakdowns_and_masks_the_snapshot(tmp_pat
     assert saved["run_id"] == "20260101T000000Z" and saved["new_pool_only"] == 1
     assert saved["breakdowns"]["group"]["editors"] == {report.MIGRATED: 2, report.NOT_YET: 0, report.CANNOT: 0}
     snapshot = pd.read_parquet(run_dir / "report_users.parquet")
-    assert records.mask_text("ann") in set(snapshot["username"]) and "ann" not in set(snapshot["username"])
+    assert MASK.text("ann") in set(snapshot["username"]) and "ann" not in set(snapshot["username"])
     assert {"groups", "cohort", "mfa", "state", "reason"} <= set(snapshot.columns)
 
 
@@ -465,9 +466,9 @@ def test_a_value_that_starts_like_a_formula_is_kept_and_its_user_flagged(tmp_pat
     assert by_user["hal"]["given_name"] == FORMULA, "the import gets the value unaltered"
     assert by_user["Bob"]["phone_number"] == "+15550000001"
     assert built.formulas == {"hal": ["given_name"]}
-    shown = stragglers.table(table, built, mask=True).set_index("username")
-    assert shown.loc[records.mask_text("hal"), stragglers.FORMULA_COLUMN] == "given_name"
-    assert shown.loc[records.mask_text("Bob"), stragglers.FORMULA_COLUMN] == ""
+    shown = stragglers.table(table, built, MASK).set_index("username")
+    assert shown.loc[MASK.text("hal"), stragglers.FORMULA_COLUMN] == "given_name"
+    assert shown.loc[MASK.text("Bob"), stragglers.FORMULA_COLUMN] == ""
     assert "HYPERLINK" not in shown.to_csv()
     summary = stragglers.summary_table(built).set_index("import file")["value"]
     assert summary[summary.index.str.contains("never open the import file in a spreadsheet")].tolist() == ["1"]
@@ -483,19 +484,19 @@ def test_plain_numbers_do_not_start_like_a_formula() -> None:
 def test_straggler_table_is_masked_and_says_what_happens() -> None:
     built = stragglers.build(enriched(), HEADER, settings(), ["email"], "reset_required")
 
-    table = stragglers.table(enriched(), built, mask=True).set_index("username")
+    table = stragglers.table(enriched(), built, MASK).set_index("username")
 
-    assert set(table.index) == {records.mask_text(n) for n in ("bob", "cy", "dee", "fay", "gus", "hal")}
-    assert table.loc[records.mask_text("hal"), "action"] == stragglers.IMPORT
-    assert table.loc[records.mask_text("fay"), "action"].startswith("not imported: no verified email")
-    assert table.loc[records.mask_text("cy"), "action"] == "decide: disabled in the old pool"
+    assert set(table.index) == {MASK.text(n) for n in ("bob", "cy", "dee", "fay", "gus", "hal")}
+    assert table.loc[MASK.text("hal"), "action"] == stragglers.IMPORT
+    assert table.loc[MASK.text("fay"), "action"].startswith("not imported: no verified email")
+    assert table.loc[MASK.text("cy"), "action"] == "decide: disabled in the old pool"
 
 
 # --- widgets: what papermill gets ----------------------------------------------------------------------
 
 
 def test_filter_table_falls_back_to_the_parameters() -> None:
-    table = stragglers.table(enriched(), None, mask=False)
+    table = stragglers.table(enriched(), None, records.Masker(None))
 
     shown = widgets.filter_table(table, group="editors")
 
@@ -573,14 +574,14 @@ def test_readiness_blocks_writes_after_a_recent_migration_or_an_open_audit_block
 
 
 def test_cutover_counts_import_failures_from_the_job_even_when_its_log_comes_back_short() -> None:
-    from cognito_migration import cutover, records
+    from cognito_migration import cutover
     from cognito_migration.stragglers import ImportFile
 
     wanted = [f"user{n:02d}" for n in range(10)]
     import_file = ImportFile(header=[], rows=[[]] * 10, usernames=wanted, excluded={})
     arrived = pd.DataFrame({"username": wanted[:7], "status": "RESET_REQUIRED", "enabled": True})
     old_users = pd.DataFrame({"username": wanted, "enabled": True})
-    named = [{"username": records.mask_text("user07"), "outcome": "FAILED", "line": 9, "detail": "bad phone"}]
+    named = [{"username": params().masker().text("user07"), "outcome": "FAILED", "line": 9, "detail": "bad phone"}]
 
     # The job failed three rows; its log (read short) names one of them.
     checks = {

@@ -15,7 +15,7 @@ import boto3
 import pandas as pd
 import pytest
 
-from cognito_migration import aws, deploy, pool, records, report, rollback
+from cognito_migration import aws, deploy, pool, report, rollback
 from cognito_migration.params import ParameterError, Params, load_yaml, validate
 from step_support import step_params, unique
 
@@ -532,44 +532,6 @@ def _written(directory: Path, name: str, text: str) -> Path:
 
 
 # --- records --------------------------------------------------------------------------------------------
-
-
-def test_records_mask_email():
-    assert records.mask_email("jane.doe@example.com") == "j***@example.com"
-    assert records.mask_email("@example.com") == "***@example.com"
-    assert records.mask_email("") == ""
-    masked = records.mask_email("not-an-email")
-    assert masked.startswith("n***") and "not-an-email" not in masked
-
-
-def test_records_mask_phone():
-    assert records.mask_phone("+15551234567") == "+1********67"
-    assert records.mask_phone("1234") == "***"
-    assert records.mask_phone("") == ""
-
-
-def test_records_mask_frame_masks_personal_columns_only():
-    frame = pd.DataFrame(
-        {
-            "username": ["jane.doe", "Jane.Doe"],
-            "email": ["jane@example.com", None],
-            "phone_number": ["+15551234567", None],
-            "name": ["Jane Doe", "Jane Doe"],
-            "status": ["CONFIRMED"] * 2,
-            "enabled": [True, False],
-        }
-    )
-
-    masked = records.mask_frame(frame)
-
-    assert masked["email"][0] == "j***@example.com" and pd.isna(masked["email"][1])
-    assert masked["phone_number"][0] == "+1********67" and pd.isna(masked["phone_number"][1])
-    assert masked["username"][0] != masked["username"][1]  # rows stay distinguishable
-    assert not masked["username"].str.contains("jane.doe|Jane.Doe").any()
-    assert not masked["name"].str.contains("Jane Doe").any()
-    assert list(masked["status"]) == ["CONFIRMED"] * 2 and list(masked["enabled"]) == [True, False]
-    assert frame["email"][0] == "jane@example.com"  # the input is untouched
-    assert records.mask_frame(frame, enabled=False).equals(frame)
 
 
 # --- aws ------------------------------------------------------------------------------------------------

@@ -721,9 +721,10 @@ def test_local_refuse_refuses_forgot_password_of_an_mfa_on_pool(new_pool, mfa_on
         code, message = refusing.refusal(
             lambda name=username: refusing.cognito.forgot_password(ClientId=refusing.client_id, Username=name)
         )
-        assert (code, message) == ("UserLambdaValidationException", MFA_REFUSED)
+        # An unknown user's words: without a password, forgot-password must not tell who has MFA.
+        assert (code, message) == ("UserLambdaValidationException", f"UserMigration failed with error {GENERIC}.")
         assert refusing.user(username) is None
-    # The words a password sign-in of the same user gets.
+    # A password sign-in proved who asks: it gets the MFA refusal's own words.
     code, message = refusing.refusal(lambda: refusing.sign_in(sms_user, mfa_on_pool["password"]))
     assert message == MFA_REFUSED
     assert [line["reason"] for line in refusing.log_lines(3)] == ["mfa_refused"] * 3
@@ -927,3 +928,117 @@ def test_local_enable_sms_mfa_fails_the_migration_on_a_pool_without_mfa_or_sms(n
     assert code == "InvalidParameterException" and message.startswith("enableSMSMFA cannot be honoured")
     assert "MFA configuration is OFF" in message and "SnsCallerArn" in message
     assert pool.user(user.username) is None
+
+
+# --- existence oracles: the same answer and the same old-pool work whoever exists -------------------------------
+
+WRONG_PASSWORD = "Wr0ng!Passw0rd-x"
+
+
+def answer_and_work(local_aws: LocalAWS, pool: NewPool, call: Callable[[], Any]) -> tuple[tuple[str, str], list[str]]:
+    """What the client is told, and every request the local AWS received meanwhile (the new pool's and the
+    trigger's calls to the old pool)."""
+    with local_aws.requests.record() as requests:
+        answer = pool.refusal(call)
+    return answer, [action for _, action in requests]
+
+
+def legacy_user(legacy: LegacyPool, *, status: str = "CONFIRMED", enabled: bool = True, quirk: str = "") -> LegacyUser:
+    return next(
+        u
+        for u in legacy.users
+        if u.status == status
+        and u.enabled == enabled
+        and u.mfa is None
+        and (not quirk or quirk in u.quirks)
+        and not {"case_duplicate_username", "case_duplicate_email"} & u.quirks
+    )
+
+
+def test_local_username_sign_in_refusals_are_one_answer_for_the_same_work(new_pool, legacy, local_aws):
+    pool = new_pool()
+    known = plain(legacy)
+    disabled = legacy_user(legacy, enabled=False)
+    unconfirmed = legacy_user(legacy, status="UNCONFIRMED")
+    attempts = {
+        "wrong password": (known.username, WRONG_PASSWORD),
+        "unknown": (unique("nobody"), WRONG_PASSWORD),
+        "disabled, right password": (disabled.username, legacy.password(disabled.username)),
+        "unconfirmed, right password": (unconfirmed.username, legacy.password(unconfirmed.username)),
+    }
+
+    seen = {
+        why: answer_and_work(local_aws, pool, lambda n=name, p=password: pool.sign_in(n, p))
+        for why, (name, password) in attempts.items()
+    }
+
+    assert len(set(map(repr, seen.values()))) == 1, seen
+    (code, message), work = seen["unknown"]
+    assert (code, message) == ("UserLambdaValidationException", f"UserMigration failed with error {GENERIC}.")
+    assert work.count("AdminInitiateAuth") == 1 and "AdminGetUser" not in work
+    assert {line["old_pool_calls"] for line in pool.log_lines(4)} == {1}
+
+
+@pytest.mark.parametrize("spelling", [str.lower, str.upper], ids=["lowercase", "capitals"])
+def test_local_email_alias_sign_in_costs_the_same_whether_anybody_holds_the_email(
+    new_pool, legacy, local_aws, spelling
+):
+    pool = new_pool({"AliasAttributes": ["email"]})
+    email = plain(legacy).attributes["email"]
+    nobody = f"{unique('nobody')}@example.com"
+
+    known = answer_and_work(local_aws, pool, lambda: pool.sign_in(spelling(email), WRONG_PASSWORD))
+    unknown = answer_and_work(local_aws, pool, lambda: pool.sign_in(spelling(nobody), WRONG_PASSWORD))
+
+    assert known == unknown
+    (_, message), work = known
+    assert message == f"UserMigration failed with error {GENERIC}."
+    assert work.count("AdminInitiateAuth") == 1  # the password check, or a decoy's where nobody matched
+    assert work.count("ListUsers") == (1 if spelling is str.lower else 2)  # as typed and lowercase
+    known_line, unknown_line = pool.log_lines(2)
+    assert known_line["old_pool_calls"] == unknown_line["old_pool_calls"]
+    assert (known_line["reason"], unknown_line["reason"]) == ("not_authorized", "user_not_found")
+
+
+def test_local_forgot_password_refusals_are_one_answer_for_the_same_work(new_pool, legacy, local_aws):
+    pool = new_pool()
+    no_contact = legacy_user(legacy, quirk="no_verified_contact")
+    disabled = legacy_user(legacy, enabled=False)
+    names = {"no verified contact": no_contact.username, "disabled": disabled.username, "unknown": unique("nobody")}
+
+    seen = {
+        why: answer_and_work(
+            local_aws, pool, lambda n=name: pool.cognito.forgot_password(ClientId=pool.client_id, Username=n)
+        )
+        for why, name in names.items()
+    }
+
+    assert len(set(map(repr, seen.values()))) == 1, seen
+    (code, message), work = seen["unknown"]
+    assert (code, message) == ("UserLambdaValidationException", f"UserMigration failed with error {GENERIC}.")
+    assert work.count("AdminGetUser") == 1
+    reasons = [line["reason"] for line in pool.log_lines(3)]
+    assert reasons == ["no_verified_contact", "disabled", "user_not_found"], "the log still says why"
+
+
+def test_local_no_password_reaches_the_logs_or_the_emulators_output_under_faults(new_pool, legacy, local_aws, capfd):
+    user = plain(legacy)
+    password = legacy.password(user.username)
+    pool = new_pool()
+    assert local_aws.faults is not None
+    local_aws.faults.add("AdminInitiateAuth", error=1.0)  # the old pool answers HTTP 500 to every password check
+    try:
+        answers = [
+            pool.refusal(lambda: pool.sign_in(user.username, password)),
+            pool.refusal(lambda: pool.sign_in(password, password)),  # a password typed as the username, too
+        ]
+    finally:
+        local_aws.faults.clear()
+
+    lines = pool.log_lines(2)
+    events = pool.logs.filter_log_events(logGroupName=f"/aws/lambda/{pool.function_name}")["events"]
+    out, err = capfd.readouterr()
+    assert answers == [("UserLambdaValidationException", f"UserMigration failed with error {trigger.UNAVAILABLE}.")] * 2
+    assert [line["reason"] for line in lines] == ["aws_InternalErrorException"] * 2
+    for text in (*(e["message"] for e in events), out, err):
+        assert password not in text and user.username not in text

@@ -30,6 +30,7 @@ NEW_POOL = "us-east-1_NewPool01"
 ALLOWED = "email,email_verified,name,phone_number,phone_number_verified,custom:tier,custom:legacy_sub"
 MFA_CHALLENGES = ["SMS_MFA", "SOFTWARE_TOKEN_MFA", "SELECT_MFA_TYPE", "EMAIL_OTP", "MFA_SETUP"]
 GENERIC = "Incorrect username or password"
+LOG_SECRET = "cd" * 32
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +57,7 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> None:
     # What a container remembers between invocations (retries of the same sign-in) starts empty per test.
     monkeypatch.setattr(trigger, "_proofs", {})
     monkeypatch.setattr(trigger, "_copied", {})
+    monkeypatch.setenv("SIGNUP_INDEX_KEY", LOG_SECRET)  # step 3 always sets it; the log's `user` is keyed with it
 
 
 @pytest.fixture(autouse=True)
@@ -279,11 +281,16 @@ def test_forgot_password_refuses_generically(pools, lambda_context, username, us
     assert str(refused.value) == GENERIC
 
 
-def test_forgot_password_without_verified_contact_is_refused(pools, lambda_context):
+def test_forgot_password_without_verified_contact_is_refused_as_an_unknown_user_is(pools, lambda_context, caplog):
     old, _ = pools
     old.users["alice"] = alice(attributes={"email_verified": "false", "phone_number": None})
-    with pytest.raises(trigger.Refused, match="no verified email or phone"):
+    with pytest.raises(trigger.Refused, match=f"^{GENERIC}$"):
         forgot_password(lambda_context)
+    with pytest.raises(trigger.Refused, match=f"^{GENERIC}$"):
+        forgot_password(lambda_context, "nobody")
+    known, unknown = log_lines(caplog)
+    assert (known["reason"], unknown["reason"]) == ("no_verified_contact", "user_not_found")  # operators still see why
+    assert known["old_pool_calls"] == unknown["old_pool_calls"] == 1
 
 
 # --- mfa_policy refuse on the paths that meet no MFA challenge ----------------------------------------------
@@ -319,7 +326,7 @@ def test_forgot_password_refuses_mfa_users_under_refuse(
     event = load_event("user_migration_forgot_password")
     with pytest.raises(trigger.Refused) as refusal:
         trigger.handler(event, lambda_context)
-    assert str(refusal.value) == trigger.MFA_REFUSAL  # the words of the refusal at sign-in
+    assert str(refusal.value) == GENERIC  # an unknown user's words: no password proved who asks
     assert event["response"] == {}
     [line] = log_lines(caplog)
     assert (line["outcome"], line["reason"], line["old_pool_calls"]) == ("refused", "mfa_refused", 1)
@@ -335,7 +342,7 @@ def test_forgot_password_migrates_mfa_users_under_other_policies(pools, lambda_c
 
 
 def test_forgot_password_mfa_refusal_keeps_the_generic_refusals_and_comes_before_the_contact_check(
-    pools, lambda_context, monkeypatch
+    pools, lambda_context, monkeypatch, caplog
 ):
     old, _ = pools
     monkeypatch.setenv("MFA_POLICY", "refuse")
@@ -347,8 +354,9 @@ def test_forgot_password_mfa_refusal_keeps_the_generic_refusals_and_comes_before
     with pytest.raises(trigger.Refused, match=f"^{GENERIC}$"):
         forgot_password(lambda_context, "nobody")
     old.users["alice"] = alice(attributes={"email_verified": "false", "phone_number": None})
-    with pytest.raises(trigger.Refused, match="multi-factor"):
+    with pytest.raises(trigger.Refused, match=f"^{GENERIC}$"):
         forgot_password(lambda_context)
+    assert log_lines(caplog)[-1]["reason"] == "mfa_refused"
 
 
 @pytest.mark.parametrize(
@@ -373,11 +381,15 @@ def test_forgot_password_by_alias_reads_the_mfa_settings_list_users_lacks(
         monkeypatch.setenv("OLD_MFA_CONFIGURATION", pool_mfa)
 
     if refused:
-        with pytest.raises(trigger.Refused, match="multi-factor"):
+        with pytest.raises(trigger.Refused, match=f"^{GENERIC}$"):
             forgot_password(lambda_context, "alice@example.com")
     else:
         forgot_password(lambda_context, "alice@example.com")
     assert [call for call, _ in old.calls] == calls
+    old.calls.clear()
+    with pytest.raises(trigger.Refused, match=f"^{GENERIC}$"):
+        forgot_password(lambda_context, "nobody@example.com")
+    assert [call for call, _ in old.calls] == calls, "an unknown alias costs what a known one does"
 
 
 @pytest.mark.parametrize(
@@ -787,3 +799,75 @@ def test_first_invocation_of_a_container_is_a_cold_start(pools, lambda_context, 
     sign_in(lambda_context)
     sign_in(lambda_context)
     assert [line["cold_start"] for line in log_lines(caplog)] == [True, False]
+
+
+# --- what reaches the log: never the password, one line whatever the event carries --------------------------
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        None,
+        [FAKE_PASSWORD],
+        {"triggerSource": "UserMigration_Authentication", "userName": "alice", "request": FAKE_PASSWORD},
+        {"triggerSource": "UserMigration_Authentication", "request": {"password": [FAKE_PASSWORD]}},
+        {"triggerSource": "UserMigration_Authentication", "userName": FAKE_PASSWORD, "request": {"password": 7}},
+        {"triggerSource": "UserMigration_ForgotPassword", "userName": {"password": FAKE_PASSWORD}},
+        {"triggerSource": FAKE_PASSWORD, "request": {"password": FAKE_PASSWORD}},
+    ],
+    ids=["none", "list", "request-is-a-string", "password-is-a-list", "password-as-username", "username-is-a-dict",
+         "password-as-source"],
+)  # fmt: skip
+def test_malformed_events_fail_closed_without_the_password(pools, lambda_context, caplog, event):
+    with pytest.raises(trigger.MigrationError) as failure:
+        trigger.handler(event, lambda_context)
+
+    assert FAKE_PASSWORD not in str(failure.value) and failure.value.__cause__ is None
+    [line] = log_lines(caplog)
+    assert line["outcome"] in ("refused", "error") and line["final_status"] is None
+    # The autouse fixture checks the log, stdout and stderr for the password after every test.
+
+
+@pytest.mark.parametrize(
+    "username",
+    [
+        'alice\n{"outcome": "migrated", "user": "forged"}',
+        '", "outcome": "migrated',
+        "alice\r\nSTART RequestId: forged",
+        "a" * 1_000_000,
+    ],
+    ids=["newline-and-json", "json-quote", "crlf", "huge"],
+)
+def test_log_line_is_one_bounded_json_line_whatever_the_username(pools, lambda_context, caplog, username):
+    with pytest.raises(trigger.Refused):
+        sign_in(lambda_context, username, "wrong-but-fake")
+
+    [record] = [r for r in caplog.records if r.name == "migration_trigger"]
+    message = record.getMessage()
+    assert "\n" not in message and "\r" not in message and len(message) < 1000
+    line = json.loads(message)
+    assert line["outcome"] == "refused" and line["user"] == trigger.user_ref(username, LOG_SECRET)
+    assert "forged" not in message and "alice" not in message
+
+
+def test_log_line_stays_bounded_whatever_the_trigger_source(pools, lambda_context, caplog):
+    event = load_event("user_migration_authentication")
+    event["triggerSource"] = "X\n" + "y" * 1_000_000
+
+    with pytest.raises(trigger.MigrationError, match="Unsupported trigger source"):
+        trigger.handler(event, lambda_context)
+
+    [record] = [r for r in caplog.records if r.name == "migration_trigger"]
+    assert "\n" not in record.getMessage() and len(record.getMessage()) < 1000
+    assert json.loads(record.getMessage())["trigger"] == "malformed"
+
+
+def test_log_user_is_keyed_and_follows_one_user_in_any_letter_case(monkeypatch):
+    keyed = trigger.user_ref("alice", LOG_SECRET)
+    unkeyed = trigger.hashlib.sha256(b"alice").hexdigest()
+    assert keyed and keyed not in unkeyed, "no longer the records' (or anyone's) unkeyed hash"
+    assert trigger.user_ref("Alice", LOG_SECRET) == keyed, "one user's lines, however they typed the name"
+    assert trigger.user_ref("alice", "ef" * 32) != keyed
+    assert trigger.user_ref("alice", None) is None and trigger.user_ref("alice", "not-a-key") is None
+    index_item = trigger.index_key(LOG_SECRET, "username", "alice")
+    assert keyed not in index_item, "nor a prefix of the sign-up index's item for the same user"

@@ -26,11 +26,10 @@ from .findings import Finding
 from .params import Params
 from .pool import NEVER_DECLARED, STANDARD_ATTRIBUTES, create_pool_input
 from .trigger import migration_trigger
-from .user_findings import Masker, TargetSchema
+from .user_findings import TargetSchema
 
-# Personal data in the snapshot beyond records.PII_COLUMNS; `sub` is dropped altogether.
-SNAPSHOT_PII = (*records.PII_COLUMNS, "middle_name", "nickname", "address", "birthdate", "picture", "profile",
-                "website", "identities")  # fmt: skip
+# Personal data in the snapshot made pseudonymous; records.NAME_COLUMNS are left out, `sub` altogether.
+SNAPSHOT_PII = records.PII_COLUMNS
 
 
 class AuditError(RuntimeError):
@@ -186,7 +185,7 @@ def predictor(settings: migration_trigger.Settings) -> Callable[[str, Mapping[st
 
 def assess(audit: Audit, params: Params) -> list[Finding]:
     """Every finding for this pool, these parameters and the new pool in ``audit.target``."""
-    show = Masker(params.mask_pii)
+    show = params.masker()
     users = audit.users
     found: list[Finding | None] = [pool_findings.migration_client_finding(audit.clients, params)]
     if users.empty:
@@ -218,7 +217,7 @@ def sign_in_attributes(target: Mapping[str, Any]) -> set[str]:
 
 
 def user_side_findings(
-    audit: Audit, params: Params, settings: migration_trigger.Settings | None, show: Masker
+    audit: Audit, params: Params, settings: migration_trigger.Settings | None, show: records.Masker
 ) -> list[Finding | None]:
     users, sign_in = audit.users, sign_in_attributes(audit.target)
     found: list[Finding | None] = []
@@ -398,11 +397,10 @@ def save_records(audit: Audit, params: Params) -> list[str]:
     later (users and memberships as Parquet, personal data masked unless mask_pii is false)."""
     run_dir = params.records_dir
     users = audit.users.drop(columns=["sub"], errors="ignore")
+    mask = params.masker()
     paths = [
-        records.save_frame(run_dir, "old_users", records.mask_frame(users, params.mask_pii, SNAPSHOT_PII)),
-        records.save_frame(
-            run_dir, "old_memberships", records.mask_frame(audit.memberships, params.mask_pii, SNAPSHOT_PII)
-        ),
+        records.save_frame(run_dir, "old_users", mask.frame(users, SNAPSHOT_PII)),
+        records.save_frame(run_dir, "old_memberships", mask.frame(audit.memberships, SNAPSHOT_PII)),
         records.save_json(run_dir, "findings", findings.to_records(audit.findings, params.accept_findings)),
         records.save_json(
             run_dir,

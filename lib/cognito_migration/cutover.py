@@ -240,7 +240,7 @@ class Cutover:
         user_import.upload(job["PreSignedUrl"], path.read_bytes(), job["JobId"])
         cognito.start_user_import_job(UserPoolId=pool_id, JobId=job["JobId"])
         done = user_import.poll(cognito, pool_id, job["JobId"], self.sleep)
-        problems = user_import.job_problems(logs, self.new_pool, done, usernames, self.params.mask_pii)
+        problems = user_import.job_problems(logs, self.new_pool, done, usernames, self.params.masker())
         return {
             "job_id": done["JobId"],
             "job_name": name,
@@ -270,7 +270,7 @@ def left_behind(
     mask_pii is false), with the audit finding that explains it ('' if none): cutover_accept_unimported
     accepts a user by either."""
     there = _arrived(new_users, sign_in, params.target_case_sensitive)
-    shown = records.mask_text if params.mask_pii else str
+    shown = params.masker().text
     wanted = zip(import_file.usernames, _wanted_keys(import_file, params.target_case_sensitive), strict=True)
     missing = [user for user, key in wanted if key not in there.index]
     return [(shown(user), import_file.explained.get(user, "")) for user in [*missing, *import_file.excluded]]
@@ -380,7 +380,7 @@ def _arrivals(
     the import file and the old pool."""
     after = _arrived(new_users, sign_in, params.target_case_sensitive)
     key_of = dict(zip(import_file.usernames, _wanted_keys(import_file, params.target_case_sensitive), strict=True))
-    shown = records.mask_text if params.mask_pii else str  # problems name users as the record does
+    shown = params.masker().text  # problems name users as the record does
     problems = [p for j in jobs for p in j["problems"]]
     failed = {p["username"] for p in problems if p["outcome"] == "FAILED"}
     skipped = {p["username"] for p in problems if p["outcome"] == "SKIPPED"}  # already there: not imported
@@ -483,5 +483,5 @@ def save(params: Params, cut: Cutover, state: str, ready: list[Check], result: l
     records.save_json(params.records_dir, "cutover", data)
     if cut.after is not None:
         columns = [c for c in ("username", "status", "enabled", "created") if c in cut.after.columns]
-        records.save_frame(params.records_dir, "cutover_users", records.mask_frame(cut.after[columns], params.mask_pii))
+        records.save_frame(params.records_dir, "cutover_users", params.masker().frame(cut.after[columns]))
     return data

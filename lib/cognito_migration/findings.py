@@ -372,7 +372,8 @@ SEVERITY_STYLE = {"blocker": "background-color: #f8d7da", "warning": "background
 def escaped_style(frame: pd.DataFrame) -> Styler:
     """A Styler that renders every cell and column label as text. Unlike a plain DataFrame's HTML, a Styler
     does not escape by default, and the values come from the pool (attribute values, names, masked examples
-    such as ``j*** <a***@example.com>``): unescaped, they become live markup in the saved HTML record."""
+    such as ``p-3f9a1c2b4d5e <p-0b1c2d3e4f5a@example.com>``): unescaped, they become live markup in the saved
+    HTML record."""
     return frame.style.format(escape="html").format_index(escape="html", axis=1).hide(axis="index")
 
 

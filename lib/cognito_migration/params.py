@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from . import records
 from .findings import FINDING_IDS
 from .quotas import POOL_LIMITED, QUOTAS, ceiling
 from .trigger.migration_trigger import ConfigurationError, parse_attribute_map
@@ -59,6 +60,8 @@ SANDBOX_SUFFIX = re.compile(r"[-_.]?\d+$")
 
 # lib/cognito_migration/params.py -> the project's folder (the library is installed editable, `-e .`)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Records of hand runs, and each environment's masking key (outputs/<env>/.mask-key); tests point it elsewhere.
+OUTPUTS = PROJECT_ROOT / "outputs"
 
 
 class ParameterError(ValueError):
@@ -127,7 +130,12 @@ class Params:
     def records_dir(self) -> Path:
         """Where this run's records go: the runner's run directory, or <project>/outputs/<env>/manual (the
         project's folder, not the notebook's, whichever directory JupyterLab runs the kernel in)."""
-        return Path(self.run_dir) if self.run_dir else PROJECT_ROOT / "outputs" / self.env / "manual"
+        return Path(self.run_dir) if self.run_dir else OUTPUTS / self.env / "manual"
+
+    def masker(self) -> records.Masker:
+        """How this environment's records show personal data (reads, or on first use creates, its key in
+        outputs/<env>/.mask-key): every writer and the cutover's accepted names use this one."""
+        return records.masker(self.records_dir, self.mask_pii)
 
     def digest(self) -> str:
         """A stable fingerprint of the parameters that shape the migration (run_dir excluded)."""

@@ -1,19 +1,24 @@
 """The audit record of a run: masking of personal data, step results, and run.json.
 
 A run lives in ``outputs/<env>/<run-id>/``: the executed notebooks, their HTML copies, the step results
-(JSON, Parquet, PNG) and ``run.json``. Everything written here is masked unless the operator turned
-masking off, because executed notebooks get shared and archived. Everything written here is also readable by
-its owner only (folders 0700, files 0600): even masked, a run tells another local user who the users are.
+(JSON, Parquet, PNG) and ``run.json``. Everything written here is pseudonymous unless the operator turned
+masking off, because executed notebooks get shared and archived: usernames, emails and phone numbers become
+keyed tokens (HMAC-SHA256 under the environment's key, kept in ``outputs/<env>/.mask-key``, outside every run
+folder), names are left out. Everything written here is also readable by its owner only (folders 0700, files
+0600): even masked, a run tells another local user how many users there are and their email domains.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import re
+import secrets
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,48 +26,99 @@ from typing import Any
 import pandas as pd
 
 PII_COLUMNS = ("email", "phone_number", "name", "given_name", "family_name", "preferred_username", "username")
-_EMAIL = re.compile(r"^([^@]?)[^@]*@(.+)$")
+# Never in a masked record, not even as a token: a reader of the audit needs to tell users apart (the username's
+# token does that) and where mail goes (the email's domain), never what anybody is called or where they live.
+NAME_COLUMNS = ("name", "given_name", "family_name", "middle_name", "nickname", "preferred_username", "address",
+                "birthdate", "picture", "profile", "website", "identities")  # fmt: skip
+KEY_FILE = ".mask-key"
+TOKEN_PREFIX = "p-"  # a pseudonym never reads as a number or a YAML comment in cutover_accept_unimported
+TOKEN_HEX = 12  # 48 bits: a million users share a token with a chance of about 1 in 500
+WITHHELD = "***"
+_EMAIL = re.compile(r"^[^@]*@(.+)$")
 
 
-def mask_email(value: str) -> str:
-    """'jane.doe@example.com' -> 'j***@example.com': the domain stays, it tells where mail goes."""
-    match = _EMAIL.match(value or "")
-    return f"{match.group(1)}***@{match.group(2)}" if match else mask_text(value)
+class MaskKeyError(RuntimeError):
+    """The environment's masking key is unreadable or readable by others; the message says how to fix it."""
 
 
-def mask_phone(value: str) -> str:
-    """'+15551234567' -> '+1*******67'."""
-    if not value or len(value) < 5:
-        return "***" if value else value
-    return value[:2] + "*" * (len(value) - 4) + value[-2:]
-
-
-def mask_text(value: str) -> str:
-    """Names and usernames keep their first letter and a short stable hash, so rows stay distinguishable."""
+def mask_text(value: str, key: bytes) -> str:
+    """A pseudonym for ``value`` under the environment's ``key`` (HMAC-SHA256): the same value gets the same
+    token in every run of the environment, and without the key no list of guesses can be checked against it."""
     if not value:
         return value
-    return f"{value[0]}***{hashlib.sha256(value.encode()).hexdigest()[:6]}"
+    return TOKEN_PREFIX + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:TOKEN_HEX]
 
 
-def mask_value(column: str, value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    if column == "email":
-        return mask_email(value)
-    if column == "phone_number":
-        return mask_phone(value)
-    return mask_text(value)
+def mask_email(value: str, key: bytes) -> str:
+    """'jane.doe@example.com' -> 'p-<token>@example.com': the domain stays (it tells where mail goes), the
+    mailbox becomes the token of the whole address, so two users sharing an address still show it."""
+    match = _EMAIL.match(value or "")
+    return f"{mask_text(value, key)}@{match.group(1)}" if match else mask_text(value, key)
 
 
-def mask_frame(frame: pd.DataFrame, enabled: bool = True, columns: Iterable[str] = PII_COLUMNS) -> pd.DataFrame:
-    """A copy of ``frame`` with personal data masked in the named columns (when ``enabled``)."""
-    if not enabled:
-        return frame.copy()
-    masked = frame.copy()
-    for column in columns:
-        if column in masked.columns:
-            masked[column] = masked[column].map(lambda v, c=column: mask_value(c, v))
-    return masked
+@dataclass(frozen=True)
+class Masker:
+    """How personal data appears in this environment's records: pseudonyms under its key, names withheld;
+    ``key=None`` shows everything as it is (mask_pii: false)."""
+
+    key: bytes | None
+
+    @property
+    def enabled(self) -> bool:
+        return self.key is not None
+
+    def text(self, value: str) -> str:
+        """A username (or any identifier) as the records name it; the cutover accepts users by this."""
+        return mask_text(value, self.key) if self.key is not None else value
+
+    def value(self, column: str, value: Any) -> Any:
+        if self.key is None or not isinstance(value, str) or not value:
+            return value
+        if column in NAME_COLUMNS:
+            return WITHHELD
+        if column == "email":
+            return mask_email(value, self.key)
+        return mask_text(value, self.key)
+
+    def frame(self, frame: pd.DataFrame, columns: Iterable[str] = PII_COLUMNS) -> pd.DataFrame:
+        """A copy of ``frame`` with names dropped and the other personal ``columns`` pseudonymous."""
+        if self.key is None:
+            return frame.copy()
+        masked = frame.drop(columns=[c for c in NAME_COLUMNS if c in frame.columns])
+        for column in columns:
+            if column in masked.columns:
+                masked[column] = masked[column].map(lambda v, c=column: self.value(c, v))
+        return masked
+
+
+def masker(records_dir: Path, enabled: bool = True) -> Masker:
+    """The Masker of the environment whose run folder is ``records_dir``: its key sits beside the run folders
+    (``outputs/<env>/.mask-key``), never inside one, so a run can be shared without what unmasks it."""
+    return Masker(environment_key(Path(records_dir).parent) if enabled else None)
+
+
+def environment_key(env_dir: Path) -> bytes:
+    """The environment's masking key, created (32 random bytes, a 0600 file) on first use."""
+    path = private_dir(env_dir) / KEY_FILE
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return _read_key(path)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> bytes:
+    if path.stat().st_mode & 0o077:
+        raise MaskKeyError(f"{path}: the masking key is readable by others; run `chmod 600 {path}`")
+    text = path.read_text(encoding="ascii").strip()
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise MaskKeyError(
+            f"{path}: not a masking key (64 hex digits); restore it from your backup, or delete it to start "
+            "new pseudonyms (earlier runs then no longer compare with later ones)"
+        )
+    return bytes.fromhex(text)
 
 
 def now_iso() -> str:

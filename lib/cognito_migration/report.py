@@ -25,7 +25,7 @@ import pyarrow.compute as pc  # noqa: E402
 
 from . import identity  # noqa: E402
 from .checks import Check  # noqa: E402
-from .records import mask_frame, now_iso, save_figure, save_frame, save_json  # noqa: E402
+from .records import Masker, now_iso, save_figure, save_frame, save_json  # noqa: E402
 from .trigger import migration_trigger  # noqa: E402
 
 MIGRATED, NOT_YET, CANNOT = "migrated", "not yet", "cannot migrate lazily"
@@ -392,7 +392,7 @@ def save(
     run_dir: Path,
     classified: pd.DataFrame,
     new_only: pd.DataFrame,
-    mask: bool,
+    mask: Masker,
     tables: Mapping[str, pd.DataFrame] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -414,7 +414,7 @@ def save(
     categorical = [c for c in columns if isinstance(classified[c].dtype, pd.CategoricalDtype)]
     snapshot = classified[columns].assign(**{c: classified[c].astype(str) for c in categorical})
     save_json(run_dir, "report", data)
-    save_frame(run_dir, "report_users", mask_frame(snapshot, mask))
+    save_frame(run_dir, "report_users", mask.frame(snapshot))
     return data
 
 

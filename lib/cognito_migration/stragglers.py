@@ -32,7 +32,7 @@ import pandas as pd
 from . import deploy, identity, report, user_findings
 from .import_format import MAX_ROW_CHARS, import_values
 from .params import Params
-from .records import mask_frame, private_dir, private_file
+from .records import Masker, private_dir, private_file
 from .report import CANNOT, NOT_YET
 from .trigger import migration_trigger
 
@@ -373,7 +373,7 @@ def summary_table(import_file: ImportFile) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["import file", "value"]).astype({"value": str})
 
 
-def table(classified: pd.DataFrame, import_file: ImportFile | None, mask: bool) -> pd.DataFrame:
+def table(classified: pd.DataFrame, import_file: ImportFile | None, mask: Masker) -> pd.DataFrame:
     """Every user who has not migrated, with what happens to them: imported, or why not; and, for users in
     the import file, the columns whose value starts like a spreadsheet formula. Masked."""
     left = classified.loc[classified["state"].isin([NOT_YET, CANNOT])]
@@ -386,4 +386,4 @@ def table(classified: pd.DataFrame, import_file: ImportFile | None, mask: bool) 
         for name, state, reason in zip(frame["username"], frame["state"], frame["reason"], strict=True)
     ]
     frame[FORMULA_COLUMN] = [", ".join(formulas.get(name, [])) for name in frame["username"]]
-    return mask_frame(frame.reset_index(drop=True), mask)
+    return mask.frame(frame.reset_index(drop=True))

@@ -37,27 +37,19 @@ def verified(users: pd.DataFrame, contact: str) -> pd.Series:
     return (text(users, contact) != "") & (text(users, f"{contact}_verified").str.lower() == "true")
 
 
-class Masker:
-    """Shows personal data masked unless the operator turned masking off (mask_pii: false)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-
-    def __call__(self, column: str, value: str) -> str:
-        return records.mask_value(column, value) if self.enabled and value else value
-
-    def user(self, username: str) -> str:
-        return self("username", username)
-
-
 def user_finding(
-    kind_id: str, users: pd.DataFrame, selected: pd.Series, show: Masker, detail: str, severity: str | None = None
+    kind_id: str,
+    users: pd.DataFrame,
+    selected: pd.Series,
+    show: records.Masker,
+    detail: str,
+    severity: str | None = None,
 ) -> Finding | None:
     """A finding about the ``selected`` users, with their (masked) usernames as examples; None when nobody."""
     count = int(selected.sum())
     if not count:
         return None
-    examples = tuple(show.user(u) for u in users.loc[selected, "username"].head(EXAMPLES))
+    examples = tuple(show.text(u) for u in users.loc[selected, "username"].head(EXAMPLES))
     return Finding(kind_id, severity or KINDS[kind_id].severity, count, detail, examples=examples)
 
 
@@ -70,7 +62,9 @@ def case_groups(values: pd.Series) -> list[list[Any]]:
     return [list(labels) for labels in dupes.groupby(dupes).groups.values() if present.loc[list(labels)].nunique() > 1]
 
 
-def collision_finding(kind_id: str, users: pd.DataFrame, column: str, severity: str, show: Masker) -> Finding | None:
+def collision_finding(
+    kind_id: str, users: pd.DataFrame, column: str, severity: str, show: records.Masker
+) -> Finding | None:
     """Users whose ``column`` differs only by case from another user's: every group listed, masked."""
     values = text(users, column)
     groups = case_groups(values)
@@ -78,7 +72,7 @@ def collision_finding(kind_id: str, users: pd.DataFrame, column: str, severity: 
         return None
     listed = tuple(
         tuple(
-            show.user(users.at[i, "username"]) + ("" if column == "username" else f" <{show(column, values[i])}>")
+            show.text(users.at[i, "username"]) + ("" if column == "username" else f" <{show.value(column, values[i])}>")
             for i in group
         )
         for group in groups
@@ -90,7 +84,7 @@ def collision_finding(kind_id: str, users: pd.DataFrame, column: str, severity: 
 
 
 def alias_conflict_finding(
-    users: pd.DataFrame, case_sensitive: bool, sign_in: set[str], show: Masker
+    users: pd.DataFrame, case_sensitive: bool, sign_in: set[str], show: records.Masker
 ) -> Finding | None:
     """One email or phone number held verified by several users."""
     listed: list[tuple[str, ...]] = []
@@ -102,7 +96,7 @@ def alias_conflict_finding(
         groups = [list(labels) for labels in dupes.groupby(dupes).groups.values()]
         by_attribute[column] = sum(len(g) for g in groups)
         listed += [
-            tuple(f"{show.user(users.at[i, 'username'])} <{show(column, values[i])}>" for i in group)
+            tuple(f"{show.text(users.at[i, 'username'])} <{show.value(column, values[i])}>" for i in group)
             for group in groups
         ]
     count = sum(by_attribute.values())
@@ -131,7 +125,7 @@ def alias_conflict_finding(
     )
 
 
-def status_findings(users: pd.DataFrame, show: Masker) -> list[Finding]:
+def status_findings(users: pd.DataFrame, show: records.Masker) -> list[Finding]:
     """Users who cannot migrate lazily, or need a decision, by their status in the old pool."""
     status = text(users, "status")
     federated = (status == "EXTERNAL_PROVIDER") | (text(users, "identities") != "")
@@ -188,7 +182,7 @@ def mfa_finding(users: pd.DataFrame, mfa_configuration: str, factors: Sequence[s
 
 
 def mfa_refused_finding(
-    users: pd.DataFrame, mfa_configuration: str, mfa_policy: str, case_sensitive: bool, show: Masker
+    users: pd.DataFrame, mfa_configuration: str, mfa_policy: str, case_sensitive: bool, show: records.Masker
 ) -> Finding | None:
     """Users mfa_policy refuse will refuse, counted by step 5's own classification of this pool against an
     empty new one, so the audit predicts the report's 'MFA user and mfa_policy is refuse' count."""
@@ -285,21 +279,21 @@ def attribute_findings(
     old: Sequence[Mapping[str, str]],
     predict: Callable[[str, Mapping[str, str]], Mapping[str, str]],
     schema: TargetSchema,
-    show: Masker,
+    show: records.Masker,
 ) -> list[Finding]:
     """Runs ``predict`` (the trigger's own attribute mapping) for every user and checks what it would send
     against the new schema: missing required attributes, values it rejects, attributes left behind."""
     tallies = {kind_id: _Tally() for kind_id in ATTRIBUTE_KINDS}
     for username, attributes in zip(usernames, old, strict=True):
         sent = predict(username, attributes)
-        user = show.user(username)
+        user = show.text(username)
         missing = [name for name in schema.required if not sent.get(name)]
         if missing:
             tallies["missing_required_attributes"].add(missing, f"{user}: {', '.join(missing)}")
         problems: dict[str, list[tuple[str, str]]] = {}
         for name, value in sent.items():
             for kind_id, why in value_problems(name, value, schema):
-                problems.setdefault(kind_id, []).append((name, f"{name} {show(name, value)!r} {why}"))
+                problems.setdefault(kind_id, []).append((name, f"{name} {show.value(name, value)!r} {why}"))
         for kind_id, items in problems.items():
             tallies[kind_id].add([n for n, _ in items], f"{user}: " + ", ".join(text for _, text in items))
         dropped = sorted(n for n in attributes if n not in sent and n not in ("sub", "identities"))

@@ -194,7 +194,7 @@ def poll(cognito: Any, pool_id: str, job_id: str, sleep: Callable[[float], None]
 
 
 def job_problems(
-    logs: Any, pool: dict[str, Any], job: dict[str, Any], usernames: list[str], mask: bool
+    logs: Any, pool: dict[str, Any], job: dict[str, Any], usernames: list[str], mask: records.Masker
 ) -> list[dict[str, Any]]:
     """The rows the job skipped or failed, from its CloudWatch log (which names rows by line number: the
     header is line 1), with the user named (masked) from the file we wrote."""
@@ -218,7 +218,7 @@ def job_problems(
             {
                 "line": int(number) if number.isdigit() else None,
                 "outcome": outcome.strip("["),
-                "username": records.mask_text(name) if mask else name,
+                "username": mask.text(name),
                 "detail": detail,
             }
         )

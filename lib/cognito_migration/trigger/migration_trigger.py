@@ -55,7 +55,8 @@ Environment variables (missing or invalid ones raise ConfigurationError; nobody 
 
 What callers see (Cognito shows "UserMigration failed with error <message>."):
   Refused("Incorrect username or password")  wrong password; unknown, unconfirmed, disabled or reset-required
-                                              user: one message, so nobody can probe which users exist.
+                                              user; and every forgot-password refusal (no password was
+                                              proven): one message, so nobody can probe which users exist.
   Refused(<clear message>)                    the password is proven but the user cannot be migrated: MFA
                                               refused, no verified email or phone, a case collision...
   Refused(SIGN_UP_REFUSAL)                    a sign-up matching an old-pool user: one message whatever matched.
@@ -64,8 +65,8 @@ What callers see (Cognito shows "UserMigration failed with error <message>."):
                                               left of Cognito's 5 s, or anything unexpected happened.
   ConfigurationError(<names the variable>)    the function is misconfigured.
 Each invocation logs one JSON line: trigger, outcome, final_status, ms, old_pool_calls, new_pool_calls,
-sts_calls, index_calls, cold_start, reason and a sha256 prefix of the username; never the password, the event, the
-attributes or the email.
+sts_calls, index_calls, cold_start, reason and `user`, an HMAC prefix of the username under SIGNUP_INDEX_KEY (see
+user_ref); never the password, the event, the attributes or the email.
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _INDEX_KEY = re.compile(r"^[0-9a-f]{64}$")
+_SOURCE_SHAPE = re.compile(r"^[A-Za-z]{1,40}_[A-Za-z_]{1,40}$")  # how Cognito names trigger sources
 INDEX_KEY_ATTRIBUTE = "k"  # the sign-up index's partition key
 
 # Injection seam: a client under a bare role ("old", "new", "sts") serves every budget; tests put fakes here.
@@ -580,11 +582,14 @@ def new_username(typed: str, kind: str, old_username: str, settings: Settings) -
     return old_username  # a preferred_username the old pool resolved
 
 
-def user_ref(username: object) -> str | None:
-    """A short, stable, non-reversible reference to a username for the logs."""
-    if not isinstance(username, str) or not username:
+def user_ref(username: object, secret: str | None) -> str | None:
+    """A short reference to a username for the logs, so an operator can follow one user's lines (any letter
+    case): keyed with the function's SIGNUP_INDEX_KEY, unlike the records' tokens (another key) and the index's
+    items (another prefix), so nobody without that key can link a log line to a record or test a guessed name.
+    None without a valid key."""
+    if not isinstance(username, str) or not username or not isinstance(secret, str) or not _INDEX_KEY.match(secret):
         return None
-    return hashlib.sha256(username.encode()).hexdigest()[:12]
+    return index_key(secret, "log", username)[:12]
 
 
 def fold(value: str) -> str:
@@ -728,18 +733,39 @@ def users_with(old: Any, settings: Settings, attribute: str, value: str, limit: 
 
 
 def users_by_alias(old: Any, settings: Settings, kind: str, typed: str, run: Invocation) -> list[OldUser]:
-    """Old-pool users whose verified `kind` equals what was typed, ignoring case (ListUsers' own case rules
-    are not documented, so the lowercase spelling is asked as well when the typed one finds nobody)."""
-
-    found = users_with(old, settings, kind, typed, MAX_ALIAS_CANDIDATES + 1, run)
-    if not found and typed != typed.lower():
-        found = users_with(old, settings, kind, typed.lower(), MAX_ALIAS_CANDIDATES + 1, run)
+    """Old-pool users whose verified `kind` equals what was typed, ignoring case. ListUsers' own case rules
+    are not documented, so a spelling with capitals is asked as typed and in lowercase, both whatever the first
+    finds: the number of calls depends on what was typed, never on who exists (and case twins are found)."""
+    found: dict[str, OldUser] = {}
+    for spelling in dict.fromkeys((typed, typed.lower())):
+        for user in users_with(old, settings, kind, spelling, MAX_ALIAS_CANDIDATES + 1, run):
+            found.setdefault(user.username, user)
     # An unverified email or phone is nobody's alias.
     return [
         u
-        for u in found
+        for u in found.values()
         if u.attribute(kind).casefold() == typed.casefold() and u.attribute(f"{kind}_verified") == "true"
     ]
+
+
+def decoy_sign_in(old: Any, settings: Settings, run: Invocation) -> None:
+    """The password check a known alias costs, made against a random name nobody has: an alias nobody holds
+    must take the same old-pool calls (and about the same time) as one whose password is wrong."""
+    try:
+        authenticate(old, settings, f"no-such-user-{secrets.token_hex(16)}", secrets.token_urlsafe(24), run)
+    except Refused:
+        return  # the expected answer; Unavailable goes on, as it would for a real user's check
+
+
+def decoy_user_read(old: Any, settings: Settings, run: Invocation) -> None:
+    """The AdminGetUser require_mfa_allowed spends on a ListUsers row under MFA_POLICY refuse (an OFF or ON
+    pool needs none), against a random name nobody has, for a forgot-password that found no single user."""
+    if settings.mfa_policy != "refuse" or settings.old_mfa_configuration in ("ON", "OFF"):
+        return
+    try:
+        get_old_user(old, settings, f"no-such-user-{secrets.token_hex(16)}", run)
+    except Refused:
+        return
 
 
 def authenticate(old: Any, settings: Settings, username: str, password: str, run: Invocation) -> str | None:
@@ -834,6 +860,7 @@ def migrate_on_sign_in(event: Mapping[str, Any], settings: Settings, old: Any, r
         # The old pool does not know this alias: ListUsers finds its owner (attributes included).
         candidates = users_by_alias(old, settings, kind, typed, run)
         if not candidates:
+            decoy_sign_in(old, settings, run)
             raise Refused(GENERIC_REFUSAL, "user_not_found")
         accepted = []
         for candidate in candidates[:MAX_ALIAS_CANDIDATES]:
@@ -882,23 +909,32 @@ def migrate_on_forgot_password(
     if not typed:
         raise Refused(GENERIC_REFUSAL, "missing_credentials")
     kind = sign_in_kind(typed, settings)
-    require_accepted_name(kind, settings)
-    if kind == "username" or kind in settings.old_sign_in_attributes:
-        user = get_old_user(old, settings, typed, run)
-    else:
-        candidates = users_by_alias(old, settings, kind, typed, run)
-        if not candidates:
-            raise Refused(GENERIC_REFUSAL, "user_not_found")
-        if len(candidates) > 1:
-            raise collision(candidates, kind)  # without a password there is no telling who asked
-        user = candidates[0]
-    require_migratable(user)
-    require_mfa_allowed(user, settings, old, run)  # before the contact check, in the order of a sign-in
-    attributes = attributes_for(user, settings)
-    require_verified_contact(attributes)
-    username = new_username(typed, kind, user.username, settings)
+    require_accepted_name(kind, settings)  # the same for every name typed: it tells nothing of who exists
+    try:
+        user = forgot_password_user(typed, kind, settings, old, run)
+        require_migratable(user)
+        require_mfa_allowed(user, settings, old, run)  # before the contact check, in the order of a sign-in
+        attributes = attributes_for(user, settings)
+        require_verified_contact(attributes)
+        username = new_username(typed, kind, user.username, settings)
+    except Refused as exc:
+        # Nobody proved a password here: a user without a verified contact, with MFA, sharing an alias... must
+        # get an unknown user's answer, or forgot-password tells anyone who exists. The log keeps the reason.
+        raise Refused(GENERIC_REFUSAL, exc.reason) from None
     run.final_status, run.reason = "RESET_REQUIRED", "forgot_password"
     return migration_response(attributes, username, "RESET_REQUIRED", settings)
+
+
+def forgot_password_user(typed: str, kind: str, settings: Settings, old: Any, run: Invocation) -> OldUser:
+    """The one old-pool user a forgot-password names; raises Refused after the calls a found user costs."""
+    if kind == "username" or kind in settings.old_sign_in_attributes:
+        return get_old_user(old, settings, typed, run)
+    candidates = users_by_alias(old, settings, kind, typed, run)
+    if len(candidates) != 1:
+        decoy_user_read(old, settings, run)
+        # Without a password there is no telling which of several holders asked.
+        raise collision(candidates, kind) if candidates else Refused(GENERIC_REFUSAL, "user_not_found")
+    return candidates[0]
 
 
 def migration_response(
@@ -1035,6 +1071,12 @@ def indexed(index: Any, table: str, secret: str, kind: str, value: str, run: Inv
 # --- the handler ---------------------------------------------------------------------------------------
 
 
+def source_label(source: str) -> str:
+    """The trigger source as logged and quoted: a malformed event's field could hold anything (a password,
+    a megabyte), so only a value shaped like Cognito's names is repeated."""
+    return source if _SOURCE_SHAPE.match(source) else "malformed"
+
+
 def log_invocation(run: Invocation, started: float) -> None:
     line = {
         "trigger": run.trigger,
@@ -1089,12 +1131,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _container["invocations"] += 1
     event = event if isinstance(event, dict) else {}  # a malformed event still gets its log line, then fails
     source = str(event.get("triggerSource", ""))
-    run = Invocation(trigger=source, user=user_ref(event.get("userName")), cold_start=_container["invocations"] == 1)
+    user = user_ref(event.get("userName"), os.environ.get("SIGNUP_INDEX_KEY"))
+    run = Invocation(trigger=source_label(source), user=user, cold_start=_container["invocations"] == 1)
     budget = budget_for(context, started, run.cold_start)
     run.budget_ms = round(budget.left() * 1000)
     try:
         if source not in TRIGGER_SOURCES:
-            raise MigrationError(f"Unsupported trigger source {source[:64]!r}", "unsupported_trigger")
+            raise MigrationError(f"Unsupported trigger source {run.trigger}", "unsupported_trigger")
         return dispatch(event, source, run, budget)
     except Refused as exc:
         run.outcome, run.reason = "refused", exc.reason
