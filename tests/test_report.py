@@ -373,7 +373,7 @@ def test_a_pool_without_an_auto_verified_attribute_gets_no_import_and_every_user
     assert built.rows == [] and built.cannot_import == stragglers.NO_AUTO_VERIFIED
     assert sorted(built.excluded) == not_yet and set(built.excluded.values()) == {stragglers.NO_AUTO_VERIFIED}
     assert set(built.explained.values()) == {"no_auto_verified_attribute"}
-    shown = stragglers.table(enriched(), built, mask=False).set_index("username")
+    shown = stragglers.table(enriched(), built, records.Masker(None)).set_index("username")
     assert all(shown.loc[name, "action"] == f"not imported: {stragglers.NO_AUTO_VERIFIED}" for name in not_yet)
     summary = stragglers.summary_table(built).set_index("import file")["value"]
     assert summary["import"].startswith("cannot be imported: the new pool auto-verifies neither")
@@ -425,7 +425,7 @@ def test_a_row_longer_than_16000_characters_is_left_out_with_the_reason() -> Non
     built = stragglers.build(table, HEADER, settings(), ["email"], "reset_required")
 
     assert "hal" not in built.usernames and built.excluded["hal"] == stragglers.ROW_TOO_LONG
-    shown = stragglers.table(table, built, mask=False).set_index("username")
+    shown = stragglers.table(table, built, records.Masker(None)).set_index("username")
     assert shown.loc["hal", "action"] == f"not imported: {stragglers.ROW_TOO_LONG}"
 
 
