@@ -32,10 +32,10 @@ def measure(users: int, pages: int, freeze: bool = False) -> dict[str, Any]:
     from moto.cognitoidp.models import cognitoidp_backends
 
     from cognito_migration.local.legacy import seed_legacy_pool
-    from cognito_migration.local.server import LOCAL_CREDENTIALS, LocalAWS
+    from cognito_migration.local.server import LocalAWS
 
-    os.environ.update(LOCAL_CREDENTIALS)
     with LocalAWS() as local:
+        os.environ.update(local.credentials)
         legacy = seed_legacy_pool(users=users, seed=1)
         if freeze:  # as LocalEnvironment does after seeding
             gc.freeze()

@@ -23,7 +23,7 @@ import boto3
 
 from cognito_migration import aws, scan
 from cognito_migration.local.legacy import seed_legacy_pool
-from cognito_migration.local.server import LOCAL_CREDENTIALS, LocalAWS
+from cognito_migration.local.server import LocalAWS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scan.json"
 
@@ -62,9 +62,9 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=15.0, help="the runbook's UserList budget, requests/s")
     parser.add_argument("--json", type=Path, default=RESULTS, help="where the rows are written")
     args = parser.parse_args()
-    os.environ.update(LOCAL_CREDENTIALS)
     rows = []
     with LocalAWS() as local:
+        os.environ.update(local.credentials)
         assert local.faults is not None
         client = boto3.client(
             "cognito-idp", region_name="us-east-1", endpoint_url=local.endpoint_url, config=aws.RETRY_CONFIG

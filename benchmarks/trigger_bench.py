@@ -35,7 +35,7 @@ from botocore.exceptions import ClientError
 
 from cognito_migration import deploy, params
 from cognito_migration.local.legacy import GROUP_NAMES, LegacyPool, LegacyUser, seed_legacy_pool
-from cognito_migration.local.server import LOCAL_CREDENTIALS, LocalAWS
+from cognito_migration.local.server import LocalAWS
 
 REGION = "us-east-1"
 LIMIT_MS = 5000  # Cognito's fixed limit for any trigger
@@ -281,7 +281,7 @@ def main() -> None:
 
     imports_ms = import_times_ms(deploy.build_package().zip_bytes, args.imports)
     with LocalAWS() as aws:
-        os.environ.update({**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_DEFAULT_REGION": REGION})
+        os.environ.update({**aws.credentials, "AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_DEFAULT_REGION": REGION})
 
         def client(service: str) -> Any:
             return boto3.client(service, region_name=REGION, endpoint_url=aws.endpoint_url)

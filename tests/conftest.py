@@ -10,7 +10,8 @@ import boto3
 import pytest
 
 from cognito_migration import params
-from cognito_migration.local.server import LOCAL_CREDENTIALS, LocalAWS
+from cognito_migration.local.access import new_credentials
+from cognito_migration.local.server import LocalAWS
 from trigger_support import lambda_context  # noqa: F401  (a fixture the trigger tests share)
 
 REGION = "us-east-1"
@@ -29,9 +30,9 @@ def hand_run_outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
 @pytest.fixture(scope="session")
 def local_aws() -> Iterator[LocalAWS]:
     """One local AWS for the session; AWS_ENDPOINT_URL and fake credentials point boto3 at it."""
-    saved = {k: os.environ.get(k) for k in (*LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
+    saved = {k: os.environ.get(k) for k in (*new_credentials(), "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
     with LocalAWS() as aws:
-        os.environ.update({**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_DEFAULT_REGION": REGION})
+        os.environ.update({**aws.credentials, "AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_DEFAULT_REGION": REGION})
         yield aws
     for key, value in saved.items():
         if value is None:

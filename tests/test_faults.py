@@ -12,6 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from cognito_migration import aws, deploy, params, quotas, report, scan
+from cognito_migration.local.access import KEY_HEADER
 from cognito_migration.local.faults import FaultRule
 from cognito_migration.local.legacy import seed_legacy_pool
 from cognito_migration.local.server import LocalAWS
@@ -74,8 +75,9 @@ def test_retries_are_bounded(faults, legacy, cognito) -> None:
 
 def test_faults_are_set_over_http(faults, local_aws: LocalAWS, cognito) -> None:
     rules = [{"operation": "ListUserPools", "throttle": 1.0}]
+    key = {KEY_HEADER: local_aws.credentials["AWS_ACCESS_KEY_ID"]}  # the control path wants this run's key too
     request = urllib.request.Request(
-        f"{local_aws.endpoint_url}/_local/faults", data=json.dumps(rules).encode(), method="POST"
+        f"{local_aws.endpoint_url}/_local/faults", data=json.dumps(rules).encode(), method="POST", headers=key
     )
     answer = json.loads(urllib.request.urlopen(request).read())
     assert answer["rules"][0]["operation"] == "ListUserPools"
@@ -86,7 +88,9 @@ def test_faults_are_set_over_http(faults, local_aws: LocalAWS, cognito) -> None:
     with pytest.raises(ClientError) as error:
         client.list_user_pools(MaxResults=10)
     assert error.value.response["Error"]["Code"] == "TooManyRequestsException"
-    urllib.request.urlopen(urllib.request.Request(f"{local_aws.endpoint_url}/_local/faults", method="DELETE"))
+    urllib.request.urlopen(
+        urllib.request.Request(f"{local_aws.endpoint_url}/_local/faults", method="DELETE", headers=key)
+    )
     assert client.list_user_pools(MaxResults=10)["ResponseMetadata"]["HTTPStatusCode"] == 200
 
 

@@ -3,9 +3,10 @@
     python -m cognito_migration.local serve --port 5000 [--users 2000] [--seed 7]
     python -m cognito_migration.local replay --endpoint http://127.0.0.1:5000 --new-pool-name users-v2 --share 0.3
 
-``serve`` prints its endpoint and serves until stopped (Ctrl-C). With it running, set
-``AWS_ENDPOINT_URL`` to that endpoint (and any AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, e.g. ``testing``)
-and run the notebooks with papermill directly. ``replay`` signs a share of the legacy users in to the new
+``serve`` prints its endpoint and this run's random credentials, and serves until stopped (Ctrl-C): it
+refuses every other access key (another local user cannot drive it). With it running, export what it
+printed (``AWS_ENDPOINT_URL`` and the credentials) and run the notebooks, by hand or with papermill.
+``replay`` signs a share of the legacy users in to the new
 pool (their passwords are derived again from the same seed, never stored).
 """
 
@@ -24,7 +25,6 @@ from .legacy import (
     generate_users,
     legacy_pool_id,
 )
-from .server import LOCAL_CREDENTIALS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             print(
-                f"export AWS_ENDPOINT_URL={local.aws.endpoint_url} AWS_ACCESS_KEY_ID=testing "
-                "AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=" + args.region,
+                f"export AWS_ENDPOINT_URL={local.aws.endpoint_url} AWS_DEFAULT_REGION={args.region} "
+                + " ".join(f"{k}={v}" for k, v in local.aws.credentials.items()),
                 flush=True,
             )
             try:
@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("stopped", flush=True)
         return 0
 
-    os.environ.update({k: os.environ.get(k, v) for k, v in LOCAL_CREDENTIALS.items()})
+    if not os.environ.get("AWS_ACCESS_KEY_ID"):
+        parser.error("replay: export the variables `serve` printed first (its credentials are this run's own)")
     # The records are generated again from the seed: the same users, the same derived passwords.
     legacy = LegacyPool(
         legacy_pool_id(args.region),

@@ -14,7 +14,7 @@ import boto3
 from ..aws import paginate
 from ..pool import password_client
 from .legacy import LegacyPool, ReplayResult, replay_wave, seed_legacy_pool
-from .server import LOCAL_CREDENTIALS, LocalAWS
+from .server import LocalAWS
 
 
 @dataclass
@@ -39,7 +39,11 @@ class LocalEnvironment:
         # objects at every collection (at 100,000 users that made each call of the local AWS ~10 ms slower).
         gc.freeze()
         self.seconds_to_start = round(time.perf_counter() - clock, 2)
-        variables = {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": self.aws.endpoint_url, "AWS_DEFAULT_REGION": self.region}
+        variables = {
+            **self.aws.credentials,
+            "AWS_ENDPOINT_URL": self.aws.endpoint_url,
+            "AWS_DEFAULT_REGION": self.region,
+        }
         for key, value in variables.items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value

@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,14 @@ class InvocationStats:
 class Worker:
     """One warm process hosting one function's code."""
 
-    def __init__(self, spec: FunctionSpec, code_dir: Path, endpoint_url: str, log_sink: LogSink) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        code_dir: Path,
+        endpoint_url: str,
+        log_sink: LogSink,
+        credentials: Mapping[str, str],
+    ) -> None:
         self.spec = spec
         self.log_stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
         env = {
@@ -92,9 +99,7 @@ class Worker:
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
+            **credentials,  # as Lambda hands a function its role's credentials: here, the local AWS's own
             "AWS_REGION": spec.region,
             "AWS_DEFAULT_REGION": spec.region,
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
@@ -163,8 +168,14 @@ class Worker:
 class LambdaRuntime:
     """Invokes functions from warm workers; thread-safe, one worker per concurrent invocation."""
 
-    def __init__(self, endpoint_url: Callable[[], str], log_sink: LogSink | None = None) -> None:
+    def __init__(
+        self,
+        endpoint_url: Callable[[], str],
+        log_sink: LogSink | None = None,
+        credentials: Mapping[str, str] | None = None,
+    ) -> None:
         self._endpoint_url = endpoint_url
+        self._credentials = dict(credentials or {})
         self._log_sink: LogSink = log_sink or (lambda spec, stream, line: None)
         self._lock = threading.Lock()
         self._idle: dict[str, list[Worker]] = {}
@@ -212,7 +223,7 @@ class LambdaRuntime:
                     return worker
             code_dir = self._code_dir(spec)
         self.stats.cold_starts += 1
-        return Worker(spec, code_dir, self._endpoint_url(), self._log_sink)
+        return Worker(spec, code_dir, self._endpoint_url(), self._log_sink, self._credentials)
 
     def _give_back(self, spec: FunctionSpec, worker: Worker) -> None:
         with self._lock:

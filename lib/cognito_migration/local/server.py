@@ -25,18 +25,11 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from . import cognito_patches, lambda_states
+from .access import AccessGate, new_credentials
 from .cognito_triggers import CognitoTriggerMiddleware
 from .faults import FaultInjector
-from .import_jobs import ImportJobs, ImportJobsLayer
+from .import_jobs import UPLOAD_PATH, ImportJobs, ImportJobsLayer
 from .lambda_runtime import FunctionSpec, LambdaRuntime
-
-# The fake credentials every client of the local AWS uses; moto accepts any.
-LOCAL_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
-
 
 FAULTS_VARIABLE = "LOCAL_AWS_FAULTS"
 
@@ -108,7 +101,10 @@ class LocalAWS:
         self.host = host
         self.port = port
         self.account_id = account_id
-        self.runtime = LambdaRuntime(lambda: self.endpoint_url, self._store_log_line)
+        # This run's credentials: the only access key the local AWS lets in (access.py says why).
+        self.credentials = new_credentials()
+        self.runtime = LambdaRuntime(lambda: self.endpoint_url, self._store_log_line, self.credentials)
+        self.gate: AccessGate | None = None
         self.middleware: CognitoTriggerMiddleware | None = None
         self.import_jobs: ImportJobsLayer | None = None
         self.faults: FaultInjector | None = None  # faults on request (faults.py)
@@ -138,7 +134,8 @@ class LocalAWS:
         self.faults = FaultInjector(self.import_jobs)
         for rule in faults_from_environment():
             self.faults.add(**rule)
-        self.requests = RequestLog(self.faults)
+        self.gate = AccessGate(self.faults, self.credentials["AWS_ACCESS_KEY_ID"], self.account_id, (UPLOAD_PATH,))
+        self.requests = RequestLog(self.gate)
         self._server = make_server(
             self.host, self.port, self.requests, threaded=True, request_handler=QuietRequestHandler
         )
