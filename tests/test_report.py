@@ -277,6 +277,22 @@ def test_progress_needs_two_runs_apart_and_some_progress(tmp_path: Path) -> None
     assert progress.project(progress.history(tmp_path / "empty")).note == "no report runs yet"
 
 
+def test_hand_runs_are_points_of_their_own_labelled_on_the_chart(tmp_path: Path) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    write_snapshot(tmp_path, start, 100, 900)
+    states = {report.MIGRATED: 150, report.NOT_YET: 850, report.CANNOT: 10}
+    for hand_run in ("manual-20260101T060000Z", "manual-20260101T070000Z"):
+        records.save_json(
+            tmp_path / hand_run, "report", {"generated": "2026-01-01T06:00:00+00:00", "users": 1010, "states": states}
+        )
+
+    history = progress.history(tmp_path)
+
+    assert list(history["by"]) == ["runner", progress.BY_HAND, progress.BY_HAND]
+    chart = progress.chart(history, progress.project(history), tmp_path / "p.png")
+    assert chart.stat().st_size > 1000
+
+
 def test_a_report_without_a_date_is_dated_by_its_run_id(tmp_path: Path) -> None:
     records.save_json(tmp_path / "20250301T120000Z", "report", {"users": 10, "states": {report.MIGRATED: 5}})
 

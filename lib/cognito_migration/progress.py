@@ -23,7 +23,8 @@ import pandas as pd  # noqa: E402
 from .records import save_figure  # noqa: E402
 from .report import CANNOT, COLORS, MIGRATED, NOT_YET  # noqa: E402
 
-HISTORY_COLUMNS = ("run_id", "date", "users", "migrated", "not_yet", "cannot", "migrated %", "ceiling %")
+HISTORY_COLUMNS = ("run_id", "by", "date", "users", "migrated", "not_yet", "cannot", "migrated %", "ceiling %")
+BY_HAND = "hand"  # a run by hand: its folder is outputs/<env>/manual-<id> (notebook_params)
 RECENT_RUNS = 5  # the rate is measured over this many most recent runs
 MIN_SPAN_DAYS = 1 / 24  # runs closer together than an hour say nothing about a daily rate
 
@@ -68,6 +69,7 @@ def _point(path: Path) -> dict[str, object] | None:
         return None
     return {
         "run_id": path.parent.name,
+        "by": BY_HAND if path.parent.name.startswith("manual") else "runner",
         "date": date,
         "users": users,
         "migrated": int(states.get(MIGRATED, 0)),
@@ -114,6 +116,18 @@ def chart(points: pd.DataFrame, projection: Projection, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(10, 4))
     if not points.empty:
         ax.plot(points["date"], points["migrated %"], marker="o", color=COLORS[MIGRATED], label="migrated")
+        by_hand = points[points["by"] == BY_HAND]
+        if not by_hand.empty:  # hand runs are points like the others, marked so a reader tells them apart
+            ax.plot(
+                by_hand["date"],
+                by_hand["migrated %"],
+                ls="",
+                marker="o",
+                markersize=11,
+                markerfacecolor="none",
+                color="#37474f",
+                label="run by hand (ringed)",
+            )
         ax.plot(
             points["date"], points["ceiling %"], ls="--", marker="_", color=COLORS[CANNOT], label="lazily migratable"
         )
