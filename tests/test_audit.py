@@ -384,8 +384,9 @@ def test_mfa_users_refuse_refuses_are_predicted_as_the_report_counts_them(quirky
     refusing = dataclasses.replace(quirky.params, mfa_policy="refuse")
     on = dataclasses.replace(quirky.result, pool={**quirky.result.pool, "MfaConfiguration": "ON"})
     found = {f.id: f for f in audit.assess(on, refusing)}
+    # MFA ON and refuse: nobody could move at all, lazily or by import: the audit stops there
     assert (found["mfa_refused_users"].severity, found["mfa_refused_users"].count) == (
-        "warning",
+        "blocker",
         int(refusable(quirky.result.users).sum()),
     )
     assert "refuses all" in found["mfa_refused_users"].detail
@@ -396,6 +397,7 @@ def test_mfa_users_refuse_refuses_are_predicted_as_the_report_counts_them(quirky
     optional = dataclasses.replace(quirky.result, users=users)
     found = {f.id: f for f in audit.assess(optional, refusing)}
     assert found["mfa_refused_users"].count == 3 and "invisible to ListUsers" in found["mfa_refused_users"].detail
+    assert found["mfa_refused_users"].severity == "warning"
     assert "mfa_refused_users" not in {f.id for f in audit.assess(optional, quirky.params)}  # reset_required
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from botocore.exceptions import ClientError
 
 from cognito_migration import pool, records, runbook
 
@@ -51,9 +52,31 @@ class Configuration:
     expected: dict[str, int]  # the report's states after ann signed in
     imported: tuple[str, ...]  # old usernames the cutover imports
     left_behind: tuple[str, ...] = ()  # 'not yet' users the import refuses: accepted by name here
+    mfa: str | None = None  # the old pool's MfaConfiguration (SMS); ann then has SMS MFA on
+    refused_by_audit: str | None = None  # a configuration that cannot serve: step 1's gate names this finding
 
 
 CONFIGURATIONS = (
+    Configuration(
+        "mfa_optional_reset_required",
+        {"UsernameConfiguration": {"CaseSensitive": False}, "MfaConfiguration": "OPTIONAL"},
+        {"mfa_policy": "reset_required"},
+        "username",
+        {"migrated": 1, "not yet": 2, "cannot migrate lazily": 1},  # ann arrives RESET_REQUIRED (her SMS MFA)
+        ("Ben.Mixed",),
+        ("cy",),
+        mfa="OPTIONAL",
+    ),
+    Configuration(
+        "mfa_on_refuse",
+        {"UsernameConfiguration": {"CaseSensitive": False}, "MfaConfiguration": "ON"},
+        {"mfa_policy": "refuse"},
+        "username",
+        {},
+        (),
+        mfa="ON",
+        refused_by_audit="mfa_refused_users",  # everyone refused, lazily and at import: nobody could move
+    ),
     Configuration(
         "username",
         {"UsernameConfiguration": {"CaseSensitive": True}},
@@ -119,6 +142,15 @@ def make_old_pool(cognito: Any, configuration: Configuration) -> tuple[str, str]
         cognito.admin_set_user_password(UserPoolId=pool_id, Username=user.username, Password=PASSWORD, Permanent=True)
         if not user.enabled:
             cognito.admin_disable_user(UserPoolId=pool_id, Username=user.username)
+    if configuration.mfa:
+        cognito.set_user_pool_mfa_config(
+            UserPoolId=pool_id,
+            MfaConfiguration=configuration.mfa,
+            SmsMfaConfiguration={"SmsConfiguration": {"SnsCallerArn": "arn:aws:iam::123456789012:role/sms"}},
+        )
+        cognito.admin_set_user_mfa_preference(
+            UserPoolId=pool_id, Username=USERS[0].username, SMSMfaSettings={"Enabled": True, "PreferredMfa": True}
+        )
     client_id = cognito.create_user_pool_client(
         UserPoolId=pool_id,
         ClientName="migration",
@@ -167,16 +199,27 @@ def test_configuration_end_to_end(configuration: Configuration, cognito, tmp_pat
     params_file = write_params(tmp_path, env, pool_id, client_id, configuration)
     outputs = tmp_path / "outputs"
 
+    checked = runbook.parameters.validate(yaml.safe_load(params_file.read_text()))
+    if configuration.refused_by_audit:
+        with pytest.raises(
+            runbook.RunFailed, match=f"(?s)01_audit_old_pool failed: .*- {configuration.refused_by_audit}:"
+        ):
+            runbook.run(env, params_file, outputs, steps=runbook.STEPS[:4], progress=False)
+        assert pool.find_new_pool(cognito, checked) is None, "refused before anything was written"
+        return
     runbook.run(env, params_file, outputs, steps=runbook.STEPS[:4], progress=False)
-    new_pool = pool.find_new_pool(cognito, runbook.parameters.validate(yaml.safe_load(params_file.read_text())))
+    new_pool = pool.find_new_pool(cognito, checked)
     assert new_pool is not None
     client = pool.password_client(cognito, new_pool["Id"])
     ann = USERS[0]
-    cognito.initiate_auth(
-        ClientId=client["ClientId"],
-        AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": sign_in_name(ann, configuration.sign_in_as), "PASSWORD": PASSWORD},
-    )
+    try:
+        cognito.initiate_auth(
+            ClientId=client["ClientId"],
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": sign_in_name(ann, configuration.sign_in_as), "PASSWORD": PASSWORD},
+        )
+    except ClientError as exc:  # an MFA user under reset_required arrives RESET_REQUIRED: she resets first
+        assert configuration.mfa and exc.response["Error"]["Code"] == "PasswordResetRequiredException", exc
     report_run = runbook.run(env, params_file, outputs, steps=("05_report",), progress=False).run_dir
     report = json.loads((report_run / "report.json").read_text())
     assert report["states"] == configuration.expected

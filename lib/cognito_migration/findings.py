@@ -202,7 +202,7 @@ CATALOG: tuple[Kind, ...] = (
     Kind(
         "mfa_refused_users",
         "warning",
-        "warning, when mfa_policy is refuse",
+        "warning, when mfa_policy is refuse; blocker when the old pool's MFA is ON (then nobody can move)",
         "users who could migrate but whom mfa_policy refuse refuses at every sign-in and forgot-password (step 5 "
         "counts them as cannot migrate lazily, and leaves them out of the import file)",
         "decide how they move (mfa_policy reset_required or sms, or by hand after cutover), or accept it",

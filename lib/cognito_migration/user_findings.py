@@ -192,7 +192,10 @@ def mfa_refused_finding(
         users, users.iloc[0:0], case_sensitive, mfa_policy=mfa_policy, pool_mfa=mfa_configuration or None
     )
     selected = pd.Series(classified["reason"].astype(str) == report.MFA_REFUSED, index=users.index)
-    return user_finding("mfa_refused_users", users, selected, show, report.mfa_note(mfa_policy, mfa_configuration))
+    # With the old pool's MFA ON everyone is refused, lazily and at import alike: nobody could move at all.
+    severity = "blocker" if mfa_configuration == "ON" else "warning"
+    detail = report.mfa_note(mfa_policy, mfa_configuration)
+    return user_finding("mfa_refused_users", users, selected, show, detail, severity)
 
 
 def unused_map_sources(users: pd.DataFrame, attribute_map: Mapping[str, AttributeRule]) -> Finding | None:
