@@ -219,7 +219,8 @@ CATALOG: tuple[Kind, ...] = (
         "warning",
         "always",
         "app clients with PreventUserExistenceErrors LEGACY: they tell callers which users exist",
-        "set PreventUserExistenceErrors ENABLED on the new pool's clients",
+        "set PreventUserExistenceErrors ENABLED on the new pool's clients; their apps must then offer "
+        "forgot-password on NotAuthorizedException (see reset_required_sign_in)",
     ),
     Kind(
         "reset_required_sign_in",
