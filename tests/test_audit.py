@@ -19,7 +19,7 @@ import boto3
 import pandas as pd
 import pytest
 
-from cognito_migration import audit, aws, checks, findings
+from cognito_migration import audit, aws, checks, findings, pool_findings, records
 from cognito_migration.local.legacy import LegacyPool, seed_legacy_pool
 from cognito_migration.local.server import LocalAWS
 from cognito_migration.params import ParameterError, Params, validate
@@ -283,6 +283,59 @@ def test_app_clients(quirky: Quirky) -> None:
     assert quirky.found("client_secrets").count == 1 and "mobile" in quirky.found("client_secrets").examples[0]
     assert quirky.found("prevent_user_existence_errors").count == 1
     assert quirky.absent("migration_client")
+
+
+def test_the_legacy_pools_password_client_answers_a_required_reset_plainly(quirky: Quirky) -> None:
+    found = quirky.found("reset_required_sign_in")
+    arriving = sum(u.status in ("FORCE_CHANGE_PASSWORD", "RESET_REQUIRED") for u in quirky.legacy.users)
+    # mobile is LEGACY (legacy-web has no password flow, the migration client is the trigger's): info.
+    assert (found.severity, found.count, found.facts["clients_legacy"]) == ("info", 1, 1)
+    assert found.facts["arriving"] == arriving > 0
+    assert "mobile" in found.examples[0] and "LEGACY" in found.examples[0]
+
+
+def password_client(name: str, setting: str | None) -> dict[str, Any]:
+    client = {"ClientId": f"{name}-id", "ClientName": name, "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH"]}
+    return client | ({"PreventUserExistenceErrors": setting} if setting else {})
+
+
+@pytest.mark.parametrize(
+    ("arriving", "pool_mfa", "mfa_policy", "severity"),
+    [
+        (3, "OFF", "reset_required", "warning"),  # FORCE_CHANGE_PASSWORD / RESET_REQUIRED users
+        (0, "OPTIONAL", "reset_required", "warning"),  # MFA users migrate RESET_REQUIRED
+        (0, "OPTIONAL", "sms", "info"),  # only the stragglers, imported at cutover
+        (0, "OFF", "reset_required", "info"),
+    ],
+)
+def test_an_enabled_client_hides_a_required_reset_and_the_audit_says_what_apps_must_do(
+    arriving: int, pool_mfa: str, mfa_policy: str, severity: str
+) -> None:
+    params = dataclasses.replace(audit_params(f"{REGION}_Old", "migration-id"), mfa_policy=mfa_policy)
+    clients = [
+        password_client("web", "ENABLED"),
+        password_client("mobile", None),  # LEGACY by default
+        {
+            "ClientId": "migration-id",
+            "ClientName": "migration",
+            "ExplicitAuthFlows": ["ALLOW_ADMIN_USER_PASSWORD_AUTH"],
+        },
+        {"ClientId": "srp-id", "ClientName": "srp", "ExplicitAuthFlows": ["ALLOW_USER_SRP_AUTH"]},
+    ]
+
+    found = pool_findings.reset_required_finding(clients, params, arriving, pool_mfa)
+
+    assert found is not None and (found.id, found.severity, found.count) == ("reset_required_sign_in", severity, 2)
+    assert found.examples == ("web (web-id): ENABLED", "mobile (mobile-id): LEGACY")
+    assert "NotAuthorizedException" in found.detail and "PasswordResetRequiredException" in found.detail
+    assert "forgot-password" in found.remedy and "NotAuthorizedException" in found.remedy
+    assert ("mfa_policy reset_required" in found.detail) == (mfa_policy == "reset_required" and pool_mfa != "OFF")
+
+
+def test_no_password_client_no_reset_required_sign_in_finding() -> None:
+    params = audit_params(f"{REGION}_Old", "migration-id")
+    srp = {"ClientId": "srp-id", "ClientName": "srp", "ExplicitAuthFlows": ["ALLOW_USER_SRP_AUTH"]}
+    assert pool_findings.reset_required_finding([srp], params, 5, "ON") is None
 
 
 def test_what_the_new_pool_must_carry(quirky: Quirky) -> None:

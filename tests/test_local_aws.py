@@ -266,6 +266,98 @@ def test_migration_reset_required_answers_password_reset_required(cognito, deplo
     assert cognito.admin_get_user(UserPoolId=pool.id, Username="bob")["UserStatus"] == "RESET_REQUIRED"
 
 
+def client_with(cognito: Any, pool: Pool, prevent_user_existence_errors: str) -> Pool:
+    """The same pool through another app client allowing the password flows, with the given setting."""
+    client = cognito.create_user_pool_client(
+        UserPoolId=pool.id,
+        ClientName=unique("app"),
+        ExplicitAuthFlows=PASSWORD_FLOWS,
+        PreventUserExistenceErrors=prevent_user_existence_errors,
+    )["UserPoolClient"]
+    return Pool(pool.id, pool.arn, client["ClientId"])
+
+
+def reset_required_user(cognito: Any, pool: Pool, username: str) -> None:
+    cognito.admin_create_user(
+        UserPoolId=pool.id,
+        Username=username,
+        MessageAction="SUPPRESS",
+        UserAttributes=[
+            {"Name": "email", "Value": f"{username}@example.com"},
+            {"Name": "email_verified", "Value": "true"},
+        ],
+    )
+    cognito.admin_set_user_password(UserPoolId=pool.id, Username=username, Password=PASSWORD, Permanent=True)
+    cognito.admin_reset_user_password(UserPoolId=pool.id, Username=username)
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("LEGACY", ("PasswordResetRequiredException", "Password reset required for the user")),
+        ("ENABLED", ("NotAuthorizedException", "Incorrect username or password.")),
+    ],
+)
+def test_prevent_user_existence_errors_hides_a_required_reset_behind_incorrect_password(cognito, setting, expected):
+    # Developer guide, "Requiring imported users to reset their passwords": NotAuthorizedException when
+    # PreventUserExistenceErrors is enabled, otherwise PasswordResetRequiredException; for both password flows.
+    pool = client_with(cognito, make_pool(cognito), setting)
+    reset_required_user(cognito, pool, "rita")
+    assert cognito.admin_get_user(UserPoolId=pool.id, Username="rita")["UserStatus"] == "RESET_REQUIRED"
+
+    with pytest.raises(ClientError) as user_flow:
+        sign_in(cognito, pool, "rita")
+    with pytest.raises(ClientError) as admin_flow:
+        cognito.admin_initiate_auth(
+            UserPoolId=pool.id,
+            ClientId=pool.client_id,
+            AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": "rita", "PASSWORD": PASSWORD},
+        )
+
+    assert error_of(user_flow) == expected
+    assert error_of(admin_flow) == expected
+
+
+def test_a_client_created_without_the_setting_is_legacy(cognito):
+    pool = make_pool(cognito)  # no PreventUserExistenceErrors given: LEGACY, as the API's default
+    reset_required_user(cognito, pool, "rob")
+
+    with pytest.raises(ClientError) as exc_info:
+        sign_in(cognito, pool, "rob")
+
+    assert error_of(exc_info)[0] == "PasswordResetRequiredException"
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("LEGACY", ("UserNotFoundException", "User does not exist.")),
+        ("ENABLED", ("NotAuthorizedException", "Incorrect username or password.")),
+    ],
+)
+def test_prevent_user_existence_errors_hides_an_unknown_user_at_sign_in(cognito, setting, expected):
+    pool = client_with(cognito, make_pool(cognito), setting)  # no trigger: nobody migrates
+
+    with pytest.raises(ClientError) as exc_info:
+        sign_in(cognito, pool, "nobody")
+
+    assert error_of(exc_info) == expected
+
+
+def test_forgot_password_of_an_unknown_user_is_user_not_found_unless_existence_errors_are_prevented(cognito):
+    pool = make_pool(cognito)
+    legacy, enabled = client_with(cognito, pool, "LEGACY"), client_with(cognito, pool, "ENABLED")
+
+    with pytest.raises(ClientError) as exc_info:
+        cognito.forgot_password(ClientId=legacy.client_id, Username="nobody")
+    simulated = cognito.forgot_password(ClientId=enabled.client_id, Username="nobody")
+
+    assert error_of(exc_info) == ("UserNotFoundException", "Username/client id combination not found.")
+    assert "CodeDeliveryDetails" in simulated  # "a code was sent to a simulated destination"
+    assert not user_exists(cognito, pool, "nobody")
+
+
 def test_migration_function_error_is_user_lambda_validation_exception(cognito, deploy_function):
     pool = make_pool(cognito)
     deploy_function(

@@ -258,6 +258,23 @@ def test_client_flows_keep_what_the_old_client_allowed_and_add_the_password_flow
     assert pool_resources.auth_flows({"ExplicitAuthFlows": listed}) == expected
 
 
+def test_client_rows_say_what_a_reset_required_user_is_answered_and_what_the_app_must_do(offline_cognito):
+    old = [
+        {"ClientId": "w", "ClientName": "web", "PreventUserExistenceErrors": "ENABLED"},
+        {"ClientId": "m", "ClientName": "mobile"},  # LEGACY: the API's default
+    ]
+    created = {i.name: i for i in pool_resources.client_items(offline_cognito, old, [], set())}
+    existing = {**old[0], "ClientId": "new-w", "ExplicitAuthFlows": pool_resources.auth_flows(old[0])}
+    [exists] = pool_resources.client_items(offline_cognito, old[:1], [existing], set())
+
+    assert created["web"].wanted["PreventUserExistenceErrors"] == "ENABLED"  # copied as the old client had it
+    for row in (created["web"], exists):
+        assert "ENABLED" in row.detail and "NotAuthorizedException" in row.detail
+        assert "offer forgot-password on NotAuthorizedException" in row.detail
+    assert exists.action == "exists" and exists.detail.startswith("new-w; ")
+    assert "PasswordResetRequiredException" in created["mobile"].detail and "LEGACY" in created["mobile"].detail
+
+
 def test_identity_provider_secret_comes_from_the_environment_or_is_a_manual_step():
     old = [
         {

@@ -199,6 +199,11 @@ def assess(audit: Audit, params: Params) -> list[Finding]:
         found.append(Finding("trigger_configuration", "blocker", 1, str(exc)))
     found.append(unsendable)
     found += pool_findings.client_findings(audit.clients, params)
+    found.append(
+        pool_findings.reset_required_finding(
+            audit.clients, params, arriving_reset_required(users), audit.pool.get("MfaConfiguration") or "OFF"
+        )
+    )
     if not users.empty:
         found += user_side_findings(audit, params, settings, show)
     found.append(pool_findings.sub_finding(settings.legacy_sub_attribute if settings else None, len(users)))
@@ -210,6 +215,14 @@ def assess(audit: Audit, params: Params) -> list[Finding]:
         n_users, pool_findings.group_sizes(audit.groups, audit.memberships), params.list_rate_limit, audit.scan_seconds
     )
     return [f for f in found if f is not None]
+
+
+def arriving_reset_required(users: pd.DataFrame) -> int:
+    """Users the trigger will create RESET_REQUIRED whatever mfa_policy says: their old password is not theirs
+    (FORCE_CHANGE_PASSWORD) or must be reset (RESET_REQUIRED)."""
+    if users.empty or "status" not in users.columns:
+        return 0
+    return int(users["status"].isin(["FORCE_CHANGE_PASSWORD", "RESET_REQUIRED"]).sum())
 
 
 def sign_in_attributes(target: Mapping[str, Any]) -> set[str]:

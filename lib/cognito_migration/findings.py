@@ -219,7 +219,21 @@ CATALOG: tuple[Kind, ...] = (
         "warning",
         "always",
         "app clients with PreventUserExistenceErrors LEGACY: they tell callers which users exist",
-        "set PreventUserExistenceErrors ENABLED on the new pool's clients",
+        "set PreventUserExistenceErrors ENABLED on the new pool's clients; their apps must then offer "
+        "forgot-password on NotAuthorizedException (see reset_required_sign_in)",
+    ),
+    Kind(
+        "reset_required_sign_in",
+        "warning",
+        "warning when an app client has PreventUserExistenceErrors ENABLED and users will arrive RESET_REQUIRED "
+        "before cutover, else info",
+        "users arriving RESET_REQUIRED (FORCE_CHANGE_PASSWORD users, MFA users under mfa_policy reset_required, "
+        "imported stragglers): their password sign-in answers PasswordResetRequiredException through a LEGACY "
+        'client, but NotAuthorizedException ("Incorrect username or password.") through an ENABLED one, so the '
+        "app cannot tell a required reset from a wrong password",
+        "apps on ENABLED clients offer forgot-password (ForgotPassword, then ConfirmForgotPassword) on "
+        "NotAuthorizedException; apps on LEGACY clients send PasswordResetRequiredException there; step 4 shows "
+        "which answer each new client gives",
     ),
     Kind(
         "sub_changes",

@@ -267,8 +267,9 @@ def apply(cognito: Any, the_plan: Plan, dry_run: bool, environ: Mapping[str, str
     return dict(cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"])
 
 
-def password_client(cognito: Any, pool_id: str) -> dict[str, Any]:
-    """An app client of the pool that allows USER_PASSWORD_AUTH (the flow that fires the migration)."""
+def password_clients(cognito: Any, pool_id: str) -> list[dict[str, Any]]:
+    """The pool's app clients that allow USER_PASSWORD_AUTH (the flow that fires the migration), as configured,
+    those without a secret first, then by name."""
     clients = [
         c
         for c in scan.list_clients(cognito, pool_id)
@@ -276,7 +277,12 @@ def password_client(cognito: Any, pool_id: str) -> dict[str, Any]:
     ]
     if not clients:
         raise PoolError(f"pool {pool_id} has no app client allowing ALLOW_USER_PASSWORD_AUTH: run step 2 again")
-    return sorted(clients, key=lambda c: (bool(c.get("ClientSecret")), c["ClientName"]))[0]
+    return sorted(clients, key=lambda c: (bool(c.get("ClientSecret")), c["ClientName"]))
+
+
+def password_client(cognito: Any, pool_id: str) -> dict[str, Any]:
+    """An app client of the pool that allows USER_PASSWORD_AUTH: one without a secret if there is one."""
+    return password_clients(cognito, pool_id)[0]
 
 
 def require_new_pool(cognito: Any, params: Params) -> dict[str, Any]:

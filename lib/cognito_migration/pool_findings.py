@@ -78,6 +78,33 @@ def client_findings(clients: Clients, params: Params) -> list[Finding | None]:
     ]
 
 
+def reset_required_finding(clients: Clients, params: Params, arriving: int, pool_mfa: str) -> Finding | None:
+    """What the apps' password sign-in answers a user who arrives RESET_REQUIRED, by each client's
+    PreventUserExistenceErrors (step 2 copies it): with ENABLED, AWS hides the required reset behind
+    NotAuthorizedException (developer guide, "Requiring imported users to reset their passwords").
+    ``arriving``: FORCE_CHANGE_PASSWORD and RESET_REQUIRED users; a warning when an ENABLED client meets them
+    or MFA users under mfa_policy reset_required, else info (only the stragglers, at cutover)."""
+    apps = [c for c in clients if c["ClientId"] != params.old_client_id and has_password_flow(c)]
+    if not apps:
+        return None
+    hidden = [c for c in apps if c.get("PreventUserExistenceErrors") == "ENABLED"]
+    mfa_resets = params.mfa_policy == "reset_required" and pool_mfa not in ("", "OFF")
+    names = tuple(
+        f"{c['ClientName']} ({c['ClientId']}): {c.get('PreventUserExistenceErrors') or 'LEGACY'}" for c in apps
+    )
+    detail = (
+        f"{arriving} users are FORCE_CHANGE_PASSWORD or RESET_REQUIRED in the old pool"
+        + (", MFA users migrate RESET_REQUIRED (mfa_policy reset_required)" if mfa_resets else "")
+        + ", and every straggler step 6 imports arrives RESET_REQUIRED. "
+        + f"{len(hidden)} of {len(apps)} password-flow app clients have PreventUserExistenceErrors ENABLED: "
+        "their sign-in answers these users NotAuthorizedException, as for a wrong password; the others answer "
+        "PasswordResetRequiredException (until set to ENABLED, as prevent_user_existence_errors recommends)"
+    )
+    facts = {"clients_enabled": len(hidden), "clients_legacy": len(apps) - len(hidden), "arriving": arriving}
+    severity = "warning" if hidden and (arriving or mfa_resets) else "info"
+    return Finding("reset_required_sign_in", severity, len(apps), detail, examples=names, facts=facts)
+
+
 def sub_finding(legacy_sub_attribute: str | None, n_users: int) -> Finding:
     """Every migrated user gets a new sub; a warning unless the trigger carries the old one."""
     if legacy_sub_attribute:

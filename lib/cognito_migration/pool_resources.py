@@ -161,14 +161,29 @@ def _client_item(
         drift = client_drift(cognito, wanted, actual)
         if drift:
             return Item(CLIENT, name, DRIFT, "differs: " + ", ".join(drift), wanted)
-        return Item(CLIENT, name, EXISTS, actual["ClientId"], wanted)
+        return Item(CLIENT, name, EXISTS, f"{actual['ClientId']}; {reset_required_answer(actual)}", wanted)
     flows = ", ".join(wanted["ExplicitAuthFlows"])
     secret = "new secret" if wanted["GenerateSecret"] else "no secret"
     left_out = set(old_client.get("SupportedIdentityProviders") or []) - set(
         wanted.get("SupportedIdentityProviders") or []
     )
     note = f"; without provider(s) {', '.join(sorted(left_out))} until they exist" if left_out else ""
-    return Item(CLIENT, name, CREATE, f"{secret}; flows {flows}{note}", wanted)
+    return Item(CLIENT, name, CREATE, f"{secret}; flows {flows}{note}; {reset_required_answer(wanted)}", wanted)
+
+
+def reset_required_answer(client: Mapping[str, Any]) -> str:
+    """What the client's password sign-in answers a RESET_REQUIRED user (MFA users under mfa_policy
+    reset_required, FORCE_CHANGE_PASSWORD users, imported stragglers), by its PreventUserExistenceErrors
+    (developer guide, "Requiring imported users to reset their passwords")."""
+    if client.get("PreventUserExistenceErrors") == "ENABLED":
+        return (
+            "PreventUserExistenceErrors ENABLED: a RESET_REQUIRED user's sign-in answers NotAuthorizedException, "
+            "as a wrong password does: the app must offer forgot-password on NotAuthorizedException"
+        )
+    return (
+        "PreventUserExistenceErrors LEGACY: a RESET_REQUIRED user's sign-in answers PasswordResetRequiredException: "
+        "the app must send it to forgot-password"
+    )
 
 
 # --- groups, resource servers -----------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 Canaries are created in the old pool with passwords generated here, at run time, and held only in memory:
 never returned, logged or saved. A wrong password must be refused and create nobody; the right password
 must migrate the canary with its attributes and groups; forgot-password must migrate a second canary as
-RESET_REQUIRED. Canaries are removed from both pools afterwards, whatever happened.
+RESET_REQUIRED, which then signs in through every password client of the new pool as it is configured: the
+answer must be the one its PreventUserExistenceErrors gives (PasswordResetRequiredException when LEGACY,
+NotAuthorizedException when ENABLED: developer guide, "Requiring imported users to reset their passwords"), and
+the check says which one the apps see. Canaries are removed from both pools afterwards, whatever happened.
 """
 
 from __future__ import annotations
@@ -19,10 +22,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from . import pool
 from .aws import error_code
 from .checks import Check
 
 CANARY_PREFIX = "cognito-migration-canary-"
+# What a RESET_REQUIRED user's password sign-in answers, by the client's PreventUserExistenceErrors.
+RESET_REQUIRED_ANSWERS = {"LEGACY": "PasswordResetRequiredException", "ENABLED": "NotAuthorizedException"}
+WHAT_APPS_DO = {
+    "LEGACY": "apps send PasswordResetRequiredException to forgot-password",
+    "ENABLED": "apps cannot tell it from a wrong password: they must offer forgot-password on NotAuthorizedException",
+}
 
 
 @dataclass(frozen=True)
@@ -149,8 +159,13 @@ def run_smoke_test(
         checks += _wrong_password_checks(cognito, new_pool_id, client, canary)
         checks += _sign_in_checks(cognito, new_pool_id, client, canary, password)
         del password
-        reset = create_canary(cognito, old_pool_id, names[1], attributes[1], (), generate_password(), sign_in)
-        checks += _forgot_password_checks(cognito, new_pool_id, client, reset)
+        password = generate_password()
+        reset = create_canary(cognito, old_pool_id, names[1], attributes[1], (), password, sign_in)
+        forgot = _forgot_password_checks(cognito, new_pool_id, client, reset)
+        checks += forgot
+        if all(check.passed for check in forgot):
+            checks += _reset_required_checks(cognito, pool.password_clients(cognito, new_pool_id), reset, password)
+        del password
     finally:
         # By name, not by the Canary objects: a canary whose creation failed half-way is removed too.
         left = [
@@ -250,6 +265,30 @@ def _forgot_password_checks(cognito: Any, pool_id: str, client: dict[str, Any], 
             "the trigger must return RESET_REQUIRED without a password",
         ),
     ]
+
+
+def _reset_required_checks(
+    cognito: Any, clients: Sequence[dict[str, Any]], canary: Canary, password: str
+) -> list[Check]:
+    """The RESET_REQUIRED canary signs in with its old password through each password client of the new pool:
+    the answer must be the one the client's PreventUserExistenceErrors gives; the detail says what apps see."""
+    return [_reset_required_check(cognito, client, canary, password) for client in clients]
+
+
+def _reset_required_check(cognito: Any, client: dict[str, Any], canary: Canary, password: str) -> Check:
+    setting = "ENABLED" if client.get("PreventUserExistenceErrors") == "ENABLED" else "LEGACY"
+    answer = _sign_in(cognito, client, canary.sign_in_name, password)
+    seen = answer if isinstance(answer, str) else _answer_kind(answer)
+    expected = RESET_REQUIRED_ANSWERS[setting]
+    return Check(
+        f"RESET_REQUIRED sign-in through {client['ClientName']}",
+        seen == expected,
+        "warning",
+        f"PreventUserExistenceErrors {setting}: answers {seen}"
+        + (f"; {WHAT_APPS_DO[setting]}" if seen == expected else f", not {expected}"),
+        "tell the app teams what this client answers users who must reset (MFA users under mfa_policy "
+        "reset_required, FORCE_CHANGE_PASSWORD users, imported stragglers) and check the client's setting",
+    )
 
 
 def _secret_hash_param(username: str, client: dict[str, Any]) -> dict[str, str]:

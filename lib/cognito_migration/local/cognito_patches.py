@@ -5,7 +5,13 @@ Applied once, to the moto classes in this process, by ``LocalAWS.start``:
   attribute such as email) ignore case, so a second user differing only by case is refused as it is in AWS.
 - A password sign-in of an UNCONFIRMED user with the right password answers UserNotConfirmedException
   (moto's admin flow lets it in).
-- A password sign-in of a RESET_REQUIRED user answers PasswordResetRequiredException.
+- A password sign-in of a RESET_REQUIRED user answers PasswordResetRequiredException, or, through an app client
+  with ``PreventUserExistenceErrors: ENABLED``, NotAuthorizedException "Incorrect username or password." (the
+  developer guide, "Requiring imported users to reset their passwords" and "Managing user existence error
+  responses"); under ENABLED a password sign-in of a user the pool lacks answers the same (moto:
+  UserNotFoundException whatever the client says).
+- ForgotPassword of a user the pool lacks answers UserNotFoundException through a LEGACY client (moto sent a code
+  to nobody); through an ENABLED client it answers a simulated CodeDeliveryDetails, as moto does.
 - A wrong password answers "Incorrect username or password." (moto's message was the username).
 - ConfirmForgotPassword ends a required reset: a RESET_REQUIRED user becomes CONFIRMED with the new password
   (moto left them RESET_REQUIRED, so an imported user could never finish the first sign-in).
@@ -30,13 +36,14 @@ from collections import OrderedDict
 from typing import Any
 
 from moto.cognitoidp import models
-from moto.cognitoidp.exceptions import NotAuthorizedError, UserNotConfirmedException
+from moto.cognitoidp.exceptions import NotAuthorizedError, UserNotConfirmedException, UserNotFoundError
 from moto.core.exceptions import JsonRESTError
 from moto.utilities import paginator
 
 from . import pool_rules
 
 FIXED_AT_CREATION = ("AliasAttributes", "UsernameAttributes", "UsernameConfiguration")
+GENERIC_SIGN_IN_REFUSAL = "Incorrect username or password."
 _applied = False
 _lock = threading.Lock()
 
@@ -62,6 +69,7 @@ def apply() -> None:
         _patch_password_sign_in("admin_initiate_auth", ("ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"))
         _patch_password_sign_in("initiate_auth", ("USER_PASSWORD_AUTH",))
         _patch_confirm_forgot_password()
+        _patch_forgot_password()
         pool_rules.apply()  # and refuse the pool requests AWS refuses
         _applied = True
 
@@ -263,6 +271,12 @@ def _patch_update_user_pool() -> None:
     models.CognitoIdpBackend.update_user_pool = update_user_pool  # type: ignore[method-assign]
 
 
+def prevents_user_existence_errors(pool: models.CognitoIdpUserPool | None, client_id: str) -> bool:
+    """True when the app client's PreventUserExistenceErrors is ENABLED (LEGACY when not given, as in AWS)."""
+    client = pool.clients.get(client_id) if pool is not None else None
+    return client is not None and client.extended_config.get("PreventUserExistenceErrors") == "ENABLED"
+
+
 def _patch_password_sign_in(method_name: str, flows: tuple[str, ...]) -> None:
     original = getattr(models.CognitoIdpBackend, method_name)
 
@@ -270,25 +284,60 @@ def _patch_password_sign_in(method_name: str, flows: tuple[str, ...]) -> None:
     # initiate_auth(client_id, auth_flow, auth_parameters), as moto's responses call them.
     def sign_in(self: models.CognitoIdpBackend, *args: Any) -> Any:
         *head, auth_flow, params = args
-        if auth_flow in flows:
-            pool = _pool_of_request(self, head)
-            user = pool._get_user((params or {}).get("USERNAME", "")) if pool else None
-            if user is not None and user.enabled:
-                if user.status == models.UserStatus.RESET_REQUIRED:
-                    raise PasswordResetRequiredException()
-                if user.status == models.UserStatus.UNCONFIRMED:
-                    if user.password != (params or {}).get("PASSWORD"):
-                        raise NotAuthorizedError("Incorrect username or password.")
-                    raise UserNotConfirmedException("User is not confirmed.")
+        if auth_flow not in flows:
+            return original(self, *args)
+        pool = _pool_of_request(self, head)
+        hidden = prevents_user_existence_errors(pool, head[-1])
+        _refuse_as_aws_does(pool, (params or {}).get("USERNAME", ""), (params or {}).get("PASSWORD"), hidden)
         try:
             return original(self, *args)
+        except UserNotFoundError:
+            if hidden:  # "authentication returns an error indicating either the username or password was incorrect"
+                raise NotAuthorizedError(GENERIC_SIGN_IN_REFUSAL) from None
+            raise
         except NotAuthorizedError as exc:
             # moto puts the username in the message of a wrong-password error; AWS does not.
-            if auth_flow in flows and exc.message == (params or {}).get("USERNAME"):
-                raise NotAuthorizedError("Incorrect username or password.") from None
+            if exc.message == (params or {}).get("USERNAME"):
+                raise NotAuthorizedError(GENERIC_SIGN_IN_REFUSAL) from None
             raise
 
     setattr(models.CognitoIdpBackend, method_name, sign_in)
+
+
+def _refuse_as_aws_does(
+    pool: models.CognitoIdpUserPool | None, username: str, password: str | None, hidden: bool
+) -> None:
+    """The answers moto gets wrong for an enabled user of the pool: RESET_REQUIRED (whatever the password) and
+    UNCONFIRMED. ``hidden``: the client prevents user existence errors, so a required reset looks like a wrong
+    password ("Requiring imported users to reset their passwords")."""
+    user = pool._get_user(username) if pool is not None else None
+    if user is None or not user.enabled:
+        return
+    if user.status == models.UserStatus.RESET_REQUIRED:
+        if hidden:
+            raise NotAuthorizedError(GENERIC_SIGN_IN_REFUSAL)
+        raise PasswordResetRequiredException()
+    if user.status == models.UserStatus.UNCONFIRMED:
+        if user.password != password:
+            raise NotAuthorizedError(GENERIC_SIGN_IN_REFUSAL)
+        raise UserNotConfirmedException("User is not confirmed.")
+
+
+def _patch_forgot_password() -> None:
+    original = models.CognitoIdpBackend.forgot_password
+
+    def forgot_password(self: models.CognitoIdpBackend, client_id: str, username: str) -> Any:
+        pool = _pool_of_request(self, [client_id])
+        if (
+            pool is not None
+            and pool._get_user(username) is None
+            and not prevents_user_existence_errors(pool, client_id)
+        ):
+            # LEGACY tells the caller the user does not exist; ENABLED answers a simulated delivery (moto's answer).
+            raise UserNotFoundError("Username/client id combination not found.")
+        return original(self, client_id, username)
+
+    models.CognitoIdpBackend.forgot_password = forgot_password  # type: ignore[method-assign]
 
 
 def _patch_confirm_forgot_password() -> None:
