@@ -19,7 +19,7 @@ import boto3
 import pandas as pd
 import pytest
 
-from cognito_migration import audit, aws, checks, findings, pool_findings, records
+from cognito_migration import audit, aws, checks, findings, pool_findings
 from cognito_migration.local.legacy import LegacyPool, seed_legacy_pool
 from cognito_migration.local.server import LocalAWS
 from cognito_migration.params import ParameterError, Params, validate
