@@ -652,3 +652,23 @@ def test_an_alias_pool_refuses_what_the_trigger_refuses_and_the_report_says_so()
     assert aliased.loc[2, "reason"].startswith("username is an email address")
     counts = report.summary(aliased).set_index("state")["users"]
     assert int(counts.sum()) == len(old)
+
+
+def test_charts_leave_the_operators_matplotlib_backend_alone(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import matplotlib; matplotlib.use('svg')\n"
+        "from cognito_migration import progress, report\n"
+        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
+        "import matplotlib.pyplot as plt\n"
+        "assert plt.get_fignums() == []\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    history = progress.history(tmp_path)
+    assert progress.chart(history, progress.project(history), tmp_path / "p.png").stat().st_size > 1000
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == [], "figures are not left open in pyplot"

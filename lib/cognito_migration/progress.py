@@ -12,16 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure  # not pyplot: the operator's kernel keeps its own backend
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .records import save_figure  # noqa: E402
-from .report import CANNOT, COLORS, MIGRATED, NOT_YET  # noqa: E402
+from .records import save_figure
+from .report import CANNOT, COLORS, MIGRATED, NOT_YET
 
 HISTORY_COLUMNS = ("run_id", "by", "date", "users", "migrated", "not_yet", "cannot", "migrated %", "ceiling %")
 BY_HAND = "hand"  # a run by hand: its folder is outputs/<env>/manual-<id> (notebook_params)
@@ -113,7 +109,8 @@ def project(points: pd.DataFrame, recent: int = RECENT_RUNS) -> Projection:
 
 def chart(points: pd.DataFrame, projection: Projection, path: Path) -> Path:
     """Migrated share by run date, the lazily-migratable ceiling, and the projection; PNG at ``path``."""
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax = fig.subplots()
     if not points.empty:
         ax.plot(points["date"], points["migrated %"], marker="o", color=COLORS[MIGRATED], label="migrated")
         by_hand = points[points["by"] == BY_HAND]
@@ -143,9 +140,9 @@ def chart(points: pd.DataFrame, projection: Projection, path: Path) -> Path:
     ax.set_ylim(0, 100)
     ax.set_ylabel("% of old-pool users")
     ax.set_title(f"{len(points)} report run(s): {projection.note}")
-    ax.legend(loc="lower right")
+    if not points.empty:
+        ax.legend(loc="lower right")
     fig.autofmt_xdate()
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
     return path

@@ -13,20 +13,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-matplotlib.use("Agg")  # headless runs (papermill, CI) have no display; notebooks show the saved PNG
+# Figures are built with matplotlib.figure.Figure, never pyplot: the operator's kernel keeps its own backend,
+# and a figure nobody registered with pyplot is freed with its last reference. Notebooks show the saved PNG.
+from matplotlib.figure import Figure
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.compute as pc  # noqa: E402
-
-from . import identity  # noqa: E402
-from .checks import Check  # noqa: E402
-from .records import Masker, now_iso, save_figure, save_frame, save_json  # noqa: E402
-from .trigger import migration_trigger  # noqa: E402
+from . import identity
+from .checks import Check
+from .records import Masker, now_iso, save_figure, save_frame, save_json
+from .trigger import migration_trigger
 
 MIGRATED, NOT_YET, CANNOT = "migrated", "not yet", "cannot migrate lazily"
 CATEGORIES = (MIGRATED, NOT_YET, CANNOT)
@@ -431,7 +430,8 @@ def chart(classified: pd.DataFrame, path: Path) -> Path:
     """Migrated / not yet / cannot, overall and by old-pool status; saved as PNG at ``path``."""
     totals = summary(classified)
     status = by_status(classified).set_index("status")[list(CATEGORIES)]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 2]})
+    fig = Figure(figsize=(11, 4))
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 2]})
     left.bar(totals["state"].str.replace(" ", "\n", n=1), totals["users"], color=[COLORS[s] for s in totals["state"]])
     for x, (users, share) in enumerate(zip(totals["users"], totals["share"], strict=True)):
         left.annotate(f"{users}\n{share}%", (x, users), ha="center", va="bottom", fontsize=9)
@@ -447,7 +447,8 @@ def chart(classified: pd.DataFrame, path: Path) -> Path:
 
 def breakdown_chart(tables: Mapping[str, pd.DataFrame], path: Path) -> Path:
     """Stacked bars per group and per creation cohort; saved as PNG at ``path``."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    fig = Figure(figsize=(12, 5))
+    axes = fig.subplots(1, 2)
     for ax, name in zip(axes, ("group", "cohort"), strict=True):
         table = tables[name].set_index(name)[list(CATEGORIES)]
         table.plot.barh(stacked=True, ax=ax, color=[COLORS[c] for c in CATEGORIES], legend=name == "group")
@@ -457,8 +458,7 @@ def breakdown_chart(tables: Mapping[str, pd.DataFrame], path: Path) -> Path:
     return _save_figure(fig, path)
 
 
-def _save_figure(fig: plt.Figure, path: Path) -> Path:
+def _save_figure(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)  # the notebook shows the PNG; an open figure would only hold memory
     return path
