@@ -862,7 +862,7 @@ def test_attach_changes_nothing_but_lambda_config_whatever_update_user_pool_acce
         assert before[key] == value, key
     function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:migration"
 
-    previous = deploy.attach_triggers(cognito, pool_id, {"UserMigration": function_arn, "PreSignUp": function_arn})
+    previous = attachment.attach_triggers(cognito, pool_id, {"UserMigration": function_arn, "PreSignUp": function_arn})
 
     after = cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"]
     assert previous == UPDATE_POOL_VALUES["LambdaConfig"]
@@ -874,7 +874,7 @@ def test_attach_changes_nothing_but_lambda_config_whatever_update_user_pool_acce
     ignored = ("LambdaConfig", "LastModifiedDate")
     assert {k: v for k, v in after.items() if k not in ignored} == {k: v for k, v in before.items() if k not in ignored}
 
-    restored = deploy.detach(cognito, pool_id, previous, dry_run=False)
+    restored = attachment.detach(cognito, pool_id, previous, dry_run=False)
 
     final = cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"]
     assert restored["changes"] and final["LambdaConfig"] == UPDATE_POOL_VALUES["LambdaConfig"]
@@ -888,7 +888,7 @@ def test_detach_restores_the_saved_config_exactly_and_dry_run_writes_nothing(cog
     params, old, new, summary = deployed
     attached = cognito.describe_user_pool(UserPoolId=new["Id"])["UserPool"]
 
-    planned = deploy.detach(cognito, new["Id"], summary["previous_lambda_config"], dry_run=True)
+    planned = attachment.detach(cognito, new["Id"], summary["previous_lambda_config"], dry_run=True)
     assert cognito.describe_user_pool(UserPoolId=new["Id"])["UserPool"]["LambdaConfig"] == attached["LambdaConfig"]
     done = attachment.detach(cognito, new["Id"], summary["previous_lambda_config"], dry_run=False)
 
@@ -933,13 +933,15 @@ def test_saved_lambda_config_is_the_one_from_the_run_that_attached(tmp_path):
 @pytest.mark.parametrize("env", ["prod", "Prod", "eu-prod-1", "prod2", "prd", "live", "production1", "staging"])
 def test_delete_created_refuses_a_protected_environment(cognito, iam, lam, dynamodb, env):
     with pytest.raises(pool.RollbackRefused, match=f"protected: env {env} is protected .* set protected: false"):
-        pool.delete_created(cognito, iam, lam, step_params(env=env), dry_run=True, dynamodb=dynamodb)
+        rollback.delete_created(cognito, iam, lam, step_params(env=env), dry_run=True, dynamodb=dynamodb)
 
 
 def test_delete_created_refuses_a_sandbox_that_says_protected_and_not_an_env_that_opts_out(cognito, iam, lam, dynamodb):
     with pytest.raises(pool.RollbackRefused, match=r"protected: env dev is protected \(its params file says"):
-        pool.delete_created(cognito, iam, lam, step_params(env="dev", protected=True), dry_run=True, dynamodb=dynamodb)
-    rows = pool.delete_created(
+        rollback.delete_created(
+            cognito, iam, lam, step_params(env="dev", protected=True), dry_run=True, dynamodb=dynamodb
+        )
+    rows = rollback.delete_created(
         cognito, iam, lam, step_params(env="live", protected=False), dry_run=True, dynamodb=dynamodb
     )
     assert set(rows["action"]) == {"absent"}
@@ -950,7 +952,7 @@ def test_delete_created_refuses_a_pool_with_deletion_protection(cognito, iam, la
     new = pool.apply(cognito, pool.plan(cognito, params, old_pool, environ={}), dry_run=False, environ={})
 
     with pytest.raises(pool.RollbackRefused, match=f"pool {new['Id']} .* has deletion protection ACTIVE"):
-        pool.delete_created(cognito, iam, lam, params, dry_run=False, dynamodb=dynamodb)
+        rollback.delete_created(cognito, iam, lam, params, dry_run=False, dynamodb=dynamodb)
     assert pool.find_new_pool(cognito, params) is not None
 
 
@@ -971,9 +973,9 @@ def test_delete_created_deletes_what_steps_2_3_and_6_made_and_only_that(cognito,
         cognito.admin_create_user(UserPoolId=new["Id"], Username=username)
     before = account_counts(cognito, iam, lam)
 
-    planned = pool.delete_created(cognito, iam, lam, params, dry_run=True, logs=logs, dynamodb=dynamodb)
+    planned = rollback.delete_created(cognito, iam, lam, params, dry_run=True, logs=logs, dynamodb=dynamodb)
     assert account_counts(cognito, iam, lam) == before and groups <= log_group_names(logs)
-    done = pool.delete_created(cognito, iam, lam, params, dry_run=False, logs=logs, dynamodb=dynamodb)
+    done = rollback.delete_created(cognito, iam, lam, params, dry_run=False, logs=logs, dynamodb=dynamodb)
 
     assert planned.equals(done)
     assert list(done["resource"]) == [
@@ -1005,7 +1007,7 @@ def test_delete_created_deletes_what_steps_2_3_and_6_made_and_only_that(cognito,
     assert not groups & log_group_names(logs)
     assert pool.find_new_pool(cognito, params) is None
     assert cognito.describe_user_pool(UserPoolId=old["Id"])["UserPool"]["Id"] == old["Id"]  # the old pool stays
-    again = pool.delete_created(cognito, iam, lam, params, dry_run=False, logs=logs, dynamodb=dynamodb)
+    again = rollback.delete_created(cognito, iam, lam, params, dry_run=False, logs=logs, dynamodb=dynamodb)
     assert set(again["action"]) == {"absent"}
 
 
@@ -1021,8 +1023,8 @@ def test_delete_created_keeps_what_another_environment_uses(cognito, iam, lam, l
     attachment.attach_triggers(cognito, prod_new["Id"], {"UserMigration": function_arn})
     logs.create_log_group(logGroupName=f"/aws/lambda/{shared}")
 
-    staging_rows = pool.delete_created(cognito, iam, lam, staging, dry_run=False, logs=logs, dynamodb=dynamodb)
-    prod_rows = pool.delete_created(cognito, iam, lam, prod, dry_run=False, logs=logs, dynamodb=dynamodb)
+    staging_rows = rollback.delete_created(cognito, iam, lam, staging, dry_run=False, logs=logs, dynamodb=dynamodb)
+    prod_rows = rollback.delete_created(cognito, iam, lam, prod, dry_run=False, logs=logs, dynamodb=dynamodb)
 
     kept = staging_rows.set_index(["resource", "name"])
     assert kept.loc[("user pool", staging_new["Id"]), "action"] == "delete"
@@ -1057,7 +1059,7 @@ def test_delete_created_keeps_a_same_named_function_and_table_it_did_not_make(co
         BillingMode="PAY_PER_REQUEST",
     )
 
-    rows = pool.delete_created(cognito, iam, lam, params, dry_run=False, dynamodb=dynamodb)
+    rows = rollback.delete_created(cognito, iam, lam, params, dry_run=False, dynamodb=dynamodb)
 
     assert rows.set_index("resource")["action"].to_dict() == {
         "user pool": "absent",

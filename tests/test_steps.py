@@ -15,7 +15,7 @@ import boto3
 import pandas as pd
 import pytest
 
-from cognito_migration import aws, deploy, pool, report, rollback
+from cognito_migration import attachment, aws, deploy, pool, report, rollback
 from cognito_migration.params import ParameterError, Params, load_yaml, validate
 from step_support import step_params, unique
 
@@ -610,7 +610,7 @@ def test_a_step_3_killed_right_after_attaching_can_still_be_rolled_back(
     assert attached.get("UserMigration"), "the write happened; the notebook never saved its summary"
     run_id, previous = rollback.saved_lambda_config(tmp_path, params.env, new["Id"])
     assert (run_id, previous) == ("20260101T000000Z", before)
-    deploy.detach(cognito, new["Id"], previous, dry_run=False)
+    attachment.detach(cognito, new["Id"], previous, dry_run=False)
     restored = cognito.describe_user_pool(UserPoolId=new["Id"])["UserPool"].get("LambdaConfig") or {}
     assert restored == before
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
-from cognito_migration import deploy, params, report, signup_index
+from cognito_migration import attachment, deploy, params, report, signup_index
 from cognito_migration.local.legacy import GROUP_NAMES, LegacyPool, LegacyUser, seed_legacy_pool
 from cognito_migration.local.server import LocalAWS
 from trigger_support import (
@@ -442,7 +442,7 @@ def new_pool(cognito: Any, lam: Any, logs: Any, dynamodb: Any, role_arn: str, le
         # A new function is Pending for a while, and Cognito cannot run it until it is Active.
         lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
         deploy.ensure_permission(lam, name, created["Arn"])
-        deploy.attach_triggers(cognito, created["Id"], {t: arn for t in deploy.TRIGGERS})
+        attachment.attach_triggers(cognito, created["Id"], {t: arn for t in deploy.TRIGGERS})
         return NewPool(cognito, logs, created["Id"], client["ClientId"], name)
 
     return make

@@ -4,7 +4,7 @@ A lazy migration never ends by itself. The cutover reads both pools, checks read
 days since the last lazy migration, open audit findings), then, behind ``dry_run`` AND an explicit
 confirmation, imports the stragglers with Cognito user import jobs (they arrive RESET_REQUIRED), reads the
 new pool back, and only when every straggler arrived (or is accepted by name as left behind) detaches the
-migration trigger with a read-modify-write UpdateUserPool (``deploy.detach``) and keeps or drops the
+migration trigger with a read-modify-write UpdateUserPool (``attachment.detach``) and keeps or drops the
 group-copy PostAuthentication trigger: a user who is neither migrated nor imported can still arrive lazily
 while the trigger stays. The old pool is never deleted here. Returns data; does not print.
 """
@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from . import aws, deploy, identity, records, report, scan, stragglers, user_import
+from . import attachment, aws, deploy, identity, records, report, scan, stragglers, user_import
 from .aws import error_code
 from .checks import Check
 from .params import Params
@@ -224,7 +224,7 @@ class Cutover:
         if len(left) > len(self.result["accepted_left_behind"]):
             return self.result  # the trigger stays: those users can still sign in and migrate lazily
         wanted = {k: v for k, v in self.lambda_config.items() if k not in self.dropped_triggers}
-        detached = deploy.detach(cognito, self.new_pool["Id"], wanted, dry_run=False)
+        detached = attachment.detach(cognito, self.new_pool["Id"], wanted, dry_run=False)
         self.result.update(
             lambda_config_before=detached["current_lambda_config"],
             lambda_config_after=wanted,

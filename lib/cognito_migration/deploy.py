@@ -23,7 +23,7 @@ import pandas as pd
 from botocore.exceptions import ClientError, WaiterError
 
 from . import ownership, records, signup_index
-from .attachment import attach_triggers, detach, update_pool_input  # noqa: F401  (deploy.detach: rollback)
+from .attachment import attach_triggers
 from .aws import RateLimiter, error_code
 from .checks import Check
 from .params import Params
@@ -340,7 +340,7 @@ def apply(
     limiter: RateLimiter | None = None,
 ) -> dict[str, Any]:
     """Writes the plan; returns the summary deploy.json keeps: the code's sha256, the function, the pool's
-    LambdaConfig before and after (``deploy.detach`` restores the former), the role-propagation retries, and
+    LambdaConfig before and after (``attachment.detach`` restores the former), the role-propagation retries, and
     the sign-up index's counts. The index is filled before anything is attached, so the guard never runs
     against a missing or empty table; ``limiter`` paces the old pool's read (ListUsers). Refuses
     (DeployError) a plan that would take over another environment's function, dry run or not."""

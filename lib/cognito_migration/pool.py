@@ -4,7 +4,7 @@ Plan, then apply: ``plan`` reads both sides and returns one row per resource: cr
 drift (exists but differs: shown, never overwritten), manual (the operator's part), carry/drop (the old
 pool's triggers), warn. ``apply`` writes only the 'create' rows. The new pool is found again by its name and
 the tag naming the old pool, its clients and groups by name, so a re-run creates nothing twice.
-``delete_created`` undoes steps 2 and 3 in an environment that is not protected.
+``rollback.delete_created`` undoes steps 2 and 3 in an environment that is not protected.
 """
 
 from __future__ import annotations
@@ -382,20 +382,3 @@ def _row_checks(cognito: Any, after: Plan, new: dict[str, Any]) -> list[Check]:
             "no plan warnings", not warnings, "warning", "; ".join(warnings) or "none", "read them before apps switch"
         ),
     ]
-
-
-def delete_created(
-    cognito: Any,
-    iam: Any,
-    lam: Any,
-    params: Params,
-    dry_run: bool = True,
-    logs: Any = None,
-    limiter: Any = None,
-    *,
-    dynamodb: Any,
-) -> pd.DataFrame:
-    """Deletes what steps 2 and 3 created (``rollback.delete_created`` says what, and what it keeps)."""
-    from . import rollback  # rollback builds on this module: imported here, where it is used, to avoid a cycle
-
-    return rollback.delete_created(cognito, iam, lam, params, dry_run, logs=logs, limiter=limiter, dynamodb=dynamodb)

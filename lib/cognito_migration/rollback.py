@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from . import aws, deploy, ownership, pool, pool_resources, records, report, scan, signup_index, user_import
+from . import attachment, aws, deploy, ownership, pool, pool_resources, records, report, scan, signup_index, user_import
 from .aws import error_code
 from .params import Params
 
@@ -82,7 +82,7 @@ def _previous_of(run: Path, pool_id: str, strict: bool) -> dict[str, Any] | None
 
 
 def trigger_rows(result: dict[str, Any]) -> pd.DataFrame:
-    """What ``deploy.detach`` changes, one row per LambdaConfig key."""
+    """What ``attachment.detach`` changes, one row per LambdaConfig key."""
     current, restored = result["current_lambda_config"], result["restored_lambda_config"]
     rows = []
     for key in sorted(set(current) | set(restored)):
@@ -332,7 +332,7 @@ def roll_back(
     else:
         new_pool = pool.require_new_pool(conn.cognito, params)
         source_run, previous = saved_lambda_config(outputs, params.env, new_pool["Id"], run_id)
-        rows = trigger_rows(deploy.detach(conn.cognito, new_pool["Id"], previous, dry_run=not apply))
+        rows = trigger_rows(attachment.detach(conn.cognito, new_pool["Id"], previous, dry_run=not apply))
     result = Rollback(rows, apply, source_run)
     if apply:
         mode = "delete" if delete else "detach"
