@@ -61,10 +61,9 @@ class AccessGate:
     """The outermost WSGI layer: a request gets in with this run's access key (or a key this local STS issued),
     unsigned only where AWS serves it unsigned (``open_paths``: paths that carry their own signature)."""
 
-    def __init__(self, app: WsgiApp, access_key_id: str, account_id: str, open_paths: tuple[str, ...]) -> None:
+    def __init__(self, app: WsgiApp, access_key_id: str, open_paths: tuple[str, ...]) -> None:
         self.app = app
         self.access_key_id = access_key_id
-        self.account_id = account_id
         self.open_paths = open_paths
         self.refused = 0
 
@@ -80,8 +79,13 @@ class AccessGate:
         return _refuse(environ, start_response, missing=key is None)
 
     def _issued_here(self, key: str) -> bool:
-        backend = sts_backends[self.account_id]["global"]
-        return any(role.access_key_id == key for role in backend.assumed_roles)
+        """A key this local STS issued, in any account (an old pool in another account is read through a role
+        assumed there)."""
+        return any(
+            role.access_key_id == key
+            for account in list(sts_backends.keys())
+            for role in sts_backends[account]["global"].assumed_roles
+        )
 
 
 def _operation(environ: dict[str, Any]) -> str:

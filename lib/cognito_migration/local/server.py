@@ -134,7 +134,7 @@ class LocalAWS:
         self.faults = FaultInjector(self.import_jobs)
         for rule in faults_from_environment():
             self.faults.add(**rule)
-        self.gate = AccessGate(self.faults, self.credentials["AWS_ACCESS_KEY_ID"], self.account_id, (UPLOAD_PATH,))
+        self.gate = AccessGate(self.faults, self.credentials["AWS_ACCESS_KEY_ID"], (UPLOAD_PATH,))
         self.requests = RequestLog(self.gate)
         self._server = make_server(
             self.host, self.port, self.requests, threaded=True, request_handler=QuietRequestHandler
