@@ -20,8 +20,11 @@ from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 from .params import Params
 from .quotas import QUOTAS, ceiling, quota_category
 
-# Bounded, adaptive retries: throttling is expected when production shares the quota.
-RETRY_CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=5, read_timeout=30)
+# Bounded standard retries (exponential backoff with jitter), under the runbook's own budget. Not botocore's
+# adaptive mode: its client-side rate limiter would slow each client on its own, stacked on RateLimiter, which
+# already slows every call of a quota category together after throttling (and is what the operator sets).
+# One controller per category, with the rate it shows in the step's usage table, is easier to reason about.
+RETRY_CONFIG = Config(retries={"max_attempts": 8, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 
 
 class AwsSetupError(RuntimeError):
