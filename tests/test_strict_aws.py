@@ -15,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cognito_migration import attachment, deploy, pool, pool_settings
+from cognito_migration.local import pool_rules
 from cognito_migration.local.legacy import UNUSED_ACCOUNT_VALIDITY_DAYS, seed_legacy_pool
 from cognito_migration.local.pool_rules import UNUSED_ACCOUNT_VALIDITY_MESSAGE
 from cognito_migration.params import Params
@@ -75,6 +76,20 @@ def test_either_field_alone_is_accepted(cognito, alone):
     """Never stricter than the sources say: only the two together are refused."""
     pool_id = cognito.create_user_pool(PoolName=unique("alone"), **{alone: BOTH[alone]})["UserPool"]["Id"]
     cognito.update_user_pool(UserPoolId=pool_id, **{alone: BOTH[alone]})
+
+
+def test_threat_protection_is_refused_on_the_essentials_plan_and_allowed_on_plus(cognito):
+    enforced = {"UserPoolAddOns": {"AdvancedSecurityMode": "ENFORCED"}}
+    for tier in ({}, {"UserPoolTier": "ESSENTIALS"}):  # ESSENTIALS is a new pool's default
+        with pytest.raises(ClientError) as refused:
+            cognito.create_user_pool(PoolName=unique("essentials"), **enforced, **tier)
+        assert error_of(refused) == ("FeatureUnavailableInTierException", pool_rules.THREAT_PROTECTION_MESSAGE)
+    pool_id = cognito.create_user_pool(PoolName=unique("plus"), UserPoolTier="PLUS", **enforced)["UserPool"]["Id"]
+    cognito.update_user_pool(UserPoolId=pool_id, **enforced)  # the pool's own plan stands when none is named
+    with pytest.raises(ClientError) as refused:
+        cognito.update_user_pool(UserPoolId=pool_id, UserPoolTier="ESSENTIALS", **enforced)
+    assert error_of(refused)[0] == "FeatureUnavailableInTierException"
+    cognito.create_user_pool(PoolName=unique("off"), UserPoolAddOns={"AdvancedSecurityMode": "OFF"})
 
 
 # --- the runbook against an older pool -----------------------------------------------------------------

@@ -9,6 +9,10 @@ them, and what could not be sourced.
   TemporaryPasswordValidityDays in PasswordPolicy instead of UnusedAccountValidityDays"
   (hashicorp/terraform-provider-aws#8845, aws/aws-sdk-js#3817, pulumi/pulumi-aws-native#1256). DescribeUserPool
   of older pools returns both, so a read-modify-write echoes them and fails.
+- Threat protection (UserPoolAddOns AdvancedSecurityMode AUDIT or ENFORCED) on the Essentials feature plan
+  (UserPoolTier ESSENTIALS, the default of a new pool): FeatureUnavailableInTierException "The following
+  features need to be disabled for the ESSENTIALS pricing tier configured: Threat Protection"
+  (hashicorp/terraform-provider-aws#40734, aws/aws-cdk#33565). It needs PLUS (or an older pool's LITE).
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from typing import Any
 
 from moto.cognitoidp.exceptions import InvalidParameterException
 from moto.cognitoidp.responses import CognitoIdpResponse
+from moto.core.exceptions import JsonRESTError
 
-Rule = Callable[[Mapping[str, Any]], "str | None"]  # a request's parameters -> AWS's message, or None
+# a request's parameters (and whether it creates the pool) -> AWS's (error code, message), or None
+Rule = Callable[[Mapping[str, Any], bool], "tuple[str, str] | None"]
 
 UNUSED_ACCOUNT_VALIDITY_MESSAGE = (
     "Please use TemporaryPasswordValidityDays in PasswordPolicy instead of UnusedAccountValidityDays"
@@ -29,21 +35,36 @@ _applied = False
 _lock = threading.Lock()
 
 
-def unused_account_validity_days(parameters: Mapping[str, Any]) -> str | None:
+def unused_account_validity_days(parameters: Mapping[str, Any], creating: bool) -> tuple[str, str] | None:
     """The deprecated field may not travel with its successor (sources in the module's docstring)."""
     deprecated = (parameters.get("AdminCreateUserConfig") or {}).get("UnusedAccountValidityDays")
     successor = ((parameters.get("Policies") or {}).get("PasswordPolicy") or {}).get("TemporaryPasswordValidityDays")
     if deprecated is not None and successor is not None:
-        return UNUSED_ACCOUNT_VALIDITY_MESSAGE
+        return "InvalidParameterException", UNUSED_ACCOUNT_VALIDITY_MESSAGE
     return None
 
 
-POOL_RULES: tuple[Rule, ...] = (unused_account_validity_days,)
+THREAT_PROTECTION_MESSAGE = (
+    "The following features need to be disabled for the ESSENTIALS pricing tier configured: Threat Protection"
+)
 
 
-def refusal(parameters: Mapping[str, Any]) -> str | None:
-    """The message of the first rule the request breaks, or None when AWS would accept it."""
-    return next((message for rule in POOL_RULES if (message := rule(parameters)) is not None), None)
+def threat_protection_needs_its_plan(parameters: Mapping[str, Any], creating: bool) -> tuple[str, str] | None:
+    """Threat protection is not part of the Essentials plan, a new pool's default (sources in the docstring).
+    An update that names no tier keeps the pool's: only a create is judged by the default."""
+    mode = (parameters.get("UserPoolAddOns") or {}).get("AdvancedSecurityMode", "OFF")
+    tier = parameters.get("UserPoolTier") or ("ESSENTIALS" if creating else None)
+    if mode != "OFF" and tier == "ESSENTIALS":
+        return "FeatureUnavailableInTierException", THREAT_PROTECTION_MESSAGE
+    return None
+
+
+POOL_RULES: tuple[Rule, ...] = (unused_account_validity_days, threat_protection_needs_its_plan)
+
+
+def refusal(parameters: Mapping[str, Any], creating: bool = True) -> tuple[str, str] | None:
+    """The (error code, message) of the first rule the request breaks, or None when AWS would accept it."""
+    return next((found for rule in POOL_RULES if (found := rule(parameters, creating)) is not None), None)
 
 
 def apply() -> None:
@@ -63,9 +84,12 @@ def _check_before(operation: str) -> None:
     original = getattr(CognitoIdpResponse, operation)
 
     def checked(self: CognitoIdpResponse) -> Any:
-        message = refusal(self.parameters)
-        if message is not None:
-            raise InvalidParameterException(message)
+        found = refusal(self.parameters, creating=operation == "create_user_pool")
+        if found is not None:
+            code, message = found
+            if code == "InvalidParameterException":
+                raise InvalidParameterException(message)
+            raise JsonRESTError(code, message)
         return original(self)
 
     setattr(CognitoIdpResponse, operation, checked)
