@@ -6,20 +6,24 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: demo test lint serve lab clean
+.PHONY: demo test lint lock serve lab clean
 
 # jupyter/overrides.json: JupyterLab's defaults for this venv. It saves widget state with the notebook
 # (Settings > Save Widget State Automatically), so a reopened record shows its widgets; your own
 # settings still win.
-$(VENV)/.runtime: requirements.txt pyproject.toml jupyter/overrides.json
+#
+# The locks (requirements.lock, requirements-dev.lock: every package of the tree, pinned, with hashes) are what
+# gets installed, hash-checked; the library itself goes in after them, editable, with nothing resolved afresh.
+# A changed lock reinstalls. After changing requirements*.txt, `make lock` recompiles the locks.
+$(VENV)/.runtime: requirements.lock pyproject.toml jupyter/overrides.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	install -D -m 644 jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
 	touch $@
 
 demo: $(VENV)/.runtime  ## the whole runbook on the local AWS: records in outputs/local/<run-id>/
@@ -37,6 +41,17 @@ test: $(VENV)/.dev  ## lint, then every test, the end-to-end runbook included
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check lib tests benchmarks
+
+# The lock's tool is uv, pinned in requirements-dev.txt (`make test` installs it from the lock). Universal locks
+# (every platform, Python 3.11 and newer); the dev lock takes the runtime lock as constraints, so `make test`
+# tests the very packages `make demo` runs. An existing lock is kept where it still fits: pass
+# ARGS="--upgrade" (or "--upgrade-package NAME") to move pins that requirements*.txt leave free.
+UV := $(VENV)/bin/uv
+LOCK_FLAGS := --quiet --generate-hashes --universal --python-version 3.11 --no-emit-package cognito-migration
+lock:  ## after changing requirements*.txt: recompile requirements.lock and requirements-dev.lock (reads PyPI)
+	test -x $(UV) || { test -x $(PY) || $(PYTHON) -m venv $(VENV); $(PY) -m pip install --quiet "$$(grep '^uv==' requirements-dev.txt)"; }
+	$(UV) pip compile requirements.txt $(LOCK_FLAGS) $(ARGS) -o requirements.lock
+	$(UV) pip compile requirements-dev.txt -c requirements.lock $(LOCK_FLAGS) $(ARGS) -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) build lib/*.egg-info

@@ -3,6 +3,7 @@ legacy generator's ground truth."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 from pathlib import Path
@@ -91,6 +92,11 @@ def test_every_step_passed_and_was_recorded(run_dir: Path) -> None:
     assert [s["step"] for s in manifest["steps"] if not s["step"].startswith("local")] == list(STEPS)
     assert manifest["caller_identity"]["Account"] == DEFAULT_ACCOUNT_ID
     assert len(manifest["params_digest"]) == 64 and manifest["packages"]["moto"] != "not installed"
+    # which code ran: the lock this environment holds (hash-checked at install) and the trigger's zip as deployed
+    lock_file = Path(__file__).resolve().parent.parent / "requirements.lock"
+    assert manifest["lock_sha256"] == hashlib.sha256(lock_file.read_bytes()).hexdigest()
+    assert manifest["lock_differences"] == []
+    assert manifest["trigger_zip_sha256"] == json.loads((run_dir / "deploy.json").read_text())["code_sha256"]
     for step in STEPS:
         notebook = nbformat.read(run_dir / f"{step}.ipynb", as_version=4)
         assert any(c.get("outputs") for c in notebook.cells if c.cell_type == "code"), step

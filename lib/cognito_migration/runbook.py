@@ -26,7 +26,7 @@ import papermill
 from nbconvert import HTMLExporter
 from tqdm.auto import tqdm
 
-from . import aws, notebook_params, records
+from . import aws, deploy, lock, notebook_params, records
 from . import params as parameters
 
 ROOT = parameters.PROJECT_ROOT
@@ -98,6 +98,11 @@ def run(
         "params": received,
         "git_commit": _git_commit(),
         "packages": _package_versions(),
+        # which code ran: the hash-checked lock's digest (and anything this environment holds that differs from
+        # it), and the digest of the trigger's zip as deployed
+        "lock_sha256": lock.sha256(),
+        "lock_differences": lock.differences(),
+        "trigger_zip_sha256": deploy.build_package().sha256,
         "python": sys.version.split()[0],
         "started": records.now_iso(),
         "steps": [],
