@@ -163,6 +163,7 @@ def test_one_run_is_verified_with_the_link_that_vouches_for_it(
 ) -> None:
     code, said = verify_cli(env_dir, "--run", RUNS[1], capsys=capsys)
     assert code == 0 and "verified 1 run" in said
+    assert f"{RUNS[1]}/run.json sha256 {chain.sha256_file(env_dir / RUNS[1] / 'run.json')}" in said
 
     path = env_dir / RUNS[1] / "run.json"
     path.write_text(path.read_text() + " ")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import run_index
 from .aws import AwsSetupError
-from .chain import verify
+from .chain import RUN_JSON, sha256_file, verify
 from .params import ParameterError, load_yaml, validate
 from .pool import PoolError, RollbackRefused
 from .rollback import RollbackError, roll_back
@@ -117,7 +117,10 @@ def _verify(env_dir: Path, run_id: str | None) -> int:
         print(f"verify failed: {len(checked.problems)} problem(s) in {failing} run(s)", file=sys.stderr)
         return 1
     print(f"verified {len(checked.runs)} run{'s' if len(checked.runs) != 1 else ''}")
-    if checked.head and run_id is None:
+    # The newest run.json is vouched for by no later run yet: its digest, noted elsewhere, anchors the chain.
+    if run_id is not None:
+        print(f"{run_id}/run.json sha256 {sha256_file(env_dir / run_id / RUN_JSON)}")
+    elif checked.head:
         print(f"newest: {checked.head['run_id']}/run.json sha256 {checked.head['sha256']}")
     if checked.outside:
         print(f"not in the chain: {', '.join(checked.outside)}")
