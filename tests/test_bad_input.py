@@ -116,7 +116,7 @@ def test_a_pool_that_does_not_exist_fails_the_audit_with_the_key(tmp_path: Path)
     done = run_cli(tmp_path, with_changes(old_user_pool_id="us-east-1_Missing99"))
     assert done.returncode == 1
     assert "old_user_pool_id: no user pool us-east-1_Missing99" in done.stderr
-    (run,) = (tmp_path / "outputs" / "local").iterdir()
+    (run,) = [p for p in (tmp_path / "outputs" / "local").iterdir() if p.is_dir()]
     assert "old_user_pool_id: no user pool" in (run / "01_audit_old_pool.ipynb").read_text()
 
 

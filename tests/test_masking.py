@@ -34,9 +34,10 @@ def audit_outputs(tmp_path: Path, mask_pii: bool) -> str:
         "01_audit_old_pool",
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    (run,) = (tmp_path / "outputs" / "local").iterdir()
+    (run,) = [p for p in (tmp_path / "outputs" / "local").iterdir() if p.is_dir()]
     texts = [pd.read_parquet(p).to_csv() for p in run.glob("*.parquet")]
     texts += [p.read_text() for p in run.iterdir() if p.suffix in (".json", ".ipynb", ".html")]
+    texts.append((run.parent / "index.html").read_text())
     return "\n".join(texts)
 
 

@@ -1065,7 +1065,7 @@ def test_rerunning_notebooks_2_and_3_creates_nothing_new_and_rollback_undoes_the
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
 
     assert account_counts(cognito, iam, lam) == counts
-    first_run, second_run = sorted(p for p in (outputs / env_name).iterdir())
+    first_run, second_run = sorted(p for p in (outputs / env_name).iterdir() if p.is_dir())
     deployed = json.loads((first_run / "deploy.json").read_text())
     redeployed = json.loads((second_run / "deploy.json").read_text())
     assert deployed["code_sha256"] == redeployed["code_sha256"] == deploy.build_package().sha256
