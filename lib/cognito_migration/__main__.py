@@ -139,6 +139,8 @@ def _rollback(args: argparse.Namespace) -> int:
     if result.source_run:
         print(f"LambdaConfig saved by run {result.source_run}")
     print(result.rows.to_string(index=False))
+    if result.record is not None:
+        run_index.write(result.record.parent.parent)  # the index lists rollback records too
     print(f"done; recorded in {result.record}" if result.applied else "dry run: nothing written; add --apply to do it")
     return 0
 
