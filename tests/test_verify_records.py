@@ -235,3 +235,23 @@ def test_the_runner_seals_a_run_that_stops_before_its_first_step(
     index = outputs / "local" / "index.html"
     assert run_dir.name in index.read_text()
     assert stat.S_IMODE(index.stat().st_mode) == 0o600 and stat.S_IMODE((run_dir / "run.json").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"files": ["01_audit_old_pool.html"]},
+        {"sequence": "2"},
+        {"previous": "20261101T090000Z"},
+        {"files": {"report.json": 1}},
+    ],
+)
+def test_a_malformed_seal_is_named_not_a_crash(
+    env_dir: Path, edit: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = env_dir / RUNS[2] / "run.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **edit}))
+
+    code, said = verify_cli(env_dir, capsys=capsys)
+
+    assert code == 1 and f"{RUNS[2]}: run.json's manifest or link is malformed" in said

@@ -82,13 +82,24 @@ def _read_run_json(run_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _sealed(data: Mapping[str, Any] | None) -> bool:
+    """Whether ``data`` holds a seal as ``seal`` writes it (an edited run.json may hold anything)."""
+    if not data or not isinstance(data.get("files"), dict) or not isinstance(data.get("sequence"), int):
+        return False
+    link = data.get("previous")
+    well_linked = link is None or (
+        isinstance(link, dict) and isinstance(link.get("run_id"), str) and isinstance(link.get("sha256"), str)
+    )
+    return well_linked and all(isinstance(v, str) for v in data["files"].values())
+
+
 def _head(env_dir: Path, leave_out: str) -> dict[str, Any] | None:
     """The link to the newest sealed run: highest place in the chain, then the latest name."""
     best: tuple[int, str] | None = None
     for run_dir in env_dir.iterdir():
         data = _read_run_json(run_dir) if is_run(run_dir) and run_dir.name != leave_out else None
-        if data and "files" in data:
-            key = (int(data.get("sequence", 0)), run_dir.name)
+        if data is not None and _sealed(data):
+            key = (data["sequence"], run_dir.name)
             best = max(best, key) if best else key
     if best is None:
         return None
@@ -169,6 +180,8 @@ def _check_files(run_dir: Path, data: dict[str, Any] | None, notes: list[str]) -
         return ["run.json is not a JSON object: edited?"]
     if "files" not in data:
         return ["not sealed: the run has not ended (or its runner was killed): its files cannot be proven"]
+    if not _sealed(data):
+        return ["run.json's manifest or link is malformed: edited?"]
     problems = compare(data["files"], file_digests(run_dir, frozenset({RUN_JSON})))
     imports = import_dir(run_dir)
     if imports.exists():
@@ -183,7 +196,7 @@ def _check_links(env_dir: Path, loaded: Mapping[str, dict[str, Any] | None], sco
     """Each sealed run's link names a run that is there, whose run.json is the one it linked; no two runs link
     the same run; every sealed run but the newest is linked by a later one."""
     problems: list[Problem] = []
-    sealed = {n: d for n, d in loaded.items() if d and "files" in d}
+    sealed = {n: d for n, d in loaded.items() if d is not None and _sealed(d)}
     linked_by: dict[str, list[str]] = {}
     for name, data in sealed.items():
         link = data.get("previous")
@@ -191,7 +204,7 @@ def _check_links(env_dir: Path, loaded: Mapping[str, dict[str, Any] | None], sco
             linked_by.setdefault(link["run_id"], []).append(name)
         if name in scope or (link and link["run_id"] in scope):
             problems += [Problem(name, t) for t in _check_link(env_dir, data, loaded)]
-    newest = max(sealed, key=lambda n: (int(sealed[n].get("sequence", 0)), n), default=None)
+    newest = max(sealed, key=lambda n: (sealed[n]["sequence"], n), default=None)
     for name in sorted(scope & set(sealed)):
         after = linked_by.get(name, [])
         if len(after) > 1:
