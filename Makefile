@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: demo test lint serve clean
+.PHONY: demo verify test lint serve clean
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 
 demo: $(VENV)/.runtime  ## the whole runbook on the local AWS: records in outputs/local/<run-id>/
 	$(PY) -m cognito_migration run --env local $(ARGS)
+
+verify: $(VENV)/.runtime  ## prove outputs/local's records: every file and every link as sealed
+	$(PY) -m cognito_migration verify --env local $(ARGS)
 
 serve: $(VENV)/.runtime  ## the local AWS alone, on port 5000, until Ctrl-C
 	$(PY) -m cognito_migration.local serve --port 5000 $(ARGS)

@@ -92,6 +92,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"run passed: {result.run_dir}")
     for step in result.manifest["steps"]:
         print(f"  {step['step']:<28} {step['outcome']:<7} {step.get('seconds', '')}")
+    print(f"index: {result.run_dir.parent / 'index.html'}")
+    print(f"prove the records later: python -m cognito_migration verify --env {args.env} --outputs {args.outputs}")
     return 0
 
 

@@ -50,6 +50,7 @@ def file_digests(folder: Path, leave_out: frozenset[str] = frozenset()) -> dict[
     for path in sorted(folder.rglob("*")):
         name = path.relative_to(folder).as_posix()
         if name not in leave_out and (path.is_file() or path.is_symlink()):
+            # A dangling link has no content to hash, but it is still something added to the record.
             found[name] = sha256_file(path) if path.is_file() else "symlink"
     return found
 
@@ -143,9 +144,6 @@ class Verification:
     @property
     def passed(self) -> bool:
         return not self.problems
-
-    def passed_for(self, run: str) -> bool:
-        return not any(p.run == run for p in self.problems)
 
 
 def compare(recorded: Mapping[str, str], found: Mapping[str, str], prefix: str = "") -> list[str]:
