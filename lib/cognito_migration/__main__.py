@@ -88,6 +88,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     except RunFailed as exc:
         print(f"run failed: {exc}", file=sys.stderr)
+        print(f"index: {exc.run_dir.parent / 'index.html'} (a failed run is a sealed record too)", file=sys.stderr)
         return 1
     print(f"run passed: {result.run_dir}")
     for step in result.manifest["steps"]:
