@@ -69,7 +69,10 @@ def test_index_links_every_run_and_step_with_figures_and_verification(tmp_path: 
 
 def test_index_escapes_values_and_is_owner_only(tmp_path: Path) -> None:
     env = tmp_path / "local"
-    fake_run(env, "20261101T090000Z", {}, ["01_audit_old_pool"])
+    run_dir = fake_run(env, "20261101T090000Z", {}, ["01_audit_old_pool"])
+    record = json.loads((run_dir / "run.json").read_text())
+    record["steps"][0].update(outcome="failed", error="GateFailed: cutover: jane.doe@example.com not imported")
+    (run_dir / "run.json").write_text(json.dumps(record))
     (env / "manual-20261102T090000Z").mkdir()
 
     path = run_index.write(env)
@@ -78,6 +81,7 @@ def test_index_escapes_values_and_is_owner_only(tmp_path: Path) -> None:
     assert HOSTILE not in html and re.search(r"<script\b", html) is None
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "manual-20261102T090000Z" in html and "hand run" in html
+    assert "failed: GateFailed" in html and "jane.doe" not in html, "the error's name, never its message"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 

@@ -26,6 +26,7 @@ class StepLine:
     outcome: str
     seconds: float | None
     html: str | None  # relative link to the step's HTML record
+    error: str = ""  # the exception's name only: its message may name users, and the step's HTML has it
 
 
 @dataclass
@@ -36,6 +37,7 @@ class RunLine:
     outcome: str
     caller: str
     commit: str
+    error: str
     steps: list[StepLine] = field(default_factory=list)
     figures: list[tuple[str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -83,12 +85,14 @@ def summarise(run_dir: Path, checked: chain.Verification) -> RunLine:
         outcome=str(data.get("outcome", "not ended")),
         caller=str(caller.get("Arn", "")),
         commit=str(data.get("git_commit", "")),
+        error=_error_name(data.get("error")),
         problems=[p.text for p in checked.problems if p.run == run_dir.name],
     )
     for step in data.get("steps", []):
         html = step.get("html")
         link = f"{run_dir.name}/{html}" if html and (run_dir / html).exists() else None
-        line.steps.append(StepLine(step["step"], step.get("outcome", ""), step.get("seconds"), link))
+        outcome, error = step.get("outcome", ""), _error_name(step.get("error"))
+        line.steps.append(StepLine(step["step"], outcome, step.get("seconds"), link, error))
     line.figures = figures(run_dir)
     return line
 
@@ -135,6 +139,11 @@ def _cutover_figure(cutover: dict[str, Any]) -> str:
         f"{imported} imported, {failed} failed, {skipped} skipped in {len(jobs)} import job(s); "
         f"detached: {detached}; confirmation: {cutover.get('confirmation', '')}"
     )
+
+
+def _error_name(error: Any) -> str:
+    """'GateFailed: 3 blockers ...' -> 'GateFailed'."""
+    return str(error).split(":", 1)[0] if error else ""
 
 
 def _kind(name: str) -> str:
