@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,19 @@ def test_a_malformed_seal_is_named_not_a_crash(
     code, said = verify_cli(env_dir, capsys=capsys)
 
     assert code == 1 and f"{RUNS[2]}: run.json's manifest or link is malformed" in said
+
+
+def test_runs_ending_at_once_still_form_one_chain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env = tmp_path / "staging"
+    names = [f"20261101T0900{n:02d}Z" for n in range(8)]
+    for name in names:
+        (env / name).mkdir(parents=True)
+        (env / name / "report.json").write_text(name)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda n: chain.seal(env / n, {"run_id": n, "outcome": "passed"}), names))
+
+    code, said = verify_cli(env, capsys=capsys)
+
+    assert code == 0, said
+    sequences = sorted(json.loads((env / n / "run.json").read_text())["sequence"] for n in names)
+    assert sequences == list(range(1, 9)), "no two runs linked the same previous run"
