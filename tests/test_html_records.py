@@ -98,6 +98,9 @@ def executed_notebook() -> nbformat.NotebookNode:
         new.new_output("stream", name="stderr", text="\rold pool users: 100%|██████████| 400/400 [00:01<00:00]"),
         new.new_output("stream", name="stderr", text="\n"),
         new.new_output("stream", name="stderr", text="UserWarning: 2 users start like a formula\n"),
+        new.new_output("stream", name="stderr", text="\rnew pool users: 100%|██████████| 370/370"),
+        new.new_output("stream", name="stdout", text="done: run the cells below\n"),
+        new.new_output("stream", name="stderr", text="\n"),
         new.new_output("display_data", data={"text/html": "<table><tr><td>users by status</td></tr></table>"}),
     ]
     read = new.new_code_cell("result = audit.run_audit(conn.cognito, cfg)\ndisplay(result)", outputs=bars)
@@ -139,6 +142,8 @@ def test_the_reader_copy_keeps_each_progress_bar_as_its_last_line_and_the_gate_e
     assert streams == [
         ("stdout", "old pool users: 100%|██████████| 400/400 [00:01<00:00]\n"),
         ("stderr", "UserWarning: 2 users start like a formula\n"),
+        ("stdout", "new pool users: 100%|██████████| 370/370"),
+        ("stdout", "done: run the cells below\n"),
     ]
     html = html_record.to_html(reader)
     assert f"GateFailed: {FAILED_GATE}" in html, "why the run stopped stays visible"

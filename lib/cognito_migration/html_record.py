@@ -127,6 +127,8 @@ def _split_lines(name: str, text: str) -> list[tuple[str, str]]:
     runs: list[tuple[str, str]] = []
     for line in re.findall(r"[^\n]*\n|[^\n]+$", text):  # not splitlines(): it splits at \r too
         body, end = (line[:-1], "\n") if line.endswith("\n") else (line, "")
+        if name == "stderr" and not body.strip():
+            continue  # tqdm's closing newline, cut from its bar when stdout wrote in between: an empty pink box
         is_progress = "\r" in body
         if is_progress:
             # tqdm starts every update with \r; a bar closed with leave=False ends blank: keep its last state.
