@@ -95,3 +95,17 @@ def test_the_index_is_not_a_run_and_does_not_disturb_verify(tmp_path: Path) -> N
     checked = chain.verify(env)
 
     assert checked.passed and checked.runs == ["20261101T090000Z", "20261102T090000Z"] and checked.outside == []
+
+
+def test_an_edited_run_json_marks_that_run_on_the_index(tmp_path: Path) -> None:
+    env = tmp_path / "local"
+    first = fake_run(env, "20261101T090000Z", {}, [])
+    fake_run(env, "20261102T090000Z", {}, [])
+    (first / "run.json").write_text((first / "run.json").read_text().replace('"passed"', '"passed "'))
+
+    lines = {
+        line.run_id: line for line in (run_index.summarise(env / r, chain.verify(env)) for r in chain.verify(env).runs)
+    }
+
+    assert not lines[first.name].verified and lines["20261102T090000Z"].verified
+    assert "run.json was edited" in lines[first.name].problems[0]

@@ -201,7 +201,7 @@ def _check_links(env_dir: Path, loaded: Mapping[str, dict[str, Any] | None], sco
         if link:
             linked_by.setdefault(link["run_id"], []).append(name)
         if name in scope or (link and link["run_id"] in scope):
-            problems += [Problem(name, t) for t in _check_link(env_dir, data, loaded)]
+            problems += _check_link(env_dir, name, data, loaded)
     newest = max(sealed, key=lambda n: (sealed[n]["sequence"], n), default=None)
     for name in sorted(scope & set(sealed)):
         after = linked_by.get(name, [])
@@ -212,17 +212,22 @@ def _check_links(env_dir: Path, loaded: Mapping[str, dict[str, Any] | None], sco
     return problems
 
 
-def _check_link(env_dir: Path, data: Mapping[str, Any], loaded: Mapping[str, dict[str, Any] | None]) -> list[str]:
+def _check_link(
+    env_dir: Path, name: str, data: Mapping[str, Any], loaded: Mapping[str, dict[str, Any] | None]
+) -> list[Problem]:
+    """The link ``name`` holds. An edited run.json is named as that run's problem (so the index marks the run
+    that changed), though only the later run's link can tell."""
     link = data.get("previous")
     if not link:
-        return [] if data.get("sequence") == 1 else [f"broken link: run {data.get('sequence')} links no run"]
-    name = link["run_id"]
-    if name not in loaded:
-        return [f"broken link: its previous run {name} is missing"]
-    path = env_dir / name / RUN_JSON
+        return [] if data.get("sequence") == 1 else [Problem(name, f"broken link: run {data['sequence']} links none")]
+    previous = link["run_id"]
+    if previous not in loaded:
+        return [Problem(name, f"broken link: its previous run {previous} is missing")]
+    path = env_dir / previous / RUN_JSON
     if not path.exists():
-        return [f"broken link: its previous run {name} has no run.json"]
+        return [Problem(name, f"broken link: its previous run {previous} has no run.json")]
     now = sha256_file(path)
     if now != link["sha256"]:
-        return [f"broken link: {name}/run.json was edited (linked sha256 {link['sha256'][:12]}, now {now[:12]})"]
+        text = f"run.json was edited: {name}'s link holds sha256 {link['sha256'][:12]}, it is now {now[:12]}"
+        return [Problem(previous, text)]
     return []
