@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: demo test lint lock serve lab clean
+.PHONY: demo verify test lint lock serve lab clean
 
 # jupyter/overrides.json: JupyterLab's defaults for this venv. It saves widget state with the notebook
 # (Settings > Save Widget State Automatically), so a reopened record shows its widgets; your own
@@ -28,6 +28,9 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
 
 demo: $(VENV)/.runtime  ## the whole runbook on the local AWS: records in outputs/local/<run-id>/
 	$(PY) -m cognito_migration run --env local $(ARGS)
+
+verify: $(VENV)/.runtime  ## prove outputs/local's records: every file and every link as sealed
+	$(PY) -m cognito_migration verify --env local $(ARGS)
 
 serve: $(VENV)/.runtime  ## the local AWS alone, on port 5000, until Ctrl-C
 	$(PY) -m cognito_migration.local serve --port 5000 $(ARGS)

@@ -10,7 +10,7 @@ import boto3
 import pytest
 import yaml
 
-from cognito_migration import runbook
+from cognito_migration import chain, runbook
 from cognito_migration.local.legacy import GROUP_NAMES, legacy_pool_id
 from cognito_migration.local.server import FAULTS_VARIABLE
 
@@ -73,8 +73,10 @@ def test_a_failed_step_run_again_creates_nothing_twice(
     statements = json.loads(lam.get_policy(FunctionName="crash-rerun-trigger")["Policy"])["Statement"]
     assert len(statements) == 1
 
-    runs = sorted(p for p in (outputs / "local").iterdir() if p.is_dir())  # not the masking key
+    runs = sorted(p for p in (outputs / "local").iterdir() if chain.is_run(p))
     outcomes = [json.loads((run / "run.json").read_text())["outcome"] for run in runs]
     assert outcomes == ["failed", "passed", "passed"]
+    checked = chain.verify(outputs / "local")
+    assert checked.passed and len(checked.runs) == 3, [str(p) for p in checked.problems]  # the failed run too
     failed_notebook = (runs[0] / "02_create_new_pool.ipynb").read_text()
     assert "simulated crash after some writes" in failed_notebook

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import stat
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (outputs / "runner.log").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    # Beside the run: its imports folder and the environment's masking key.
+    # Beside the run: its imports folder, the environment's masking key and index.html.
     (found,) = [p for p in (outputs / "local").iterdir() if p.is_dir() and p.name != "imports"]
     return found
 
@@ -125,6 +126,27 @@ def test_long_reads_show_progress_against_the_budget_in_the_step_logs_and_on_the
     assert groups and "member/s" in groups[-1] and "12/12 groups" in groups[-1], audit_log[-2000:]
     assert "new pool users" in (run_dir / "05_report.log").read_text()
     assert "old pool users: 100%" in (run_dir.parent.parent / "runner.log").read_text()
+
+
+def test_the_run_verifies_and_the_index_links_it(run_dir: Path) -> None:
+    from cognito_migration.__main__ import main
+
+    assert main(["verify", "--env", "local", "--outputs", str(run_dir.parent.parent)]) == 0
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["sequence"] == 1 and record["previous"] is None
+    assert {f"{step}.{kind}" for step in STEPS for kind in ("ipynb", "html", "log")} <= set(record["files"])
+    assert record["import_files"], "the stragglers' file is proven by its digest"
+    index = (run_dir.parent / "index.html").read_text()
+    assert all(f'href="{run_dir.name}/{step}.html"' in index for step in STEPS)
+    assert "passes" in index and "migrated, " in index and "imported, " in index
+
+
+def test_the_html_records_show_no_code_and_each_progress_bar_once(run_dir: Path) -> None:
+    html = (run_dir / "01_audit_old_pool.html").read_text()
+    assert "audit.run_audit" not in html and "notebook_params.from_namespace" not in html
+    assert html.count("<td>old_user_pool_id</td>") == 1
+    bars = re.findall(r"old pool users: +\d+%", html)
+    assert bars == ["old pool users: 100%"], bars
 
 
 def test_report_counts_equal_the_ground_truth(run_dir: Path, legacy: LegacyPool) -> None:

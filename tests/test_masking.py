@@ -162,6 +162,7 @@ def audit_run(tmp_path: Path, mask_pii: bool) -> Path:
 def saved_text(run: Path) -> str:
     texts = [pd.read_parquet(p).to_csv() for p in run.glob("*.parquet")]
     texts += [p.read_text() for p in run.iterdir() if p.suffix in (".json", ".ipynb", ".html", ".log")]
+    texts.append((run.parent / "index.html").read_text())
     return "\n".join(texts)
 
 

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from cognito_migration import (
     attachment,
     aws,
+    chain,
     deploy,
     ownership,
     params,
@@ -1152,6 +1153,9 @@ def test_rerunning_notebooks_2_and_3_creates_nothing_new_and_rollback_undoes_the
     assert account_counts(cognito, iam, lam)["pools"] == counts["pools"] - 1
     records = (outputs / env_name).glob("*-rollback-*/rollback.json")
     assert sorted(json.loads(r.read_text())["mode"] for r in records) == ["delete", "detach"]
+    checked = chain.verify(outputs / env_name)
+    assert checked.passed and len(checked.runs) == 2 and len(checked.outside) == 2, "rollbacks stay outside"
+    assert "-rollback-delete" in (outputs / env_name / "index.html").read_text()
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ python -m cognito_migration run --env staging --params params/staging.yaml
 python -m cognito_migration run --env local --users 20000 --replay-share 0.5
 python -m cognito_migration run --env staging --steps 01_audit_old_pool
 python -m cognito_migration rollback --env staging [--run RUN_ID] [--delete] [--apply]   # see README
+python -m cognito_migration verify --env staging [--run RUN_ID]   # every record and link as sealed
+python -m cognito_migration index --env staging                   # rewrite outputs/<env>/index.html
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import run_index
 from .aws import AwsSetupError
+from .chain import RUN_JSON, sha256_file, verify
 from .params import ParameterError, load_yaml, validate
 from .pool import PoolError, RollbackRefused
 from .rollback import RollbackError, roll_back
@@ -51,7 +55,18 @@ def main(argv: list[str] | None = None) -> int:
         help="delete the new pool, function, roles and log groups (refused where protected)",
     )
     rollback.add_argument("--apply", action="store_true", help="write; without it, only show what would be done")
+    checker = commands.add_parser(
+        "verify", help="recompute every run's digests and links; name every edited, missing or added file"
+    )
+    checker.add_argument("--env", required=True, help="environment name")
+    checker.add_argument("--run", help="verify this run only (its files, its link and the link to it)")
+    checker.add_argument("--outputs", type=Path, default=Path("outputs"), help="where runs are kept")
+    index = commands.add_parser("index", help="rewrite outputs/<env>/index.html from the records")
+    index.add_argument("--env", required=True, help="environment name")
+    index.add_argument("--outputs", type=Path, default=Path("outputs"), help="where runs are kept")
     args = parser.parse_args(argv)
+    if args.command in ("verify", "index"):
+        return _records_command(args)
     try:
         return _rollback(args) if args.command == "rollback" else _run(args)
     except ParameterError as exc:
@@ -73,10 +88,45 @@ def _run(args: argparse.Namespace) -> int:
         )
     except RunFailed as exc:
         print(f"run failed: {exc}", file=sys.stderr)
+        print(f"index: {exc.run_dir.parent / 'index.html'} (a failed run is a sealed record too)", file=sys.stderr)
         return 1
     print(f"run passed: {result.run_dir}")
     for step in result.manifest["steps"]:
         print(f"  {step['step']:<28} {step['outcome']:<7} {step.get('seconds', '')}")
+    print(f"index: {result.run_dir.parent / 'index.html'}")
+    print(f"prove the records later: python -m cognito_migration verify --env {args.env} --outputs {args.outputs}")
+    return 0
+
+
+def _records_command(args: argparse.Namespace) -> int:
+    env_dir = args.outputs.resolve() / args.env
+    if not env_dir.is_dir():
+        print(f"no records: {env_dir} does not exist (see --outputs)", file=sys.stderr)
+        return 2
+    if args.command == "index":
+        print(f"wrote {run_index.write(env_dir)}")
+        return 0
+    return _verify(env_dir, args.run)
+
+
+def _verify(env_dir: Path, run_id: str | None) -> int:
+    checked = verify(env_dir, run_id)
+    for problem in checked.problems:
+        print(problem)
+    for note in checked.notes:
+        print(f"note: {note}")
+    if not checked.passed:
+        failing = len({p.run for p in checked.problems})
+        print(f"verify failed: {len(checked.problems)} problem(s) in {failing} run(s)", file=sys.stderr)
+        return 1
+    print(f"verified {len(checked.runs)} run{'s' if len(checked.runs) != 1 else ''}")
+    # The newest run.json is vouched for by no later run yet: its digest, noted elsewhere, anchors the chain.
+    if run_id is not None:
+        print(f"{run_id}/run.json sha256 {sha256_file(env_dir / run_id / RUN_JSON)}")
+    elif checked.head:
+        print(f"newest: {checked.head['run_id']}/run.json sha256 {checked.head['sha256']}")
+    if checked.outside:
+        print(f"not in the chain: {', '.join(checked.outside)}")
     return 0
 
 
@@ -92,6 +142,8 @@ def _rollback(args: argparse.Namespace) -> int:
     if result.source_run:
         print(f"LambdaConfig saved by run {result.source_run}")
     print(result.rows.to_string(index=False))
+    if result.record is not None:
+        run_index.write(result.record.parent.parent)  # the index lists rollback records too
     print(f"done; recorded in {result.record}" if result.applied else "dry run: nothing written; add --apply to do it")
     return 0
 

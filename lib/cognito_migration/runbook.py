@@ -2,8 +2,9 @@
 
     python -m cognito_migration run --env local
 
-writes ``outputs/<env>/<run-id>/``: each executed notebook, an HTML copy, each step's log (the kernel's
-stderr: progress bars of long reads, shown live on the console too), the steps' results and ``run.json``.
+writes ``outputs/<env>/<run-id>/``: each executed notebook, an HTML copy for readers, each step's log (the
+kernel's stderr: progress bars of long reads, shown live on the console too), the steps' results and
+``run.json``, sealed when the run ends (``chain``); then it rewrites the environment's ``index.html``.
 It stops at the first failing gate; the failed notebook, saved with its error, is the record of the failure.
 For the ``local`` environment it first starts the local AWS in this process and seeds the legacy pool, and
 before the report it replays a wave of sign-ins.
@@ -23,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import papermill
-from nbconvert import HTMLExporter
 from tqdm.auto import tqdm
 
-from . import aws, deploy, lock, notebook_params, records
+from . import aws, chain, deploy, html_record, lock, notebook_params, records, run_index
 from . import params as parameters
 
 ROOT = parameters.PROJECT_ROOT
@@ -108,7 +108,31 @@ def run(
         "steps": [],
     }
     result = RunResult(run_dir, manifest)
-    with _environment(env, checked, local or LocalOptions()) as local_env:
+    try:
+        _run_steps(env, checked, local or LocalOptions(), steps, received, result, progress)
+    except BaseException as exc:
+        _ended(manifest, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", exc)
+        raise
+    else:
+        _ended(manifest, "passed")
+    finally:
+        # Passed, failed or interrupted: the record is final now, so its digests and its link are taken now.
+        chain.seal(run_dir, manifest)
+        run_index.write(run_dir.parent)
+    return result
+
+
+def _run_steps(
+    env: str,
+    checked: parameters.Params,
+    options: LocalOptions,
+    steps: tuple[str, ...],
+    received: dict[str, Any],
+    result: RunResult,
+    progress: bool,
+) -> None:
+    manifest, run_dir = result.manifest, result.run_dir
+    with _environment(env, checked, options) as local_env:
         result.local = local_env
         manifest["caller_identity"] = aws.caller_identity(aws.session(checked))
         if local_env is not None:
@@ -123,21 +147,20 @@ def run(
         for step in bar:
             bar.set_postfix_str(step)
             if local_env is not None and step == "05_report":
-                result.replay = _replay(
-                    local_env, checked.new_pool_name, (local or LocalOptions()).replay_share, manifest
-                )
+                result.replay = _replay(local_env, checked.new_pool_name, options.replay_share, manifest)
             outcome = _execute(step, received, run_dir, progress)
             manifest["steps"].append(outcome)
             records.save_json(run_dir, "run", manifest)
             if outcome["outcome"] != "passed":
-                manifest["ended"], manifest["outcome"] = records.now_iso(), "failed"
-                records.save_json(run_dir, "run", manifest)
                 raise RunFailed(
                     f"step {step} failed: {outcome['error']}\nrecord: {run_dir / (step + '.ipynb')}", run_dir
                 )
-    manifest["ended"], manifest["outcome"] = records.now_iso(), "passed"
-    records.save_json(run_dir, "run", manifest)
-    return result
+
+
+def _ended(manifest: dict[str, Any], outcome: str, exc: BaseException | None = None) -> None:
+    manifest["ended"], manifest["outcome"] = records.now_iso(), outcome
+    if exc is not None and not isinstance(exc, RunFailed):  # a failed step's error is in its own entry
+        manifest["error"] = f"{type(exc).__name__}: {exc}"
 
 
 def _new_run_dir(env_outputs: Path) -> tuple[str, Path]:
@@ -198,8 +221,7 @@ def _execute(step: str, values: dict[str, Any], run_dir: Path, progress: bool = 
     outcome["seconds"] = round(time.perf_counter() - clock, 2)
     if output.exists():
         html = run_dir / f"{step}.html"
-        body, _ = HTMLExporter().from_filename(str(output))
-        records.write_text(html, body)
+        records.write_text(html, html_record.export(output))  # the reader's copy; the .ipynb stays as run
         outcome["html"] = html.name
     return outcome
 
