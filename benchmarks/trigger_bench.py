@@ -16,7 +16,6 @@ Python and boto3: the figures show the trigger's own cost and its calls, not Lam
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import os
@@ -36,6 +35,7 @@ from botocore.exceptions import ClientError
 from cognito_migration import deploy, params
 from cognito_migration.local.legacy import GROUP_NAMES, LegacyPool, LegacyUser, seed_legacy_pool
 from cognito_migration.local.server import LocalAWS
+from cognito_migration.trigger import migration_trigger
 
 REGION = "us-east-1"
 LIMIT_MS = 5000  # Cognito's fixed limit for any trigger
@@ -210,14 +210,14 @@ def run_budget_cases(aws: Any, cognito: Any, client_id: str, legacy: LegacyPool,
     return cases
 
 
-def budget_table(cases: list[BudgetCase], lines: list[dict[str, Any]]) -> str:
+def budget_table(cases: list[BudgetCase], lines: list[dict[str, Any]], log_key: str | None) -> str:
     rows = [
         "| old-pool latency per call (AdminInitiateAuth + AdminGetUser) | work | sign-ins | migrated "
         "| Cognito attempts per sign-in | old-pool requests per sign-in (all attempts) | sign-in wall p50 ms |",
         "|---|---|---|---|---|---|---|",
     ]
     for case in cases:
-        refs = {hashlib.sha256(u.encode()).hexdigest()[:12] for u in case.users}
+        refs = {migration_trigger.user_ref(u, log_key) for u in case.users}
         mine = [x for x in lines if x["user"] in refs and x["trigger"] == "UserMigration_Authentication"]
         rows.append(
             f"| {case.auth_s:.1f} s + {case.get_s:.1f} s | {case.auth_s + case.get_s:.1f} s | {len(case.users)} "
@@ -297,12 +297,14 @@ def main() -> None:
         expected += sum(c.migrated * 2 for c in budget)  # at least a migration and a group copy each
         lines = trigger_lines(logs, function_name, expected)
         cold = [x["ms"] for x in lines if x.get("cold_start")]
-        # The trigger logs a sha256 prefix of the username, never the username.
-        lines = [x for x in lines if x["user"] != hashlib.sha256(warm_up.encode()).hexdigest()[:12]]
+        # The trigger logs a reference keyed with the function's SIGNUP_INDEX_KEY, never the username.
+        variables = client("lambda").get_function_configuration(FunctionName=function_name)["Environment"]
+        log_key = variables["Variables"].get("SIGNUP_INDEX_KEY")
+        lines = [x for x in lines if x["user"] != migration_trigger.user_ref(warm_up, log_key)]
     print(f"legacy pool: {args.users} users; warm invocations (the container's first, cold: {cold} ms)\n")
     if not args.budget_only:
         print(table(imports_ms, cases, lines))
-    print("\n" + budget_table(budget, lines))
+    print("\n" + budget_table(budget, lines, log_key))
 
 
 if __name__ == "__main__":
