@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError, WaiterError
 
 from . import ownership, records, signup_index
 from .attachment import attach_triggers
-from .aws import RateLimiter, error_code
+from .aws import RateLimiter, error_code, retry_while_role_propagates
 from .checks import Check
 from .params import Params
 from .pool import NEVER_DECLARED, STANDARD_ATTRIBUTES
@@ -531,21 +531,20 @@ def _wait_record(after: str, waiter: str, started: float, outcome: str) -> dict[
 def _retry_while_role_propagates(
     call: Any, retries: list[dict[str, Any]], delays: tuple[float, ...] = ROLE_RETRY_DELAYS_S
 ) -> Any:
-    """Bounded: ``delays`` then the error, which names the fix."""
-    for attempt, delay in enumerate((*delays, None), start=1):
-        try:
-            return call()
-        except ClientError as exc:
-            if error_code(exc) != "InvalidParameterValueException" or "role" not in str(exc).lower():
-                raise
-            if delay is None:
-                raise DeployError(
-                    f"the function's role is still not assumable by Lambda after {attempt} attempts over "
-                    f"{sum(delays):g} s ({exc}); check its trust policy names lambda.amazonaws.com, then re-run"
-                ) from exc
-            retries.append({"attempt": attempt, "waited_s": delay, "error": str(exc)})
-            time.sleep(delay)
-    raise AssertionError("unreachable")
+    """Bounded: ``delays`` then the error, which names the fix; each retry is recorded in ``retries``."""
+
+    def record(attempt: int, delay: float, exc: ClientError) -> None:
+        retries.append({"attempt": attempt, "waited_s": delay, "error": str(exc)})
+
+    def still_refused(exc: ClientError, attempts: int) -> DeployError:
+        return DeployError(
+            f"the function's role is still not assumable by Lambda after {attempts} attempts over "
+            f"{sum(delays):g} s ({exc}); check its trust policy names lambda.amazonaws.com, then re-run"
+        )
+
+    return retry_while_role_propagates(
+        call, "InvalidParameterValueException", delays, on_retry=record, give_up=still_refused
+    )
 
 
 def _permission_statement(lam: Any, name: str) -> dict[str, Any] | None:

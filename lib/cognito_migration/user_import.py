@@ -15,7 +15,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from . import records
-from .aws import error_code, paginate
+from .aws import error_code, paginate, retry_while_role_propagates
 from .params import Params
 
 FINAL = frozenset({"Succeeded", "Failed", "Stopped", "Expired"})
@@ -123,17 +123,15 @@ def _document(document: Any) -> dict[str, Any]:
 
 
 def create_job(cognito: Any, pool_id: str, name: str, role_arn: str, sleep: Callable[[float], None]) -> dict[str, Any]:
-    for delay in (*ROLE_RETRY_DELAYS_S, None):
-        try:
-            job: dict[str, Any] = cognito.create_user_import_job(
-                JobName=name, UserPoolId=pool_id, CloudWatchLogsRoleArn=role_arn
-            )["UserImportJob"]
-            return job
-        except ClientError as exc:
-            if error_code(exc) != "InvalidParameterException" or "role" not in str(exc).lower() or delay is None:
-                raise
-            sleep(delay)
-    raise AssertionError("unreachable")
+    job: dict[str, Any] = retry_while_role_propagates(
+        lambda: cognito.create_user_import_job(JobName=name, UserPoolId=pool_id, CloudWatchLogsRoleArn=role_arn)[
+            "UserImportJob"
+        ],
+        "InvalidParameterException",
+        ROLE_RETRY_DELAYS_S,
+        sleep=sleep,
+    )
+    return job
 
 
 def upload(url: str, body: bytes, job_id: str) -> None:
