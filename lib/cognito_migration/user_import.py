@@ -15,7 +15,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from . import records
-from .aws import error_code, paginate, retry_while_role_propagates
+from .aws import absent_as_none, error_code, paginate, retry_while_role_propagates
 from .params import Params
 
 FINAL = frozenset({"Succeeded", "Failed", "Stopped", "Expired"})
@@ -100,21 +100,13 @@ def ensure_logs_role(iam: Any, role_name: str, region: str, account: str, pool_i
 
 
 def _get_role(iam: Any, role_name: str) -> dict[str, Any] | None:
-    try:
-        return dict(iam.get_role(RoleName=role_name)["Role"])
-    except ClientError as exc:
-        if error_code(exc) == "NoSuchEntity":
-            return None
-        raise
+    found = absent_as_none(lambda: iam.get_role(RoleName=role_name), "NoSuchEntity")
+    return None if found is None else dict(found["Role"])
 
 
 def _inline_policy(iam: Any, role_name: str) -> dict[str, Any] | None:
-    try:
-        return _document(iam.get_role_policy(RoleName=role_name, PolicyName=LOGS_POLICY_NAME)["PolicyDocument"])
-    except ClientError as exc:
-        if error_code(exc) == "NoSuchEntity":
-            return None
-        raise
+    found = absent_as_none(lambda: iam.get_role_policy(RoleName=role_name, PolicyName=LOGS_POLICY_NAME), "NoSuchEntity")
+    return None if found is None else _document(found["PolicyDocument"])
 
 
 def _document(document: Any) -> dict[str, Any]:
