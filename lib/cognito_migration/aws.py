@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import pandas as pd
@@ -25,6 +25,8 @@ from .quotas import QUOTAS, ceiling, quota_category
 # already slows every call of a quota category together after throttling (and is what the operator sets).
 # One controller per category, with the rate it shows in the step's usage table, is easier to reason about.
 RETRY_CONFIG = Config(retries={"max_attempts": 8, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+
+T = TypeVar("T")
 
 
 class AwsSetupError(RuntimeError):
@@ -168,6 +170,45 @@ def paginate(
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a ClientError, '' for anything else."""
     return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+
+
+def absent_as_none(call: Callable[[], T], *codes: str) -> T | None:
+    """What ``call`` returns, or None where AWS answers one of ``codes`` (the thing is not there)."""
+    try:
+        return call()
+    except ClientError as exc:
+        if error_code(exc) not in codes:
+            raise
+        return None
+
+
+def retry_while_role_propagates(
+    call: Callable[[], T],
+    code: str,
+    delays: tuple[float, ...],
+    sleep: Callable[[float], None] | None = None,
+    on_retry: Callable[[int, float, ClientError], None] | None = None,
+    give_up: Callable[[ClientError, int], Exception] | None = None,
+) -> T:
+    """What ``call`` returns, calling it again after each of ``delays`` while AWS refuses it with ``code``
+    naming a role: IAM is eventually consistent, so a role just created is refused for a few seconds.
+    ``on_retry(attempt, delay, error)`` before each wait. Bounded: after the last attempt the error from
+    ``give_up(error, attempts)``, or the ClientError itself without ``give_up``."""
+    for attempt, delay in enumerate((*delays, None), start=1):
+        try:
+            return call()
+        except ClientError as exc:
+            if error_code(exc) != code or "role" not in str(exc).lower():
+                raise
+            if delay is None:
+                if give_up is None:
+                    raise
+                raise give_up(exc, attempt) from exc
+            if on_retry is not None:
+                on_retry(attempt, delay, exc)
+            # Looked up now, not bound as a default: a test's patch of time.sleep still applies.
+            (sleep or time.sleep)(delay)
+    raise AssertionError("unreachable")
 
 
 class Connections:

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError, WaiterError
 
 from . import ownership, records, signup_index
 from .attachment import attach_triggers
-from .aws import RateLimiter, error_code
+from .aws import RateLimiter, absent_as_none, retry_while_role_propagates
 from .checks import Check
 from .params import Params
 from .pool import NEVER_DECLARED, STANDARD_ATTRIBUTES
@@ -401,12 +401,8 @@ def ensure_tags(iam: Any, lam: Any, role_name: str, function_arn: str, tags: dic
 
 
 def _role_arn(iam: Any, role_name: str) -> str | None:
-    try:
-        return str(iam.get_role(RoleName=role_name)["Role"]["Arn"])
-    except ClientError as exc:
-        if error_code(exc) == "NoSuchEntity":
-            return None
-        raise
+    found = absent_as_none(lambda: iam.get_role(RoleName=role_name), "NoSuchEntity")
+    return None if found is None else str(found["Role"]["Arn"])
 
 
 def ensure_role(iam: Any, role_name: str, policy: dict[str, Any]) -> str:
@@ -425,23 +421,17 @@ def ensure_role(iam: Any, role_name: str, policy: dict[str, Any]) -> str:
 
 
 def _role_policy_document(iam: Any, role_name: str) -> dict[str, Any] | None:
-    try:
-        document = iam.get_role_policy(RoleName=role_name, PolicyName=POLICY_NAME)["PolicyDocument"]
-    except ClientError as exc:
-        if error_code(exc) == "NoSuchEntity":
-            return None
-        raise
+    found = absent_as_none(lambda: iam.get_role_policy(RoleName=role_name, PolicyName=POLICY_NAME), "NoSuchEntity")
+    if found is None:
+        return None
+    document = found["PolicyDocument"]
     # boto3 decodes the URL-encoded JSON into a dict; some endpoints answer the JSON text.
     return json.loads(document) if isinstance(document, str) else dict(document)
 
 
 def _get_function(lam: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(lam.get_function_configuration(FunctionName=name))
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise
+    found = absent_as_none(lambda: lam.get_function_configuration(FunctionName=name), "ResourceNotFoundException")
+    return None if found is None else dict(found)
 
 
 def ensure_function(
@@ -531,31 +521,28 @@ def _wait_record(after: str, waiter: str, started: float, outcome: str) -> dict[
 def _retry_while_role_propagates(
     call: Any, retries: list[dict[str, Any]], delays: tuple[float, ...] = ROLE_RETRY_DELAYS_S
 ) -> Any:
-    """Bounded: ``delays`` then the error, which names the fix."""
-    for attempt, delay in enumerate((*delays, None), start=1):
-        try:
-            return call()
-        except ClientError as exc:
-            if error_code(exc) != "InvalidParameterValueException" or "role" not in str(exc).lower():
-                raise
-            if delay is None:
-                raise DeployError(
-                    f"the function's role is still not assumable by Lambda after {attempt} attempts over "
-                    f"{sum(delays):g} s ({exc}); check its trust policy names lambda.amazonaws.com, then re-run"
-                ) from exc
-            retries.append({"attempt": attempt, "waited_s": delay, "error": str(exc)})
-            time.sleep(delay)
-    raise AssertionError("unreachable")
+    """Bounded: ``delays`` then the error, which names the fix; each retry is recorded in ``retries``."""
+
+    def record(attempt: int, delay: float, exc: ClientError) -> None:
+        retries.append({"attempt": attempt, "waited_s": delay, "error": str(exc)})
+
+    def still_refused(exc: ClientError, attempts: int) -> DeployError:
+        return DeployError(
+            f"the function's role is still not assumable by Lambda after {attempts} attempts over "
+            f"{sum(delays):g} s ({exc}); check its trust policy names lambda.amazonaws.com, then re-run"
+        )
+
+    return retry_while_role_propagates(
+        call, "InvalidParameterValueException", delays, on_retry=record, give_up=still_refused
+    )
 
 
 def _permission_statement(lam: Any, name: str) -> dict[str, Any] | None:
     """The function's statement letting Cognito invoke it; None without a function or a statement."""
-    try:
-        statements = json.loads(lam.get_policy(FunctionName=name)["Policy"]).get("Statement", [])
-    except ClientError as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
+    found = absent_as_none(lambda: lam.get_policy(FunctionName=name), "ResourceNotFoundException")
+    if found is None:
         return None
+    statements = json.loads(found["Policy"]).get("Statement", [])
     return next((s for s in statements if s.get("Sid") == STATEMENT_ID), None)
 
 

@@ -11,9 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from .aws import error_code, paginate
+from .aws import absent_as_none, paginate
 from .params import Params
 from .pool import ENV_TAG, SOURCE_TAG
 
@@ -45,13 +43,8 @@ def function_tags(lam: Any, function_arn: str) -> dict[str, str]:
 
 def role_tags(iam: Any, name: str) -> dict[str, str] | None:
     """The role's tags; None when there is no such role."""
-    try:
-        tags = iam.list_role_tags(RoleName=name)["Tags"]
-    except ClientError as exc:
-        if error_code(exc) == "NoSuchEntity":
-            return None
-        raise
-    return {t["Key"]: t["Value"] for t in tags}
+    found = absent_as_none(lambda: iam.list_role_tags(RoleName=name), "NoSuchEntity")
+    return None if found is None else {t["Key"]: t["Value"] for t in found["Tags"]}
 
 
 def other_owner(tags: Mapping[str, str], params: Params, old_pool_id: str | None = None) -> str | None:

@@ -18,9 +18,8 @@ import yaml
 from . import records
 from .findings import FINDING_IDS
 from .quotas import POOL_LIMITED, QUOTAS, ceiling
-from .trigger.migration_trigger import ConfigurationError, parse_attribute_map
+from .trigger.migration_trigger import EXTERNAL_ID, MFA_POLICIES, ROLE_ARN, ConfigurationError, parse_attribute_map
 
-MFA_POLICIES = ("reset_required", "sms", "refuse")
 POOL_ID = re.compile(r"^[\w-]+_[0-9a-zA-Z]+$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 ACCOUNT_ID = re.compile(r"^\d{12}$")
@@ -375,10 +374,6 @@ def _check_policies(policies: Mapping[str, Any]) -> None:
     for name in PASSWORD_POLICY_FLAGS:
         if not isinstance(password.get(name, False), bool):
             raise ParameterError(f"target_policies.PasswordPolicy.{name}: expected true or false")
-
-
-ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 
 
 def _check_trigger(p: Params) -> None:

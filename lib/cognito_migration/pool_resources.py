@@ -15,10 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from . import scan
-from .aws import error_code
+from .aws import absent_as_none
 from .pool_settings import CREATE, DRIFT, EXISTS, MANUAL, Item, PoolError, differences, input_members
 
 CLIENT, GROUP, DOMAIN = "app client", "group", "domain"
@@ -344,13 +342,8 @@ def domain_items(
 
 
 def _domain_owner(cognito: Any, prefix: str) -> str | None:
-    try:
-        description = cognito.describe_user_pool_domain(Domain=prefix).get("DomainDescription") or {}
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise
-    return description.get("UserPoolId")
+    found = absent_as_none(lambda: cognito.describe_user_pool_domain(Domain=prefix), "ResourceNotFoundException")
+    return None if found is None else (found.get("DomainDescription") or {}).get("UserPoolId")
 
 
 # --- writing ----------------------------------------------------------------------------------------------

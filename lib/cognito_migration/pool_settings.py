@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .params import Params
+from .params import PASSWORD_POLICY_FLAGS, Params
 
 SIGN_IN_KEYS = ("UsernameAttributes", "AliasAttributes")
 # Settings Cognito fixes at creation: a difference means a new pool, never an update.
@@ -23,7 +23,6 @@ TRIGGER_COMPANIONS = {
     "CustomSMSSender": ("KMSKeyID",),
     "CustomEmailSender": ("KMSKeyID",),
 }
-STRENGTH_FLAGS = ("RequireUppercase", "RequireLowercase", "RequireNumbers", "RequireSymbols")
 MFA_FACTORS = ("SmsMfaConfiguration", "SoftwareTokenMfaConfiguration", "EmailMfaConfiguration")
 # A plan row's action: what step 2 does about one resource.
 CREATE, EXISTS, DRIFT, MANUAL = "create", "exists", "drift", "manual"
@@ -149,7 +148,7 @@ def stronger_password_policy(old: Mapping[str, Any] | None, new: Mapping[str, An
         for key in ("MinimumLength", "PasswordHistorySize")
         if after.get(key, 0) > before.get(key, 0)
     ]
-    stricter += [flag for flag in STRENGTH_FLAGS if after.get(flag) and not before.get(flag)]
+    stricter += [flag for flag in PASSWORD_POLICY_FLAGS if after.get(flag) and not before.get(flag)]
     return stricter
 
 

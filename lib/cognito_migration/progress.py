@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # not pyplot: the operator's kernel keeps its own backend
 
-from .records import save_figure
+from .records import RUN_ID_FORMAT, save_figure
 from .report import CANNOT, COLORS, MIGRATED, NOT_YET
 
 HISTORY_COLUMNS = ("run_id", "by", "date", "users", "migrated", "not_yet", "cannot", "migrated %", "ceiling %")
@@ -79,7 +79,7 @@ def _point(path: Path) -> dict[str, object] | None:
 def _date_of_run_id(run_id: str) -> str | None:
     """Run ids are UTC timestamps (records.new_run_id); older reports carry no date of their own."""
     try:
-        return datetime.strptime(run_id, "%Y%m%dT%H%M%SZ").isoformat() + "+00:00"
+        return datetime.strptime(run_id, RUN_ID_FORMAT).isoformat() + "+00:00"
     except ValueError:
         return None
 

@@ -125,8 +125,12 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+# A run id is the UTC second the run started: progress reads a run's date back from it.
+RUN_ID_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
 def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return datetime.now(UTC).strftime(RUN_ID_FORMAT)
 
 
 OWNER_ONLY_UMASK = 0o077

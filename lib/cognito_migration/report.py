@@ -144,7 +144,7 @@ def alias_refusals(
     is_email = np.zeros(len(users), dtype=bool)
     if "email" in aliases:
         # what the trigger itself takes for an email address: one pattern, the trigger's
-        is_email = users["username"].astype(str).str.match(migration_trigger._EMAIL.pattern).to_numpy(dtype=bool)
+        is_email = users["username"].astype(str).str.match(migration_trigger.EMAIL.pattern).to_numpy(dtype=bool)
     held = np.zeros(len(users), dtype=bool)
     for attribute in (a for a in ("email", "phone_number") if a in aliases and a in users.columns):
         values = identity.fold(identity.names(users, (attribute,), verified_only=True), case_sensitive)

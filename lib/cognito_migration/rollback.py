@@ -20,7 +20,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from . import attachment, aws, deploy, ownership, pool, pool_resources, records, report, scan, signup_index, user_import
-from .aws import error_code
+from .aws import absent_as_none, error_code
 from .params import Params
 
 COLUMNS = ["resource", "name", "action", "detail"]
@@ -293,12 +293,8 @@ def _delete_log_group(logs: Any, name: str, owner_action: str, dry_run: bool, wh
 
 
 def _function(lam: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(lam.get_function(FunctionName=name))
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise
+    found = absent_as_none(lambda: lam.get_function(FunctionName=name), "ResourceNotFoundException")
+    return None if found is None else dict(found)
 
 
 def _function_is_ours(function: dict[str, Any]) -> bool:

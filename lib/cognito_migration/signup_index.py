@@ -16,10 +16,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
-from botocore.exceptions import ClientError
 
 from . import scan
-from .aws import RateLimiter, error_code
+from .aws import RateLimiter, absent_as_none
 from .checks import Check
 from .trigger.migration_trigger import INDEX_KEY_ATTRIBUTE, index_key
 
@@ -81,12 +80,8 @@ class IndexCounts:
 
 
 def describe_table(dynamodb: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(dynamodb.describe_table(TableName=name)["Table"])
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise
+    found = absent_as_none(lambda: dynamodb.describe_table(TableName=name), "ResourceNotFoundException")
+    return None if found is None else dict(found["Table"])
 
 
 def ensure_table(dynamodb: Any, name: str) -> bool:
@@ -190,12 +185,11 @@ def checks(dynamodb: Any, name: str, role_policy: dict[str, Any]) -> list[Check]
 
 def function_key(lam: Any, function_name: str) -> str | None:
     """The HMAC key the deployed trigger uses (its configuration); None without a function or a key."""
-    try:
-        configuration = lam.get_function_configuration(FunctionName=function_name)
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise
+    configuration = absent_as_none(
+        lambda: lam.get_function_configuration(FunctionName=function_name), "ResourceNotFoundException"
+    )
+    if configuration is None:
+        return None
     return (configuration.get("Environment") or {}).get("Variables", {}).get(KEY_VARIABLE) or None
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import pool
-from .aws import error_code
+from .aws import absent_as_none, error_code
 from .checks import Check
 
 CANARY_PREFIX = "cognito-migration-canary-"
@@ -121,12 +121,10 @@ def _sign_in(cognito: Any, client: dict[str, Any], username: str, password: str)
 
 
 def _new_user(cognito: Any, pool_id: str, username: str) -> dict[str, Any] | None:
-    try:
-        return dict(cognito.admin_get_user(UserPoolId=pool_id, Username=username))
-    except ClientError as exc:
-        if error_code(exc) == "UserNotFoundException":
-            return None
-        raise
+    user = absent_as_none(
+        lambda: cognito.admin_get_user(UserPoolId=pool_id, Username=username), "UserNotFoundException"
+    )
+    return None if user is None else dict(user)
 
 
 def _groups_of(cognito: Any, pool_id: str, username: str) -> set[str]:

@@ -17,6 +17,8 @@ from . import records, report
 from .findings import EXAMPLES, KINDS, Finding
 from .trigger.migration_trigger import AttributeRule
 
+# E.164 itself: the audit flags what the standard forbids. Not the trigger's PHONE (what it reads as a phone
+# sign-in) nor the local import's rule: those are other facts, with other patterns.
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 DEFAULT_MAX_LENGTH = 2048  # Cognito's limit for a string attribute without its own constraint

@@ -15,7 +15,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from . import records
-from .aws import error_code, paginate
+from .aws import absent_as_none, error_code, paginate, retry_while_role_propagates
 from .params import Params
 
 FINAL = frozenset({"Succeeded", "Failed", "Stopped", "Expired"})
@@ -100,21 +100,13 @@ def ensure_logs_role(iam: Any, role_name: str, region: str, account: str, pool_i
 
 
 def _get_role(iam: Any, role_name: str) -> dict[str, Any] | None:
-    try:
-        return dict(iam.get_role(RoleName=role_name)["Role"])
-    except ClientError as exc:
-        if error_code(exc) == "NoSuchEntity":
-            return None
-        raise
+    found = absent_as_none(lambda: iam.get_role(RoleName=role_name), "NoSuchEntity")
+    return None if found is None else dict(found["Role"])
 
 
 def _inline_policy(iam: Any, role_name: str) -> dict[str, Any] | None:
-    try:
-        return _document(iam.get_role_policy(RoleName=role_name, PolicyName=LOGS_POLICY_NAME)["PolicyDocument"])
-    except ClientError as exc:
-        if error_code(exc) == "NoSuchEntity":
-            return None
-        raise
+    found = absent_as_none(lambda: iam.get_role_policy(RoleName=role_name, PolicyName=LOGS_POLICY_NAME), "NoSuchEntity")
+    return None if found is None else _document(found["PolicyDocument"])
 
 
 def _document(document: Any) -> dict[str, Any]:
@@ -123,17 +115,15 @@ def _document(document: Any) -> dict[str, Any]:
 
 
 def create_job(cognito: Any, pool_id: str, name: str, role_arn: str, sleep: Callable[[float], None]) -> dict[str, Any]:
-    for delay in (*ROLE_RETRY_DELAYS_S, None):
-        try:
-            job: dict[str, Any] = cognito.create_user_import_job(
-                JobName=name, UserPoolId=pool_id, CloudWatchLogsRoleArn=role_arn
-            )["UserImportJob"]
-            return job
-        except ClientError as exc:
-            if error_code(exc) != "InvalidParameterException" or "role" not in str(exc).lower() or delay is None:
-                raise
-            sleep(delay)
-    raise AssertionError("unreachable")
+    job: dict[str, Any] = retry_while_role_propagates(
+        lambda: cognito.create_user_import_job(JobName=name, UserPoolId=pool_id, CloudWatchLogsRoleArn=role_arn)[
+            "UserImportJob"
+        ],
+        "InvalidParameterException",
+        ROLE_RETRY_DELAYS_S,
+        sleep=sleep,
+    )
+    return job
 
 
 def upload(url: str, body: bytes, job_id: str) -> None:

@@ -35,6 +35,7 @@ from moto.cognitoidp.models import (
 )
 from moto.core import DEFAULT_ACCOUNT_ID
 
+from ..trigger.migration_trigger import EMAIL, PHONE
 from . import lambda_states
 from .cognito_patches import is_case_insensitive
 from .lambda_runtime import FunctionError, FunctionSpec, FunctionTimeout, LambdaRuntime
@@ -52,8 +53,6 @@ MESSAGE_ACTIONS = {"SUPPRESS", "RESEND"}
 READ_ONLY_ATTRIBUTES = {"sub", "identities", "cognito:user_status"}
 # Every pool has all standard attributes, even where moto keeps only those a given Schema names.
 STANDARD_ATTRIBUTES = set(CognitoIdpUserPoolAttribute.STANDARD_SCHEMA) - READ_ONLY_ATTRIBUTES
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-_PHONE = re.compile(r"^\+[0-9]{6,15}$")
 _REGION_IN_AUTH = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/cognito-idp/")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -413,7 +412,7 @@ def _aliases_held_by_others(pool: CognitoIdpUserPool, attributes: dict[str, str]
 
 
 def _looks_like(name: str, kind: str) -> bool:
-    return bool((kind == "email" and _EMAIL.match(name)) or (kind == "phone_number" and _PHONE.match(name)))
+    return bool((kind == "email" and EMAIL.match(name)) or (kind == "phone_number" and PHONE.match(name)))
 
 
 def _alias_holder(pool: CognitoIdpUserPool, kind: str, value: str) -> CognitoIdpUser | None:

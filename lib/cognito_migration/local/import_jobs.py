@@ -33,10 +33,10 @@ from moto.cognitoidp.models import CognitoIdpBackend, CognitoIdpUserPool, UserSt
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.exceptions import JsonRESTError
 from moto.iam.models import iam_backends
-from moto.logs.models import logs_backends
 from moto.utilities.utils import get_partition
 
 from . import import_rules as rules
+from . import log_events
 from .cognito_triggers import TARGET_PREFIX, CognitoError
 from .import_rules import MFA_ENABLED, USERNAME
 
@@ -245,14 +245,9 @@ class ImportJobs:
             )
 
     def _log(self, job: ImportJob, pool: CognitoIdpUserPool, message: str) -> None:
-        backend = logs_backends[self.account_id][job.region]
         group, stream = f"/aws/cognito/userpools/{pool.id}/{pool.name}", f"{job.job_id}/{job.job_name}"
         with self._lock:
-            if group not in backend.groups:
-                backend.create_log_group(group, {})
-            if stream not in backend.groups[group].streams:
-                backend.create_log_stream(group, stream)
-            backend.put_log_events(group, stream, [{"timestamp": int(time.time() * 1000), "message": message}])
+            log_events.append(self.account_id, job.region, group, stream, message)
 
     # -- look-ups --------------------------------------------------------------------------------------
 

@@ -36,6 +36,8 @@ POOL_WITHOUT_AUTO_VERIFIED = (
     "The user pool has no auto-verified attributes: set AutoVerifiedAttributes (email or phone_number) on the pool "
     "before importing users."
 )
+# What the import accepts, as modelled here: a rule of its own, neither E.164 (user_findings.E164) nor what the
+# trigger reads as a phone sign-in (migration_trigger.PHONE).
 E164 = re.compile(r"^\+[0-9]{4,15}$")
 BIRTHDATE = re.compile(r"^(0[1-9]|1[0-2])/(0[1-9]|[12][0-9]|3[01])/[0-9]{4}$")
 EPOCH_SECONDS = re.compile(r"^[0-9]{1,11}$")

@@ -20,11 +20,10 @@ from types import TracebackType
 from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.logs.models import logs_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from . import cognito_patches, lambda_states
+from . import cognito_patches, lambda_states, log_events
 from .access import AccessGate, new_credentials
 from .cognito_triggers import CognitoTriggerMiddleware
 from .faults import FaultInjector
@@ -162,11 +161,5 @@ class LocalAWS:
 
     def _store_log_line(self, spec: FunctionSpec, stream: str, line: str) -> None:
         """A function's stderr becomes its CloudWatch log stream, as in Lambda."""
-        group = f"/aws/lambda/{spec.name}"
-        backend = logs_backends[self.account_id][spec.region]
         with self._log_lock:
-            if group not in backend.groups:
-                backend.create_log_group(group, {})
-            if stream not in backend.groups[group].streams:
-                backend.create_log_stream(group, stream)
-            backend.put_log_events(group, stream, [{"timestamp": int(time.time() * 1000), "message": line}])
+            log_events.append(self.account_id, spec.region, f"/aws/lambda/{spec.name}", stream, line)

@@ -107,7 +107,8 @@ UNAVAILABLE = "Migration is temporarily unavailable, please try again later"
 # taken usernames of the new pool, but the guard must not turn the old pool's emails into an oracle.
 SIGN_UP_REFUSAL = "This sign-up cannot be completed. If you already have an account, sign in or reset your password"
 MFA_CHALLENGES = frozenset({"SMS_MFA", "SOFTWARE_TOKEN_MFA", "SELECT_MFA_TYPE", "EMAIL_OTP", "MFA_SETUP"})
-MFA_POLICIES = frozenset({"reset_required", "sms", "refuse"})
+# A tuple, not a set: params names them in this order in its message.
+MFA_POLICIES = ("reset_required", "sms", "refuse")
 MFA_CONFIGURATIONS = frozenset({"ON", "OPTIONAL", "OFF"})
 MFA_REFUSAL = "Accounts with multi-factor authentication cannot be migrated at sign-in. Contact support."
 SIGN_IN_ATTRIBUTES = frozenset({"email", "phone_number", "preferred_username"})
@@ -152,10 +153,12 @@ REFUSAL_CODES = {
     "UserNotConfirmedException": "not_confirmed",
     "PasswordResetRequiredException": "password_reset_required",
 }
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-_PHONE = re.compile(r"^\+[0-9]{6,15}$")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+# What a typed sign-in name must look like for Cognito to read it as that alias (the local AWS uses these too).
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+PHONE = re.compile(r"^\+[0-9]{6,15}$")
+# params checks OLD_ROLE_ARN and OLD_EXTERNAL_ID with these before step 3 deploys them.
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _INDEX_KEY = re.compile(r"^[0-9a-f]{64}$")
 _SOURCE_SHAPE = re.compile(r"^[A-Za-z]{1,40}_[A-Za-z_]{1,40}$")  # how Cognito names trigger sources
@@ -429,9 +432,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
     role_arn = environ.get("OLD_ROLE_ARN", "").strip() or None
     external_id = environ.get("OLD_EXTERNAL_ID", "").strip() or None
-    if role_arn is not None and not _ROLE_ARN.match(role_arn):
+    if role_arn is not None and not ROLE_ARN.match(role_arn):
         raise ConfigurationError(f"OLD_ROLE_ARN={role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/x)")
-    if external_id is not None and (role_arn is None or not _EXTERNAL_ID.match(external_id)):
+    if external_id is not None and (role_arn is None or not EXTERNAL_ID.match(external_id)):
         raise ConfigurationError(
             "OLD_EXTERNAL_ID needs OLD_ROLE_ARN and 2-1224 characters among letters, digits and +=,.@:/-"
         )
@@ -537,9 +540,9 @@ def sign_in_outcome(challenge: str | None, mfa_policy: str, attributes: Mapping[
 def sign_in_kind(typed: str, settings: Settings) -> str:
     """What the user typed, as the NEW pool reads it: "username", or the alias attribute it is."""
     accepted = settings.new_username_attributes | settings.new_alias_attributes
-    if "email" in accepted and _EMAIL.match(typed):
+    if "email" in accepted and EMAIL.match(typed):
         return "email"
-    if "phone_number" in accepted and _PHONE.match(typed):
+    if "phone_number" in accepted and PHONE.match(typed):
         return "phone_number"
     return "username"
 
@@ -559,7 +562,7 @@ def new_username(typed: str, kind: str, old_username: str, settings: Settings) -
     pool's letter case) is never returned: omitting it satisfies the older text as well."""
     if settings.new_username_attributes:
         return None  # Cognito names the user after the email or phone it was typed as
-    if "email" in settings.new_alias_attributes and _EMAIL.match(old_username):
+    if "email" in settings.new_alias_attributes and EMAIL.match(old_username):
         raise Refused(
             "Account cannot be migrated: its username is an email address, which this pool does not accept "
             "as a username. Contact support",
