@@ -32,7 +32,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from cognito_migration import deploy, params
+from cognito_migration import deploy, params, signup_index
 from cognito_migration.local.legacy import GROUP_NAMES, LegacyPool, LegacyUser, seed_legacy_pool
 from cognito_migration.local.server import LocalAWS
 from cognito_migration.trigger import migration_trigger
@@ -108,7 +108,8 @@ def new_pool_with_trigger(cognito: Any, lam: Any, iam: Any, legacy: LegacyPool) 
         Timeout=deploy.TIMEOUT_S,
         MemorySize=256,
         Code={"ZipFile": deploy.build_package().zip_bytes},
-        Environment={"Variables": deploy.function_environment(settings, described, old)},
+        # A key as step 3 gives it: the trigger's log lines then carry a user reference this benchmark can match.
+        Environment={"Variables": deploy.function_environment(settings, described, old, signup_index.new_key())},
     )
     # A new function is Pending for a while, and Cognito cannot run it until it is Active.
     lam.get_waiter("function_active_v2").wait(FunctionName="bench-migration", WaiterConfig={"Delay": 0.1})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,11 +68,28 @@ class LocalEnvironment:
 
     def replay(self, new_pool_name: str, share: float) -> ReplayResult:
         """Signs a share of the legacy users in to the new pool (found by name) through its password client."""
-        return replay_into(self.legacy, self.aws.endpoint_url, new_pool_name, share)
+        return replay_into(self.legacy, self.aws.endpoint_url, new_pool_name, share, self.aws.credentials)
 
 
-def replay_into(legacy: LegacyPool, endpoint_url: str, new_pool_name: str, share: float) -> ReplayResult:
-    cognito = boto3.client("cognito-idp", region_name=legacy.region, endpoint_url=endpoint_url)
+def replay_into(
+    legacy: LegacyPool,
+    endpoint_url: str,
+    new_pool_name: str,
+    share: float,
+    credentials: Mapping[str, str] | None = None,
+) -> ReplayResult:
+    """The wave against the local AWS at ``endpoint_url``, signed with its ``credentials`` (default: the
+    environment's, e.g. what `serve` printed): another local AWS in the same process has other credentials."""
+    keys = (
+        {
+            "aws_access_key_id": credentials["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": credentials["AWS_SECRET_ACCESS_KEY"],
+            "aws_session_token": credentials.get("AWS_SESSION_TOKEN"),
+        }
+        if credentials
+        else {}
+    )
+    cognito = boto3.client("cognito-idp", region_name=legacy.region, endpoint_url=endpoint_url, **keys)
     pools = [p for p in paginate(cognito, "list_user_pools", "UserPools", MaxResults=60) if p["Name"] == new_pool_name]
     if not pools:
         raise RuntimeError(f"no pool named {new_pool_name} on {endpoint_url}: run steps 1-3 first")
