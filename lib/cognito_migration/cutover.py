@@ -188,7 +188,9 @@ class Cutover:
 
     def execute(self) -> dict[str, Any]:
         """Imports the stragglers (job by job, to the end), reads the new pool back, then detaches the
-        trigger unless a straggler did not arrive and is not accepted by name in cutover_accept_unimported."""
+        trigger unless a straggler did not arrive (or was left out of the file) and cutover_accept_unimported
+        accepts them neither by name nor by the audit finding that explains them. Refuses, writing nothing,
+        while a readiness check fails (whoever confirmed)."""
         refusing = [c for c in self.ready if not c.passed and c.severity != "info"]
         if refusing:
             raise CutoverRefused(
