@@ -51,21 +51,11 @@ def read_state(conn: aws.Connections, params: Params, new_pool: dict[str, Any]) 
     estimate = old_pool.get("EstimatedNumberOfUsers")
     old_users = scan.scan_users(conn.cognito, params.old_user_pool_id, conn.list_limiter, estimate, "old pool users")
     new_users = scan.scan_pool(conn.cognito, new_pool["Id"], conn.list_limiter, "new pool users")
-    sign_in = identity.sign_in_attributes(new_pool)
-    classified = report.classify(
-        old_users,
-        new_users,
-        params.target_case_sensitive,
-        sign_in,
-        mfa_policy=params.mfa_policy,
-        pool_mfa=old_pool.get("MfaConfiguration"),
-        aliases=identity.alias_attributes(new_pool),
-    )
     # Users an earlier cutover imported are not lazy migrations: a retry of a failed import must not wait
     # cutover_min_quiet_days because of the import itself.
     imports = user_import.import_windows(conn.cognito, new_pool["Id"])
-    last = report.last_lazy_migration(old_users, new_users, params.target_case_sensitive, imports, sign_in)
-    return State(old_pool, new_pool, old_users, new_users, classified, last)
+    compared = report.compare(old_users, new_users, params, old_pool, new_pool, imports)
+    return State(old_pool, new_pool, old_users, new_users, compared.classified, compared.last_migration)
 
 
 # --- readiness -------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ Breakdowns by group, status, MFA and creation cohort each add up to the same tot
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from matplotlib.figure import Figure
 
 from . import identity
 from .checks import Check
+from .params import Params
 from .records import Masker, now_iso, save_figure, save_frame, save_json
 from .trigger import migration_trigger
 
@@ -235,6 +237,45 @@ def last_lazy_migration(
         created = created[(created < start) | (created > end)]
     newest = created.max()
     return None if pd.isna(newest) else newest
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The two pools compared as the trigger sees them: every old user's state, the sign-ups, and when the
+    newest lazy migration happened."""
+
+    classified: pd.DataFrame
+    sign_ups: pd.DataFrame
+    last_migration: pd.Timestamp | None
+
+
+def compare(
+    old_users: pd.DataFrame,
+    new_users: pd.DataFrame,
+    params: Params,
+    old_pool: Mapping[str, Any],
+    new_pool: Mapping[str, Any],
+    imports: Sequence[tuple[pd.Timestamp, pd.Timestamp]] = (),
+) -> Comparison:
+    """``classify``, ``sign_ups`` and ``last_lazy_migration`` with everything the pools and the parameters say
+    about whom the trigger takes: the new pool's sign-in model and aliases, the case rule, the MFA policy and
+    the old pool's MFA. Step 5 and step 6 compare through this one function, so they never disagree."""
+    sign_in = identity.sign_in_attributes(new_pool)
+    case_sensitive = params.target_case_sensitive
+    classified = classify(
+        old_users,
+        new_users,
+        case_sensitive,
+        sign_in,
+        mfa_policy=params.mfa_policy,
+        pool_mfa=old_pool.get("MfaConfiguration"),
+        aliases=identity.alias_attributes(new_pool),
+    )
+    return Comparison(
+        classified,
+        sign_ups(old_users, new_users, case_sensitive, sign_in),
+        last_lazy_migration(old_users, new_users, case_sensitive, imports, sign_in),
+    )
 
 
 def summary(classified: pd.DataFrame) -> pd.DataFrame:
