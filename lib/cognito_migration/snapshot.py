@@ -213,7 +213,7 @@ def from_frame(
     attributes = [c for c in frame.columns if c not in (*STANDARD_COLUMNS, "legacy_sms_mfa")]
     snap = create(folder, pool_id, attributes, shard_digits)
     schema = snap.schema
-    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    rows: list[dict[str, Any]] = frame.astype(object).where(frame.notna(), None).to_dict("records")  # type: ignore[assignment]
     writers = {p: ShardWriter(snap, p, schema, batch_rows) for p in snap.prefixes}
     for row in rows:
         writers[str(row["sub"])[:shard_digits]].add(row)
