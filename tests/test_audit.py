@@ -23,7 +23,8 @@ from cognito_migration import audit, aws, checks, findings, pool_findings
 from cognito_migration.local.legacy import LegacyPool, seed_legacy_pool
 from cognito_migration.local.server import LocalAWS
 from cognito_migration.params import ParameterError, Params, validate
-from cognito_migration.runbook import ROOT
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
 
 REGION = "eu-west-1"  # a Region of its own: other tests reseed the legacy pool in us-east-1
 USERS, SEED = 400, 11

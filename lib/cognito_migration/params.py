@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from . import records
+from . import project, records
 from .findings import FINDING_IDS
 from .quotas import POOL_LIMITED, QUOTAS, ceiling
 from .trigger.migration_trigger import EXTERNAL_ID, MFA_POLICIES, ROLE_ARN, ConfigurationError, parse_attribute_map
@@ -57,10 +57,9 @@ SANDBOX_NAMES = frozenset({"local", "dev", "development", "test", "testing", "sa
 SANDBOX_SUFFIX = re.compile(r"[-_.]?\d+$")
 
 
-# lib/cognito_migration/params.py -> the project's folder (the library is installed editable, `-e .`)
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# Records of hand runs, and each environment's masking key (outputs/<env>/.mask-key); tests point it elsewhere.
-OUTPUTS = PROJECT_ROOT / "outputs"
+# Records of hand runs, and each environment's masking key (outputs/<env>/.mask-key). None: the project's
+# outputs/ (project.root()); tests point it elsewhere.
+OUTPUTS: Path | None = None
 
 
 class ParameterError(ValueError):
@@ -129,7 +128,9 @@ class Params:
     def records_dir(self) -> Path:
         """Where this run's records go: the runner's run directory, or <project>/outputs/<env>/manual (the
         project's folder, not the notebook's, whichever directory JupyterLab runs the kernel in)."""
-        return Path(self.run_dir) if self.run_dir else OUTPUTS / self.env / "manual"
+        if self.run_dir:
+            return Path(self.run_dir)
+        return (OUTPUTS or project.root() / "outputs") / self.env / "manual"
 
     def masker(self) -> records.Masker:
         """How this environment's records show personal data (reads, or on first use creates, its key in
