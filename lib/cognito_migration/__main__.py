@@ -7,7 +7,7 @@ python -m cognito_migration run --env local                      # the whole run
 python -m cognito_migration run --env staging --params params/staging.yaml
 python -m cognito_migration run --env local --users 20000 --replay-share 0.5
 python -m cognito_migration run --env staging --steps 01_audit_old_pool
-python -m cognito_migration rollback --env staging [--run RUN_ID] [--delete] [--apply]   # docs/operations.md
+python -m cognito_migration rollback --env staging [--run RUN_ID] [--delete] [--apply]   # docs/rollback.md
 python -m cognito_migration verify --env staging [--run RUN_ID]   # every record and link as sealed
 python -m cognito_migration index --env staging                   # rewrite outputs/<env>/index.html
 """

@@ -70,7 +70,7 @@ HELP: tuple[tuple[str, str], ...] = (
 # By hand these come from the cell alone: a write is asked for where the operator can see it.
 CELL_ONLY = ("dry_run", "cutover_confirm", "run_dir")
 HEADER = (
-    "# Parameters (README: Parameters). Under the runner papermill replaces every value; by hand, your edits here\n"
+    "# Parameters (docs/parameters.md). Under the runner papermill replaces every value; by hand, your edits here\n"
     "# come first, then params/<env>.yaml, then these defaults, except dry_run and cutover_confirm (this cell's)."
 )
 
