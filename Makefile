@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: demo verify test lint lock serve lab clean
+.PHONY: demo verify test lint lock serve lab docs clean
 
 # jupyter/overrides.json: JupyterLab's defaults for this venv. It saves widget state with the notebook
 # (Settings > Save Widget State Automatically), so a reopened record shows its widgets; your own
@@ -37,6 +37,11 @@ serve: $(VENV)/.runtime  ## the local AWS alone, on port 5000, until Ctrl-C
 
 lab: $(VENV)/.runtime  ## JupyterLab on the notebooks (start `make serve` and export what it prints first)
 	$(VENV)/bin/jupyter lab notebooks/ $(ARGS)
+
+# docs/parameters.md and docs/findings.md are written from the code (Params, the findings catalogue); a test fails
+# while they differ from it.
+docs: $(VENV)/.runtime  ## after changing a parameter or a finding: rewrite the generated reference pages
+	$(PY) -m cognito_migration.docs_pages
 
 # Notebooks are linted but not format-checked: their cells are written with single quotes, which ruff format
 # would rewrite in most of them.

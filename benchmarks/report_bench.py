@@ -8,7 +8,7 @@ them), shaped like a migration near its end: 90% of the old users already in the
 filling the new pool to the same size, 0.5% case variants, 2% disabled, 3% unconfirmed. Each size runs in
 its own subprocess so one size's memory does not inflate the next; it reports the comparison's wall time
 (best of three), the peak of Python and NumPy allocations during it (tracemalloc), and the subprocess's
-peak resident memory (getrusage: the data itself included). Prints a markdown table for the README.
+peak resident memory (getrusage: the data itself included). Prints a markdown table for docs/benchmarks.md.
 Goal: 1M + 1M in under 5 s and 2 GB. Rows go to benchmarks/results/report.json.
 """
 

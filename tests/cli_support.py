@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from cognito_migration.runbook import ROOT
+ROOT = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
 
 
 def run_runbook(

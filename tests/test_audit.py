@@ -23,7 +23,6 @@ from cognito_migration import audit, aws, checks, findings, pool_findings
 from cognito_migration.local.legacy import LegacyPool, seed_legacy_pool
 from cognito_migration.local.server import LocalAWS
 from cognito_migration.params import ParameterError, Params, validate
-from cognito_migration.runbook import ROOT
 
 REGION = "eu-west-1"  # a Region of its own: other tests reseed the legacy pool in us-east-1
 USERS, SEED = 400, 11
@@ -567,12 +566,6 @@ def test_a_new_pool_without_an_auto_verified_attribute_is_a_blocker_with_its_con
     for consequence in ("forgot-password code", "RESET_REQUIRED migrations cannot finish", "no user import job"):
         assert consequence in found.detail
     assert pool_findings.auto_verified_finding(old, {"AutoVerifiedAttributes": ["phone_number"]}, 1200) is None
-
-
-def test_readme_lists_every_finding() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## What the audit finds", 1)[1].split("\n## ", 1)[0]
-    assert all(f"`{kind.id}`" in section for kind in findings.CATALOG)
 
 
 # --- a clean pool --------------------------------------------------------------------------------------------

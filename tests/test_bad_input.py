@@ -27,7 +27,8 @@ from cli_support import run_runbook
 from cognito_migration import __main__ as cli
 from cognito_migration import params, pool
 from cognito_migration.local.legacy import LEGACY_POOL_NAME, seed_legacy_pool
-from cognito_migration.runbook import ROOT
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
 
 LOCAL = yaml.safe_load((ROOT / "params" / "local.yaml").read_text())
 NO_AWS = {

@@ -1,5 +1,5 @@
 """In a real browser: JupyterLab, driven by Playwright over Debian's chromium, runs the six notebooks by hand in
-order against the local AWS, as the README's "Interactive use" says (``dry_run = False`` typed into the
+order against the local AWS, as docs/interactive.md says (``dry_run = False`` typed into the
 parameters cells of steps 2, 3 and 6; sign-ins replayed before step 5).
 
 It proves what only a browser shows: no cell ends in an error; step 1's long reads show widget progress bars,

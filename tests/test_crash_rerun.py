@@ -21,7 +21,7 @@ STEPS = ("02_create_new_pool", "03_deploy_trigger")
 
 @pytest.fixture
 def params_file(tmp_path: Path) -> Path:
-    values = yaml.safe_load((runbook.ROOT / "params" / "local.yaml").read_text())
+    values = yaml.safe_load((Path(__file__).resolve().parents[1] / "params" / "local.yaml").read_text())
     values.update(new_pool_name=POOL_NAME, migration_function_name="crash-rerun-trigger")
     path = tmp_path / "local.yaml"
     path.write_text(yaml.safe_dump(values))

@@ -127,7 +127,7 @@ def test_the_reader_copy_shows_no_code_and_the_parameters_once_as_a_table(tmp_pa
     assert path.read_bytes() == before, "the executed notebook is the engineer's record: never changed"
     assert "run_audit" not in html and "audit_secretly_quiet_call" not in html and "checks.gate" not in html
     assert html.count(html_record.PARAMETERS_TITLE.lstrip("# ")) == 1
-    assert html.count("<td>dry_run</td>") == 1 and "# Parameters (README" not in html
+    assert html.count("<td>dry_run</td>") == 1 and "# Parameters (docs/parameters.md" not in html
     assert '<td>"staging"</td>' in html and "<td>False</td>" in html, "the injected values, not the defaults"
     assert "mfa_users" in html and "Step 1 — Audit" in html and "users by status" in html
 

@@ -18,7 +18,7 @@ LOCKS = {
     "requirements.lock": ("requirements.txt", []),
     "requirements-dev.lock": ("requirements-dev.txt", ["-c", "requirements.lock"]),
 }
-RELOCK = "run `make lock` after changing requirements*.txt (README: The lock)"
+RELOCK = "run `make lock` after changing requirements*.txt (docs/development.md: The lock)"
 
 
 def top_level_pins(path: Path) -> dict[str, str]:

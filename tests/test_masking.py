@@ -19,7 +19,8 @@ from cognito_migration import records
 from cognito_migration.local import legacy
 from cognito_migration.local.legacy import generate_users
 from cognito_migration.params import Params
-from cognito_migration.runbook import ROOT
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
 
 LOCAL = yaml.safe_load((ROOT / "params" / "local.yaml").read_text())
 USERS, SEED = 60, 7

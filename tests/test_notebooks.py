@@ -11,8 +11,10 @@ import yaml
 
 from cognito_migration import notebook_params
 from cognito_migration.params import FIELDS, validate
-from cognito_migration.runbook import NOTEBOOKS, ROOT, STEPS
+from cognito_migration.runbook import STEPS
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
+NOTEBOOKS = ROOT / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 

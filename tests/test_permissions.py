@@ -63,19 +63,16 @@ Path(run_dir, "written_by_the_kernel.txt").write_text("the kernel's own open(), 
 """
 
 
-def test_runner_step_and_its_kernel_write_owner_only(
-    tmp_path: Path, permissive_umask: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_runner_step_and_its_kernel_write_owner_only(tmp_path: Path, permissive_umask: None) -> None:
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     parameters = nbformat.v4.new_code_cell('run_dir = ""', metadata={"tags": ["parameters"]})
     kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
     probe = nbformat.v4.new_notebook(cells=[parameters, nbformat.v4.new_code_cell(KERNEL_WRITES)], metadata=kernel)
     nbformat.write(probe, notebooks / "00_probe.ipynb")
-    monkeypatch.setattr(runbook, "NOTEBOOKS", notebooks)
     _, run_dir = runbook._new_run_dir(tmp_path / "outputs" / "local")
 
-    outcome = runbook._execute("00_probe", {"run_dir": str(run_dir)}, run_dir)
+    outcome = runbook._execute("00_probe", {"run_dir": str(run_dir)}, run_dir, notebooks)
 
     assert outcome["outcome"] == "passed", outcome
     written = sorted(p.name for p in run_dir.iterdir())

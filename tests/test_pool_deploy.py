@@ -34,10 +34,10 @@ from cognito_migration import (
     user_import,
 )
 from cognito_migration.params import ParameterError, Params, validate
-from cognito_migration.runbook import ROOT
 from cognito_migration.trigger.migration_trigger import GROUPS_MARKER
 from step_support import step_params, unique
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 OLD_POOL_ARN = f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{REGION}_OldPool01"

@@ -167,7 +167,7 @@ def test_sign_ups_and_the_last_lazy_migration_ignore_each_other() -> None:
 
 
 def test_classify_handles_a_million_users_per_pool() -> None:
-    # How fast is benchmarks/report_bench.py's to measure (README): a shared machine makes wall-clock asserts lie.
+    # How fast is for benchmarks/report_bench.py (docs/benchmarks.md): a shared machine makes wall-clock asserts lie.
     names = pd.Series([f"user.{i}" for i in range(1_000_000)], dtype="str")
     old = pd.DataFrame({"username": names, "status": "CONFIRMED", "enabled": True})
     new = pd.DataFrame({"username": names.iloc[::2].str.upper()})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import boto3
 import pytest
@@ -12,7 +13,8 @@ import yaml
 
 from cognito_migration import audit, deploy, params, pool, smoke
 from cognito_migration.local.legacy import seed_legacy_pool
-from cognito_migration.runbook import ROOT
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
 
 LOCAL = yaml.safe_load((ROOT / "params" / "local.yaml").read_text())
 

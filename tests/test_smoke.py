@@ -4,6 +4,7 @@ their passwords"), and the check says which answer the apps see."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -13,7 +14,8 @@ from botocore.exceptions import ClientError
 
 from cognito_migration import audit, deploy, params, pool, smoke
 from cognito_migration.local.legacy import seed_legacy_pool
-from cognito_migration.runbook import ROOT
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
 
 LOCAL = yaml.safe_load((ROOT / "params" / "local.yaml").read_text())
 

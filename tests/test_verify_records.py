@@ -154,7 +154,7 @@ def test_import_files_are_proven_by_digest_and_may_be_deleted(
     code, said = verify_cli(env_dir, capsys=capsys)
     assert code == 1 and f"{RUNS[2]}: edited imports/{RUNS[2]}/users-001.csv" in said
 
-    shutil.rmtree(csv.parent)  # as the README asks, once the import job has been checked
+    shutil.rmtree(csv.parent)  # as docs/steps.md asks, once the import job has been checked
     code, said = verify_cli(env_dir, capsys=capsys)
     assert code == 0 and "import files were deleted" in said
 

@@ -185,7 +185,7 @@ def _check_files(run_dir: Path, data: dict[str, Any] | None, notes: list[str]) -
     if imports.exists():
         problems += compare(data.get("import_files") or {}, file_digests(imports), f"{IMPORTS}/{run_dir.name}/")
     elif data.get("import_files"):
-        # The README asks operators to delete the import folder once the import is checked: not a problem.
+        # The docs ask operators to delete the import folder once the import is checked: not a problem.
         notes.append(f"{run_dir.name}: its import files were deleted (digests kept in run.json)")
     return problems
 

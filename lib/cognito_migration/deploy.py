@@ -138,7 +138,7 @@ TRUST_POLICY = {
 def function_environment(
     params: Params, new_pool: dict[str, Any], old_pool: dict[str, Any] | None = None, index_key: str = ""
 ) -> dict[str, str]:
-    """The trigger's configuration (its README contract), checked by the trigger's own loader. Without
+    """The trigger's configuration (its contract: docs/trigger.md), checked by the trigger's own loader. Without
     ``index_key`` (the sign-up index's HMAC key) the deployed guard refuses every sign-up."""
     schema_names = {a["Name"] for a in new_pool.get("SchemaAttributes") or []}
     allowed = sorted((schema_names | set(STANDARD_ATTRIBUTES)) - NEVER_DECLARED)

@@ -21,11 +21,11 @@ EXAMPLES = 3  # examples per finding: enough to recognise the problem, few enoug
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of finding, as the README's table lists it."""
+    """One kind of finding, as docs/findings.md lists it (``docs_pages`` writes that page from ``CATALOG``)."""
 
     id: str
     severity: str  # the highest severity it can have
-    when: str  # how the severity is decided ("always": it is `severity`), for the README
+    when: str  # how the severity is decided ("always": it is `severity`), for the docs
     what: str
     remedy: str
 
@@ -355,7 +355,7 @@ class Finding:
 
 
 def catalog_table() -> pd.DataFrame:
-    """The findings the audit can report: the README's 'What the audit finds' table."""
+    """The findings the audit can report: the table of docs/findings.md."""
     return pd.DataFrame([asdict(k) for k in CATALOG], columns=["id", "severity", "when", "what", "remedy"])
 
 

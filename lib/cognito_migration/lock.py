@@ -17,10 +17,7 @@ from packaging.markers import Marker
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from .params import PROJECT_ROOT
-
-LOCK = PROJECT_ROOT / "requirements.lock"
-DEV_LOCK = PROJECT_ROOT / "requirements-dev.lock"
+LOCK = "requirements.lock"  # in the project's folder, beside notebooks/
 
 
 @dataclass(frozen=True)
@@ -37,7 +34,7 @@ class Pin:
         return self.marker is None or Marker(self.marker).evaluate()
 
 
-def pins(path: Path = LOCK) -> list[Pin]:
+def pins(path: Path) -> list[Pin]:
     """Every pin of a lock file; raises ValueError on a line that is not ``name==version`` (a lock has no other)."""
     found = []
     logical = path.read_text().replace("\\\n", " ")
@@ -53,17 +50,17 @@ def pins(path: Path = LOCK) -> list[Pin]:
     return found
 
 
-def header(path: Path = LOCK) -> str:
+def header(path: Path) -> str:
     """The command a lock says it was compiled with (uv writes it on the file's second line)."""
     return path.read_text().splitlines()[1].lstrip("#").strip()
 
 
-def sha256(path: Path = LOCK) -> str:
-    """The lock's digest, or ``no lock`` where the project was installed without its checkout."""
+def sha256(path: Path) -> str:
+    """The lock's digest, or ``no lock`` where the project has none."""
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "no lock"
 
 
-def differences(path: Path = LOCK) -> list[str]:
+def differences(path: Path) -> list[str]:
     """What this environment holds that differs from what the lock pins for it (empty: it holds the lock)."""
     if not path.is_file():
         return [f"{path.name}: not found"]

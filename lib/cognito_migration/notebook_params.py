@@ -18,8 +18,8 @@ from dataclasses import MISSING, asdict
 from pathlib import Path
 from typing import Any
 
-from . import records
-from .params import FIELDS, PROJECT_ROOT, Params, load_yaml, validate
+from . import project, records
+from .params import FIELDS, Params, load_yaml, validate
 
 # (name, help) in the order an operator reads and changes them; every Params field appears once.
 HELP: tuple[tuple[str, str], ...] = (
@@ -70,7 +70,7 @@ HELP: tuple[tuple[str, str], ...] = (
 # By hand these come from the cell alone: a write is asked for where the operator can see it.
 CELL_ONLY = ("dry_run", "cutover_confirm", "run_dir")
 HEADER = (
-    "# Parameters (README: Parameters). Under the runner papermill replaces every value; by hand, your edits here\n"
+    "# Parameters (docs/parameters.md). Under the runner papermill replaces every value; by hand, your edits here\n"
     "# come first, then params/<env>.yaml, then these defaults, except dry_run and cutover_confirm (this cell's)."
 )
 
@@ -105,7 +105,8 @@ def by_hand(cell: Mapping[str, Any], outputs: Path | None = None) -> tuple[dict[
     """The values of a notebook run by hand, and where each came from ('cell', the file's name, 'default').
     A cell value other than its default is an edit and wins; the environment's file fills the rest."""
     env = str(cell.get("env") or default("env"))
-    path = PROJECT_ROOT / "params" / f"{env}.yaml"
+    root = project.root()  # the project's, whichever directory JupyterLab runs the kernel in
+    path = root / "params" / f"{env}.yaml"
     from_file = load_yaml(path) if path.is_file() else {}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -117,7 +118,7 @@ def by_hand(cell: Mapping[str, Any], outputs: Path | None = None) -> tuple[dict[
         else:
             values[name], sources[name] = from_file[name], f"params/{env}.yaml"
     if not values["run_dir"]:
-        values["run_dir"] = str(_manual_dir((outputs or PROJECT_ROOT / "outputs") / env))
+        values["run_dir"] = str(_manual_dir((outputs or root / "outputs") / env))
     return values, sources
 
 
@@ -140,11 +141,12 @@ def from_namespace(namespace: Mapping[str, Any]) -> Params:
     return validate(values)
 
 
-def sync_notebooks(folder: Path = PROJECT_ROOT / "notebooks") -> list[Path]:
+def sync_notebooks(folder: Path | None = None) -> list[Path]:
     """Rewrites each notebook's ``parameters`` cell from ``Params`` (after a parameter is added or its default
-    changes); returns the notebooks it changed."""
+    changes); returns the notebooks it changed. ``folder``: the project's notebooks/ unless given."""
     import nbformat  # only here: the library itself does not need it
 
+    folder = folder or project.root() / "notebooks"
     changed = []
     for path in sorted(folder.glob("*.ipynb")):
         notebook = nbformat.read(path, as_version=4)

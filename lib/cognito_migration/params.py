@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from . import records
+from . import project, records
 from .findings import FINDING_IDS
 from .quotas import POOL_LIMITED, QUOTAS, ceiling
 from .trigger.migration_trigger import EXTERNAL_ID, MFA_POLICIES, ROLE_ARN, ConfigurationError, parse_attribute_map
@@ -57,10 +57,9 @@ SANDBOX_NAMES = frozenset({"local", "dev", "development", "test", "testing", "sa
 SANDBOX_SUFFIX = re.compile(r"[-_.]?\d+$")
 
 
-# lib/cognito_migration/params.py -> the project's folder (the library is installed editable, `-e .`)
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# Records of hand runs, and each environment's masking key (outputs/<env>/.mask-key); tests point it elsewhere.
-OUTPUTS = PROJECT_ROOT / "outputs"
+# Records of hand runs, and each environment's masking key (outputs/<env>/.mask-key). None: the project's
+# outputs/ (project.root()); tests point it elsewhere.
+OUTPUTS: Path | None = None
 
 
 class ParameterError(ValueError):
@@ -69,7 +68,8 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class Params:
-    """Every parameter of the runbook. The README documents each; notebooks declare the ones they use."""
+    """Every parameter of the runbook. docs/parameters.md lists each (generated from this class and the notebooks'
+    help lines); notebooks declare the ones they use."""
 
     env: str = "local"
     region: str = "us-east-1"
@@ -95,7 +95,7 @@ class Params:
     carry_triggers: tuple[str, ...] = ()
     new_domain_prefix: str | None = None
     attribute_defaults: dict[str, str] = field(default_factory=dict)
-    # The trigger's ATTRIBUTE_MAP, LEGACY_SUB_ATTRIBUTE, OLD_ROLE_ARN and OLD_EXTERNAL_ID (README: The trigger).
+    # The trigger's ATTRIBUTE_MAP, LEGACY_SUB_ATTRIBUTE, OLD_ROLE_ARN and OLD_EXTERNAL_ID (docs/trigger.md).
     attribute_map: dict[str, Any] = field(default_factory=dict)
     legacy_sub_attribute: str | None = None
     old_role_arn: str | None = None
@@ -129,7 +129,9 @@ class Params:
     def records_dir(self) -> Path:
         """Where this run's records go: the runner's run directory, or <project>/outputs/<env>/manual (the
         project's folder, not the notebook's, whichever directory JupyterLab runs the kernel in)."""
-        return Path(self.run_dir) if self.run_dir else OUTPUTS / self.env / "manual"
+        if self.run_dir:
+            return Path(self.run_dir)
+        return (OUTPUTS or project.root() / "outputs") / self.env / "manual"
 
     def masker(self) -> records.Masker:
         """How this environment's records show personal data (reads, or on first use creates, its key in
@@ -172,7 +174,7 @@ def validate(values: Mapping[str, Any], *, allow_unknown: bool = False) -> Param
     unknown = sorted(set(values) - set(FIELDS))
     if unknown and not allow_unknown:
         raise ParameterError(
-            f"unknown parameter(s) {', '.join(unknown)}: remove them or check the spelling against the README"
+            f"unknown parameter(s) {', '.join(unknown)}: remove them or check the spelling against docs/parameters.md"
         )
     kwargs = {name: _coerce(name, values[name]) for name in FIELDS if name in values}
     params = Params(**kwargs)
@@ -275,7 +277,7 @@ def _check(p: Params) -> None:
     if unknown_findings:
         raise ParameterError(
             f"accept_findings: unknown finding id(s) {', '.join(unknown_findings)}; use the ids of the audit's "
-            "findings table (README: What the audit finds)"
+            "findings table (docs/findings.md)"
         )
     # Cognito refuses a required custom attribute at CreateUserPool; say so before step 1 reads anything.
     custom = [a for a in p.target_required_attributes if a.startswith("custom:") or a in p.target_custom_attributes]

@@ -26,11 +26,9 @@ from typing import Any
 import papermill
 from tqdm.auto import tqdm
 
-from . import aws, chain, deploy, html_record, lock, notebook_params, records, run_index
+from . import aws, chain, deploy, html_record, lock, notebook_params, project, records, run_index
 from . import params as parameters
 
-ROOT = parameters.PROJECT_ROOT
-NOTEBOOKS = ROOT / "notebooks"
 STEPS = (
     "01_audit_old_pool",
     "02_create_new_pool",
@@ -71,13 +69,18 @@ class RunResult:
 def run(
     env: str,
     params_file: Path | None = None,
-    outputs: Path = ROOT / "outputs",
+    outputs: Path | None = None,
     local: LocalOptions | None = None,
     steps: tuple[str, ...] = STEPS,
     progress: bool = True,
+    root: Path | None = None,
 ) -> RunResult:
-    """Runs ``steps`` for ``env``; raises RunFailed (after saving the record) when a step fails."""
-    params_file = params_file or ROOT / "params" / f"{env}.yaml"
+    """Runs ``steps`` for ``env``; raises RunFailed (after saving the record) when a step fails. ``root`` is the
+    project's folder (default: ``project.root()``): its notebooks run, its ``params/<env>.yaml`` and
+    ``outputs/`` are the defaults."""
+    root = root or project.root()
+    outputs = outputs or root / "outputs"
+    params_file = params_file or root / "params" / f"{env}.yaml"
     values = parameters.load_yaml(params_file)
     checked = parameters.validate(values)  # every parameter error surfaces before anything runs
     if checked.env != env:
@@ -96,12 +99,12 @@ def run(
         "params_digest": checked.digest(),
         "params_from_file": sorted(values),  # the keys params/<env>.yaml set; the others are Params' defaults
         "params": received,
-        "git_commit": _git_commit(),
+        "git_commit": _git_commit(root),
         "packages": _package_versions(),
         # which code ran: the hash-checked lock's digest (and anything this environment holds that differs from
         # it), and the digest of the trigger's zip as deployed
-        "lock_sha256": lock.sha256(),
-        "lock_differences": lock.differences(),
+        "lock_sha256": lock.sha256(root / lock.LOCK),
+        "lock_differences": lock.differences(root / lock.LOCK),
         "trigger_zip_sha256": deploy.build_package().sha256,
         "python": sys.version.split()[0],
         "started": records.now_iso(),
@@ -109,7 +112,7 @@ def run(
     }
     result = RunResult(run_dir, manifest)
     try:
-        _run_steps(env, checked, local or LocalOptions(), steps, received, result, progress)
+        _run_steps(env, checked, local or LocalOptions(), steps, received, result, progress, root / "notebooks")
     except BaseException as exc:
         _ended(manifest, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", exc)
         raise
@@ -130,6 +133,7 @@ def _run_steps(
     received: dict[str, Any],
     result: RunResult,
     progress: bool,
+    notebooks: Path,
 ) -> None:
     manifest, run_dir = result.manifest, result.run_dir
     with _environment(env, checked, options) as local_env:
@@ -148,7 +152,7 @@ def _run_steps(
             bar.set_postfix_str(step)
             if local_env is not None and step == "05_report":
                 result.replay = _replay(local_env, checked.new_pool_name, options.replay_share, manifest)
-            outcome = _execute(step, received, run_dir, progress)
+            outcome = _execute(step, received, run_dir, notebooks, progress)
             manifest["steps"].append(outcome)
             records.save_json(run_dir, "run", manifest)
             if outcome["outcome"] != "passed":
@@ -193,9 +197,12 @@ class _Tee:
             stream.flush()
 
 
-def _execute(step: str, values: dict[str, Any], run_dir: Path, progress: bool = False) -> dict[str, Any]:
-    """Runs one notebook; the executed copy (and its HTML) are saved whether it passed or failed, and the
-    kernel's stderr (progress bars with users/s and ETA, warnings) goes to ``<step>.log`` as it comes."""
+def _execute(
+    step: str, values: dict[str, Any], run_dir: Path, notebooks: Path, progress: bool = False
+) -> dict[str, Any]:
+    """Runs ``notebooks/<step>.ipynb`` from the project's folder (the one holding ``notebooks``); the executed
+    copy (and its HTML) are saved whether it passed or failed, and the kernel's stderr (progress bars with
+    users/s and ETA, warnings) goes to ``<step>.log`` as it comes."""
     output = run_dir / f"{step}.ipynb"
     started, clock = records.now_iso(), time.perf_counter()
     outcome: dict[str, Any] = {"step": step, "started": started, "notebook": output.name, "log": f"{step}.log"}
@@ -203,10 +210,10 @@ def _execute(step: str, values: dict[str, Any], run_dir: Path, progress: bool = 
     with records.owner_only(), records.private_file(run_dir / f"{step}.log", "w", encoding="utf-8") as log:
         try:
             papermill.execute_notebook(
-                str(NOTEBOOKS / f"{step}.ipynb"),
+                str(notebooks / f"{step}.ipynb"),
                 str(output),
                 parameters=values,
-                cwd=str(ROOT),
+                cwd=str(notebooks.parent),
                 progress_bar=False,
                 report_mode=False,
                 stderr_file=_Tee(log, sys.stderr) if progress else log,
@@ -255,14 +262,14 @@ def _environment(env: str, checked: parameters.Params, options: LocalOptions) ->
         yield local_env
 
 
-def _git_commit() -> str:
+def _git_commit(root: Path) -> str:
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
     except OSError:
         return "unknown"
     commit = done.stdout.strip() if done.returncode == 0 else "unknown"
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10
     ).stdout.strip()
     return f"{commit}+dirty" if dirty and commit != "unknown" else commit
 

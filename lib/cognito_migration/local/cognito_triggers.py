@@ -517,7 +517,7 @@ def _keep_returned_sign_in_attributes(
 ) -> None:
     """In a pool signing in by email or phone number, moto writes the name as typed into that attribute over
     what the trigger returned; the user keeps the value the trigger returned (the old pool's spelling, e.g.
-    ann@example.com for a user who typed ANN@EXAMPLE.COM). Undocumented: the README's ledger says so."""
+    ann@example.com for a user who typed ANN@EXAMPLE.COM). Undocumented: the ledger (docs/fidelity.md) says so."""
     returned = {a["Name"]: a["Value"] for a in attributes}
     kept = [
         {"Name": name, "Value": returned[name]}

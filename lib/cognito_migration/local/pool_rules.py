@@ -2,7 +2,7 @@
 the request, refused with AWS's error code and message.
 
 The local AWS is never more lenient than AWS: a runbook that sends back what DescribeUserPool returned must
-meet here the refusal it would meet there. Each rule names its source; the README's fidelity ledger lists
+meet here the refusal it would meet there. Each rule names its source; the fidelity ledger (docs/fidelity.md) lists
 them, and what could not be sourced.
 
 - UnusedAccountValidityDays beside TemporaryPasswordValidityDays: InvalidParameterException "Please use
