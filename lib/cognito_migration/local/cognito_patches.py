@@ -30,6 +30,7 @@ And where moto's cost grows with the pool on every call, index it, so a 100,000-
 
 from __future__ import annotations
 
+import inspect
 import re
 import threading
 from collections import OrderedDict
@@ -98,11 +99,11 @@ class IndexedUsers(OrderedDict):
             del self.folded[key.casefold()]
         self.version += 1
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
 
-    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
+    def pop(self, key: str, *default: Any) -> Any:
         if key not in self:
             if default:
                 return default[0]
@@ -206,8 +207,9 @@ _LISTINGS_KEPT = 64
 
 
 def _patch_listings() -> None:
-    list_users = models.CognitoIdpBackend.list_users.__wrapped__  # type: ignore[attr-defined]
-    list_users_in_group = models.CognitoIdpBackend.list_users_in_group.__wrapped__  # type: ignore[attr-defined]
+    # moto's own methods, without its paginate decorator
+    list_users = inspect.unwrap(models.CognitoIdpBackend.list_users)
+    list_users_in_group = inspect.unwrap(models.CognitoIdpBackend.list_users_in_group)
     listings: OrderedDict[tuple[Any, ...], Listing] = OrderedDict()
     lock = threading.Lock()
 
@@ -254,8 +256,8 @@ def _patch_listings() -> None:
 
     # moto's paginate decorator finds its configuration by the method's name.
     users_listing.__name__, group_listing.__name__ = "list_users", "list_users_in_group"
-    models.CognitoIdpBackend.list_users = models.paginate(models.PAGINATION_MODEL)(users_listing)  # type: ignore
-    models.CognitoIdpBackend.list_users_in_group = models.paginate(models.PAGINATION_MODEL)(group_listing)  # type: ignore
+    models.CognitoIdpBackend.list_users = models.paginate(models.PAGINATION_MODEL)(users_listing)  # type: ignore[method-assign]
+    models.CognitoIdpBackend.list_users_in_group = models.paginate(models.PAGINATION_MODEL)(group_listing)  # type: ignore[method-assign]
     paginator.Paginator.paginate = paginate  # type: ignore[method-assign]
 
 
