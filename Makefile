@@ -44,14 +44,17 @@ docs: $(VENV)/.runtime  ## after changing a parameter or a finding: rewrite the 
 	$(PY) -m cognito_migration.docs_pages
 
 # Notebooks are linted but not format-checked: their cells are written with single quotes, which ruff format
-# would rewrite in most of them.
+# would rewrite in most of them. mypy reads what to check, and how strictly, from pyproject.toml ([tool.mypy]:
+# lib/, against boto3's stubs).
 test: $(VENV)/.dev  ## lint, then every test, the end-to-end runbook included
 	$(PY) -m ruff check lib tests notebooks
 	$(PY) -m ruff format --check lib tests
+	$(PY) -m mypy
 	$(PY) -m pytest $(ARGS)
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check lib tests benchmarks
+	$(PY) -m mypy
 
 # The lock's tool is uv, pinned in requirements-dev.txt (`make test` installs it from the lock). Universal locks
 # (every platform, Python 3.11 and newer); the dev lock takes the runtime lock as constraints, so `make test`

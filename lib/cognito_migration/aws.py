@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import boto3
 import pandas as pd
@@ -20,6 +20,12 @@ from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 from .params import Params
 from .quotas import QUOTAS, ceiling, quota_category
 
+if TYPE_CHECKING:  # boto3-stubs: a development dependency, not a runtime one
+    from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_lambda import LambdaClient
+
 # Bounded standard retries (exponential backoff with jitter), under the runbook's own budget. Not botocore's
 # adaptive mode: its client-side rate limiter would slow each client on its own, stacked on RateLimiter, which
 # already slows every call of a quota category together after throttling (and is what the operator sets).
@@ -27,6 +33,8 @@ from .quotas import QUOTAS, ceiling, quota_category
 RETRY_CONFIG = Config(retries={"max_attempts": 8, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 
 T = TypeVar("T")
+# The services the runbook calls (requirements-dev.txt installs boto3-stubs for each).
+Service = Literal["cognito-idp", "dynamodb", "iam", "lambda", "logs", "sts"]
 
 
 class AwsSetupError(RuntimeError):
@@ -41,7 +49,7 @@ def session(params: Params) -> boto3.Session:
         raise AwsSetupError(f"aws_profile: {params.aws_profile!r} cannot be used ({exc}); fix ~/.aws/config") from exc
 
 
-def client(sess: boto3.Session, service: str) -> Any:
+def client(sess: boto3.Session, service: Service) -> Any:
     """A client with the runbook's retry configuration."""
     return sess.client(service, config=RETRY_CONFIG)
 
@@ -224,10 +232,10 @@ class Connections:
                 f"{self.identity['Account']}, not {params.aws_account_id}: switch credentials (aws_profile, "
                 "AWS_PROFILE) or correct aws_account_id; nothing was read or written"
             )
-        self.cognito = client(self.session, "cognito-idp")
-        self.iam = client(self.session, "iam")
-        self.lam = client(self.session, "lambda")
-        self.dynamodb = client(self.session, "dynamodb")  # the sign-up index (signup_index)
+        self.cognito: CognitoIdentityProviderClient = client(self.session, "cognito-idp")
+        self.iam: IAMClient = client(self.session, "iam")
+        self.lam: LambdaClient = client(self.session, "lambda")
+        self.dynamodb: DynamoDBClient = client(self.session, "dynamodb")  # the sign-up index (signup_index)
         self.budget = Budget(params)
         self.list_limiter = self.budget.limiter("UserList")
 

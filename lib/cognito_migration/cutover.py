@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,8 +37,8 @@ class CutoverRefused(RuntimeError):
 class State:
     """Both pools as the cutover found them."""
 
-    old_pool: dict[str, Any]
-    new_pool: dict[str, Any]
+    old_pool: Mapping[str, Any]
+    new_pool: Mapping[str, Any]
     old_users: pd.DataFrame
     new_users: pd.DataFrame
     classified: pd.DataFrame
@@ -134,7 +134,7 @@ class Cutover:
 
     conn: aws.Connections
     params: Params
-    new_pool: dict[str, Any]
+    new_pool: Mapping[str, Any]
     import_file: stragglers.ImportFile
     lambda_config: dict[str, Any]
     ready: list[Check]  # the readiness checks: execute refuses while one of them fails
@@ -421,7 +421,7 @@ def _arrivals(
     ]
 
 
-def _detached(result: dict[str, Any], lambda_config: dict[str, Any]) -> Check:
+def _detached(result: dict[str, Any], lambda_config: Mapping[str, Any]) -> Check:
     left, accepted = result.get("left_behind", []), result.get("accepted_left_behind", [])
     waiting = [u for u in left if u not in accepted]
     if waiting:

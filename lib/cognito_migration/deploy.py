@@ -15,6 +15,7 @@ import io
 import json
 import time
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -495,7 +496,7 @@ def wait_for_function(
     name: str,
     waits: list[dict[str, Any]],
     after: str,
-    config: dict[str, int | float] | None = None,
+    config: Mapping[str, float] | None = None,
 ) -> None:
     """botocore's ``waiter`` (function_active_v2 or function_updated_v2), bounded by ``config`` (FUNCTION_WAIT);
     appends ``{after, waiter, seconds, outcome}`` to ``waits``. A function that does not settle stops the step

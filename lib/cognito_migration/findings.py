@@ -7,7 +7,7 @@ in ``user_findings`` (the users) and ``audit`` (the pool's configuration).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -407,7 +407,7 @@ WRAPPED_STYLE = {
 def styled_table(frame: pd.DataFrame) -> Styler:
     """The findings table coloured by severity (an accepted blocker stays red: it is accepted, not fixed),
     its long text wrapped in bounded columns."""
-    wrapped = [c for c in WRAPPED_COLUMNS if c in frame.columns]
+    wrapped: list[Hashable] = [c for c in WRAPPED_COLUMNS if c in frame.columns]
     return (
         escaped_style(frame)
         .apply(lambda row: [SEVERITY_STYLE[row["severity"]]] * len(row), axis=1)

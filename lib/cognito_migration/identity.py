@@ -42,7 +42,8 @@ def names(users: pd.DataFrame, sign_in: Sequence[str], verified_only: bool) -> p
         value = users[attribute].where(users[attribute].notna() & (users[attribute].astype(str) != ""))
         if verified_only:
             flag = f"{attribute}_verified"
-            ok = users[flag].astype(str).str.lower() == "true" if flag in users.columns else False
+            no_flag = pd.Series(False, index=users.index)  # nobody's is verified
+            ok = users[flag].astype(str).str.lower() == "true" if flag in users.columns else no_flag
             value = value.where(ok)
         chosen = value.where(value.notna(), chosen)
     return chosen.astype(object)

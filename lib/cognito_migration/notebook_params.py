@@ -77,7 +77,7 @@ HEADER = (
 
 def default(name: str) -> Any:
     spec = FIELDS[name]
-    value = spec.default_factory() if spec.default is MISSING else spec.default  # type: ignore[misc]
+    value = spec.default_factory() if spec.default_factory is not MISSING else spec.default
     return list(value) if isinstance(value, tuple) else value
 
 

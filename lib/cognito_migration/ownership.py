@@ -73,8 +73,8 @@ def pools_naming(cognito: Any, function_arn: str, exclude: str | None = None) ->
 def _arns(lambda_config: Mapping[str, Any]) -> set[str]:
     # Most keys hold an ARN; the versioned ones (PreTokenGenerationConfig, CustomSMSSender...) a mapping.
     arns = {v for v in lambda_config.values() if isinstance(v, str)}
-    arns |= {v.get("LambdaArn") for v in lambda_config.values() if isinstance(v, dict)} - {None}
-    return arns
+    versioned = (v.get("LambdaArn") for v in lambda_config.values() if isinstance(v, dict))
+    return arns | {arn for arn in versioned if arn is not None}
 
 
 def takeover_refusal(

@@ -82,7 +82,7 @@ def read_parts(cognito: Any, pool: Mapping[str, Any]) -> Parts:
     for provider in providers:
         details = provider.get("ProviderDetails") or {}
         provider["ProviderDetails"] = {k: v for k, v in details.items() if k not in SECRET_KEYS}
-    domain = {}
+    domain: dict[str, Any] = {}
     if pool.get("Domain"):
         domain = cognito.describe_user_pool_domain(Domain=pool["Domain"]).get("DomainDescription") or {}
     return Parts(

@@ -189,8 +189,8 @@ def _factor_on(mfa: Mapping[str, Any], factor: str) -> bool:
 def normalized(value: Any) -> Any:
     """A comparable form: lists of scalars sorted, empty values as None, mappings recursively."""
     if isinstance(value, Mapping):
-        items = {k: normalized(v) for k, v in value.items()}
-        return {k: v for k, v in items.items() if v is not None} or None
+        entries = {k: normalized(v) for k, v in value.items()}
+        return {k: v for k, v in entries.items() if v is not None} or None
     if isinstance(value, (list, tuple)):
         items = [normalized(v) for v in value]
         if not items:

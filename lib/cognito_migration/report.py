@@ -132,8 +132,8 @@ def classify(
     reason_code = np.where(migrated, 0, np.select(conditions, range(1, len(REASONS) + 1), default=0))
     state_code = np.where(migrated, 0, np.where(reason_code > 0, 2, 1))
     return old_users.assign(
-        state=pd.Categorical.from_codes(state_code, categories=list(CATEGORIES)),
-        reason=pd.Categorical.from_codes(reason_code, categories=["", *REASONS]),
+        state=pd.Categorical.from_codes(state_code, categories=pd.Index(CATEGORIES)),
+        reason=pd.Categorical.from_codes(reason_code, categories=pd.Index(["", *REASONS])),
     )
 
 
@@ -151,7 +151,7 @@ def alias_refusals(
     for attribute in (a for a in ("email", "phone_number") if a in aliases and a in users.columns):
         values = identity.fold(identity.names(users, (attribute,), verified_only=True), case_sensitive)
         taken = set(values[migrated].dropna())
-        held |= (~migrated & values.isin(taken)).to_numpy(dtype=bool)
+        held |= (values.isin(taken) & ~migrated).to_numpy(dtype=bool)
     return is_email, held
 
 
@@ -461,7 +461,7 @@ def save(
 def _as_dict(table: pd.DataFrame) -> dict[str, dict[str, int]]:
     """{row value: {state: users}} of a breakdown table."""
     keyed = table.set_index(table.columns[0])[list(CATEGORIES)]
-    return {str(key): {s: int(v) for s, v in row.items()} for key, row in keyed.iterrows()}
+    return {str(key): {str(s): int(v) for s, v in row.items()} for key, row in keyed.iterrows()}
 
 
 # --- charts ----------------------------------------------------------------------------------------------

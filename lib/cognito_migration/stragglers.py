@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -196,8 +196,9 @@ def build(
     names, _ = report.sign_in_names(classified, classified.iloc[:0], sign_in)
     shared = report.normalise(names, case_sensitive).duplicated(keep=False)
     waiting = classified["state"] == NOT_YET
+    rows = cast(list[dict[str, Any]], classified.loc[waiting].to_dict("records"))  # its column labels are str
     for row, name, variant, mfa_refused in zip(
-        classified.loc[waiting].to_dict("records"),
+        rows,
         names[waiting],
         shared[waiting],
         report.mfa_refused(classified.loc[waiting], mfa_policy, pool_mfa),

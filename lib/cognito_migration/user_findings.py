@@ -74,7 +74,8 @@ def collision_finding(
         return None
     listed = tuple(
         tuple(
-            show.text(users.at[i, "username"]) + ("" if column == "username" else f" <{show.value(column, values[i])}>")
+            show.text(str(users.at[i, "username"]))
+            + ("" if column == "username" else f" <{show.value(column, values[i])}>")
             for i in group
         )
         for group in groups
@@ -98,7 +99,7 @@ def alias_conflict_finding(
         groups = [list(labels) for labels in dupes.groupby(dupes).groups.values()]
         by_attribute[column] = sum(len(g) for g in groups)
         listed += [
-            tuple(f"{show.text(users.at[i, 'username'])} <{show.value(column, values[i])}>" for i in group)
+            tuple(f"{show.text(str(users.at[i, 'username']))} <{show.value(column, values[i])}>" for i in group)
             for group in groups
         ]
     count = sum(by_attribute.values())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -184,7 +184,7 @@ def poll(cognito: Any, pool_id: str, job_id: str, sleep: Callable[[float], None]
 
 
 def job_problems(
-    logs: Any, pool: dict[str, Any], job: dict[str, Any], usernames: list[str], mask: records.Masker
+    logs: Any, pool: Mapping[str, Any], job: dict[str, Any], usernames: list[str], mask: records.Masker
 ) -> list[dict[str, Any]]:
     """The rows the job skipped or failed, from its CloudWatch log (which names rows by line number: the
     header is line 1), with the user named (masked) from the file we wrote."""

@@ -30,6 +30,7 @@ And where moto's cost grows with the pool on every call, index it, so a 100,000-
 
 from __future__ import annotations
 
+import inspect
 import re
 import threading
 from collections import OrderedDict
@@ -98,11 +99,11 @@ class IndexedUsers(OrderedDict):
             del self.folded[key.casefold()]
         self.version += 1
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
 
-    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
+    def pop(self, key: str, *default: Any) -> Any:
         if key not in self:
             if default:
                 return default[0]
@@ -186,9 +187,9 @@ def _patch_indexed_users() -> None:
                     return candidate
         return None
 
-    models.CognitoIdpUserPool.__init__ = init_pool  # type: ignore[method-assign]
-    models.CognitoIdpGroup.__init__ = init_group  # type: ignore[method-assign]
-    models.CognitoIdpUserPool._get_user = get_user  # type: ignore[method-assign]
+    models.CognitoIdpUserPool.__init__ = init_pool
+    models.CognitoIdpGroup.__init__ = init_group
+    models.CognitoIdpUserPool._get_user = get_user
 
 
 class Listing(list):
@@ -206,8 +207,9 @@ _LISTINGS_KEPT = 64
 
 
 def _patch_listings() -> None:
-    list_users = models.CognitoIdpBackend.list_users.__wrapped__  # type: ignore[attr-defined]
-    list_users_in_group = models.CognitoIdpBackend.list_users_in_group.__wrapped__  # type: ignore[attr-defined]
+    # moto's own methods, without its paginate decorator
+    list_users = inspect.unwrap(models.CognitoIdpBackend.list_users)
+    list_users_in_group = inspect.unwrap(models.CognitoIdpBackend.list_users_in_group)
     listings: OrderedDict[tuple[Any, ...], Listing] = OrderedDict()
     lock = threading.Lock()
 
@@ -254,9 +256,9 @@ def _patch_listings() -> None:
 
     # moto's paginate decorator finds its configuration by the method's name.
     users_listing.__name__, group_listing.__name__ = "list_users", "list_users_in_group"
-    models.CognitoIdpBackend.list_users = models.paginate(models.PAGINATION_MODEL)(users_listing)  # type: ignore
-    models.CognitoIdpBackend.list_users_in_group = models.paginate(models.PAGINATION_MODEL)(group_listing)  # type: ignore
-    paginator.Paginator.paginate = paginate  # type: ignore[method-assign]
+    models.CognitoIdpBackend.list_users = models.paginate(models.PAGINATION_MODEL)(users_listing)
+    models.CognitoIdpBackend.list_users_in_group = models.paginate(models.PAGINATION_MODEL)(group_listing)
+    paginator.Paginator.paginate = paginate
 
 
 def _patch_update_user_pool() -> None:
@@ -268,7 +270,7 @@ def _patch_update_user_pool() -> None:
         original(self, user_pool_id, {k: v for k, v in extended_config.items() if k != "UserPoolId"})
         pool.extended_config.update(fixed)
 
-    models.CognitoIdpBackend.update_user_pool = update_user_pool  # type: ignore[method-assign]
+    models.CognitoIdpBackend.update_user_pool = update_user_pool
 
 
 def prevents_user_existence_errors(pool: models.CognitoIdpUserPool | None, client_id: str) -> bool:
@@ -337,7 +339,7 @@ def _patch_forgot_password() -> None:
             raise UserNotFoundError("Username/client id combination not found.")
         return original(self, client_id, username)
 
-    models.CognitoIdpBackend.forgot_password = forgot_password  # type: ignore[method-assign]
+    models.CognitoIdpBackend.forgot_password = forgot_password
 
 
 def _patch_confirm_forgot_password() -> None:
@@ -353,7 +355,7 @@ def _patch_confirm_forgot_password() -> None:
         if user is not None and user.status == models.UserStatus.RESET_REQUIRED:
             user.status = models.UserStatus.CONFIRMED
 
-    models.CognitoIdpBackend.confirm_forgot_password = confirm_forgot_password  # type: ignore[method-assign]
+    models.CognitoIdpBackend.confirm_forgot_password = confirm_forgot_password
 
 
 def _pool_of_request(backend: models.CognitoIdpBackend, head: list[Any]) -> models.CognitoIdpUserPool | None:

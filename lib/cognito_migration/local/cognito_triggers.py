@@ -272,6 +272,8 @@ class CognitoTriggerMiddleware:
             raise missing from exc
         if not _cognito_may_invoke(function.policy.statements, pool.arn):
             raise missing
+        if function.handler is None:  # a container image: there is no zip to run
+            raise NotImplementedError(f"function {function.function_name}: the local AWS runs zip functions only")
         return FunctionSpec(
             name=function.function_name,
             arn=function.function_arn,

@@ -80,16 +80,15 @@ def replay_into(
 ) -> ReplayResult:
     """The wave against the local AWS at ``endpoint_url``, signed with its ``credentials`` (default: the
     environment's, e.g. what `serve` printed): another local AWS in the same process has other credentials."""
-    keys = (
-        {
-            "aws_access_key_id": credentials["AWS_ACCESS_KEY_ID"],
-            "aws_secret_access_key": credentials["AWS_SECRET_ACCESS_KEY"],
-            "aws_session_token": credentials.get("AWS_SESSION_TOKEN"),
-        }
-        if credentials
-        else {}
+    cognito = boto3.client(
+        "cognito-idp",
+        region_name=legacy.region,
+        endpoint_url=endpoint_url,
+        # None: the environment's, as boto3 finds them
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"] if credentials else None,
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"] if credentials else None,
+        aws_session_token=credentials.get("AWS_SESSION_TOKEN") if credentials else None,
     )
-    cognito = boto3.client("cognito-idp", region_name=legacy.region, endpoint_url=endpoint_url, **keys)
     pools = [p for p in paginate(cognito, "list_user_pools", "UserPools", MaxResults=60) if p["Name"] == new_pool_name]
     if not pools:
         raise RuntimeError(f"no pool named {new_pool_name} on {endpoint_url}: run steps 1-3 first")

@@ -156,7 +156,7 @@ class ImportJobs:
     def describe(self, region: str, request: dict[str, Any]) -> dict[str, Any]:
         return {"UserImportJob": self._job(region, request).to_json()}
 
-    def list(self, region: str, request: dict[str, Any]) -> dict[str, Any]:
+    def list_jobs(self, region: str, request: dict[str, Any]) -> dict[str, Any]:
         pool = self._pool(region, request.get("UserPoolId", ""))
         limit = int(request.get("MaxResults") or 0)
         if not 1 <= limit <= 60:
@@ -331,7 +331,7 @@ class ImportJobsLayer:
             "CreateUserImportJob": lambda: self.jobs.create(region, request, environ.get("HTTP_HOST", "127.0.0.1")),
             "StartUserImportJob": lambda: self.jobs.start(region, request),
             "DescribeUserImportJob": lambda: self.jobs.describe(region, request),
-            "ListUserImportJobs": lambda: self.jobs.list(region, request),
+            "ListUserImportJobs": lambda: self.jobs.list_jobs(region, request),
             "StopUserImportJob": lambda: self.jobs.stop(region, request),
         }
         try:

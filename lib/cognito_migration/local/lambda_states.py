@@ -135,7 +135,7 @@ def _patch_create() -> None:
         STATES.begin(function.function_arn, PENDING)
         return function
 
-    models.LambdaBackend.create_function = create_function  # type: ignore[method-assign]
+    models.LambdaBackend.create_function = create_function
 
 
 def _patch_update(method: str) -> None:
@@ -182,4 +182,4 @@ def _patch_configuration() -> None:
             config["LastUpdateStatus"] = IN_PROGRESS
         return config
 
-    models.LambdaFunction.get_configuration = get_configuration  # type: ignore[method-assign]
+    models.LambdaFunction.get_configuration = get_configuration

@@ -465,7 +465,8 @@ def seed_legacy_pool(
         ["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
     )
     groups = {
-        name: backend.create_group(pool_id, name, description, None, precedence)
+        # No role: None, as moto's own handler passes for a request without RoleArn (moto annotates it str).
+        name: backend.create_group(pool_id, name, description, None, precedence)  # type: ignore[arg-type]
         for name, description, precedence in GROUPS
     }
     from moto.cognitoidp.models import CognitoIdpUser

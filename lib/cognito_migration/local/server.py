@@ -33,7 +33,7 @@ from .lambda_runtime import FunctionSpec, LambdaRuntime
 FAULTS_VARIABLE = "LOCAL_AWS_FAULTS"
 
 
-def faults_from_environment() -> list[dict[str, object]]:
+def faults_from_environment() -> list[dict[str, Any]]:
     """Fault rules a local AWS starts with: LOCAL_AWS_FAULTS, a JSON list of FaultRule fields, lets a runner
     started from a shell or a test meet faults from its first call."""
     raw = os.environ.get(FAULTS_VARIABLE, "").strip()

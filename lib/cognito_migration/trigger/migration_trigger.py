@@ -84,7 +84,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import boto3
 from botocore.config import Config
@@ -164,11 +164,20 @@ _INDEX_KEY = re.compile(r"^[0-9a-f]{64}$")
 _SOURCE_SHAPE = re.compile(r"^[A-Za-z]{1,40}_[A-Za-z_]{1,40}$")  # how Cognito names trigger sources
 INDEX_KEY_ATTRIBUTE = "k"  # the sign-up index's partition key
 
+
+class Credentials(TypedDict, total=False):
+    """An assumed role's keys, as boto3.client takes them (none: the function's own)."""
+
+    aws_access_key_id: str
+    aws_secret_access_key: str
+    aws_session_token: str
+
+
 # Injection seam: a client under a bare role ("old", "new", "sts") serves every budget; tests put fakes here.
 # Otherwise clients are created once per container and read timeout ("old@2.5"), from one boto3 session.
 # _credentials and _expires hold an assumed role's credentials and when they run out (epoch seconds).
 _clients: dict[str, Any] = {}
-_credentials: dict[str, dict[str, str]] = {}
+_credentials: dict[str, Credentials] = {}
 _expires: dict[str, float] = {}
 _container = {"invocations": 0}
 _LOADED_AT = time.monotonic()  # after the imports: a cold start's import time is COLD_INIT_S, assumed
@@ -624,7 +633,9 @@ def client(role: str, region: str, read_timeout: float | None = None) -> Any:
         return _clients[role]
     key = f"{role}@{read_timeout}"
     if key not in _clients:
-        service = {"sts": "sts", "index": "dynamodb"}.get(role, "cognito-idp")
+        service: Literal["sts", "dynamodb", "cognito-idp"] = (
+            "sts" if role == "sts" else "dynamodb" if role == "index" else "cognito-idp"
+        )
         config = BOTO_CONFIG if read_timeout is None else call_config(read_timeout)
         _clients[key] = boto3.client(service, region_name=region, config=config, **_credentials.get(role, {}))
     return _clients[key]
@@ -1081,7 +1092,7 @@ def source_label(source: str) -> str:
 
 
 def log_invocation(run: Invocation, started: float) -> None:
-    line = {
+    line: dict[str, Any] = {
         "trigger": run.trigger,
         "outcome": run.outcome,
         "final_status": run.final_status,
