@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import pyarrow as pa
@@ -213,7 +213,7 @@ def from_frame(
     attributes = [c for c in frame.columns if c not in (*STANDARD_COLUMNS, "legacy_sms_mfa")]
     snap = create(folder, pool_id, attributes, shard_digits)
     schema = snap.schema
-    rows: list[dict[str, Any]] = frame.astype(object).where(frame.notna(), None).to_dict("records")  # type: ignore[assignment]
+    rows = cast(list[dict[str, Any]], frame.astype(object).where(frame.notna(), None).to_dict("records"))
     writers = {p: ShardWriter(snap, p, schema, batch_rows) for p in snap.prefixes}
     for row in rows:
         writers[str(row["sub"])[:shard_digits]].add(row)
