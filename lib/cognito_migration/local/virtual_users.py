@@ -6,9 +6,9 @@ question the local AWS is asked about them is answered without a list of N users
 - ``sub``: a UUID whose first group (8 hex digits) is a prefix-preserving bijection of ``i mod 16**8``: its
   first L digits are a bijection of ``i mod 16**L``. The users of ``sub ^= "a3"`` are ``r, r + 256, ...``
   for one r, so a shard is an arithmetic progression and any page of it is found in one step.
-- usernames: ``first.last<n>`` (and, for 15%, ``firstl<m>``), the names chosen by ``i mod 40`` and
-  ``(i // 40) mod 38`` through seeded permutations, the number by ``i // 1520``: ``i`` is read back from the
-  name (AdminGetUser, ``username =`` and ``email =`` filters are one step).
+- usernames: ``first.last<n>`` (and, for 15%, ``firstl<m>``), the first and last names chosen by ``i mod 1520``
+  (40 x 38, through seeded permutations), the number by ``i // 1520``: ``i`` is read back from the name
+  (AdminGetUser, ``username =`` and ``email =`` filters are one step).
 - state (status, MFA, no verified contact, bad phone): one of 200 slots, ``(i // 256 + c[i mod 256]) mod 200``,
   so every shard has the legacy shares; ``missing_name`` and ``no_custom_attributes`` likewise (mod 20, mod 10).
 - groups: one of 625 slots, ``i mod 625``: a group's members are a union of residue classes.
