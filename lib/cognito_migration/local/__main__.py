@@ -1,11 +1,13 @@
 """The local AWS as a standalone server.
 
-    python -m cognito_migration.local serve --port 5000 [--users 2000] [--seed 7]
+    python -m cognito_migration.local serve --port 5000 [--users 2000] [--seed 7] [--virtual-users 10000000]
     python -m cognito_migration.local replay --endpoint http://127.0.0.1:5000 --new-pool-name users-v2 --share 0.3
 
 ``serve`` prints its endpoint and this run's random credentials, and serves until stopped (Ctrl-C): it
 refuses every other access key (another local user cannot drive it). With it running, export what it
 printed (``AWS_ENDPOINT_URL`` and the credentials) and run the notebooks, by hand or with papermill.
+``--virtual-users N`` adds a read-only virtual pool of N users generated on the fly (docs/virtual-pool.md) and
+prints its id.
 ``replay`` signs a share of the legacy users in to the new
 pool (their passwords are derived again from the same seed, never stored).
 """
@@ -35,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--users", type=int, default=2000, help="legacy users to seed (0: no legacy pool)")
     serve.add_argument("--seed", type=int, default=7, help="seed of the generated users and their passwords")
     serve.add_argument("--region", default="us-east-1")
+    serve.add_argument(
+        "--virtual-users", type=int, default=0, help="users of a read-only virtual pool, generated on the fly (0: none)"
+    )
     replay = commands.add_parser("replay", help="sign a share of legacy users in to the new pool")
     replay.add_argument("--endpoint", required=True, help="the endpoint `serve` printed")
     replay.add_argument("--new-pool-name", default="users-v2")
@@ -52,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"trigger client {local.legacy.migration_client_id}",
                 flush=True,
             )
+            if args.virtual_users:
+                pool_id = local.aws.add_virtual_pool(args.virtual_users, seed=args.seed, region=args.region)
+                print(f"virtual pool {pool_id}: {args.virtual_users} users (seed {args.seed}), read-only", flush=True)
             print(
                 f"export AWS_ENDPOINT_URL={local.aws.endpoint_url} AWS_DEFAULT_REGION={args.region} "
                 + " ".join(f"{k}={v}" for k, v in local.aws.credentials.items()),

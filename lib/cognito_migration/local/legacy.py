@@ -441,7 +441,29 @@ def seed_legacy_pool(
     pool = backend.create_user_pool(LEGACY_POOL_NAME, pool_config(region, account_id))
     # Re-key to the fixed id: moto generates a random one.
     del backend.user_pools[pool.id]
-    pool.id, pool.arn = pool_id, _pool_arn(region, account_id, pool_id)
+    install_as_legacy(backend, pool, pool_id)
+    # A typical app signs in with SRP, which never reaches a migration trigger: the audit must say so.
+    _add_client(backend, pool, LEGACY_WEB_CLIENT_ID, "legacy-web", ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])
+    _add_client(
+        backend,
+        pool,
+        LEGACY_MIGRATION_CLIENT_ID,
+        "legacy-migration",
+        ["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )
+    groups = {group.group_name: group for group in install_groups(backend, pool_id)}
+    from moto.cognitoidp.models import CognitoIdpUser
+
+    template = CognitoIdpUser(pool_id, None, None, "CONFIRMED", [])
+    for record in records:
+        _insert_user(pool, groups, record, seed, template)
+    return LegacyPool(pool_id, region, account_id, LEGACY_MIGRATION_CLIENT_ID, LEGACY_WEB_CLIENT_ID, seed, records)
+
+
+def install_as_legacy(backend: Any, pool: Any, pool_id: str) -> None:
+    """Put moto's ``pool`` (made with pool_config) in the backend as ``pool_id``, with what an old pool has that
+    no request can set today."""
+    pool.id, pool.arn = pool_id, _pool_arn(pool.region, pool.account_id, pool_id)
     backend.user_pools[pool_id] = pool
     # An old pool: made before PasswordPolicy.TemporaryPasswordValidityDays existed, AWS still describes its
     # AdminCreateUserConfig.UnusedAccountValidityDays beside it. No request may set both today (pool_rules),
@@ -455,26 +477,15 @@ def seed_legacy_pool(
         "SmsConfiguration": pool.extended_config["SmsConfiguration"],
     }
     pool.token_mfa_config = {"Enabled": True}
-    # A typical app signs in with SRP, which never reaches a migration trigger: the audit must say so.
-    _add_client(backend, pool, LEGACY_WEB_CLIENT_ID, "legacy-web", ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])
-    _add_client(
-        backend,
-        pool,
-        LEGACY_MIGRATION_CLIENT_ID,
-        "legacy-migration",
-        ["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-    )
-    groups = {
-        # No role: None, as moto's own handler passes for a request without RoleArn (moto annotates it str).
-        name: backend.create_group(pool_id, name, description, None, precedence)  # type: ignore[arg-type]
-        for name, description, precedence in GROUPS
-    }
-    from moto.cognitoidp.models import CognitoIdpUser
 
-    template = CognitoIdpUser(pool_id, None, None, "CONFIRMED", [])
-    for record in records:
-        _insert_user(pool, groups, record, seed, template)
-    return LegacyPool(pool_id, region, account_id, LEGACY_MIGRATION_CLIENT_ID, LEGACY_WEB_CLIENT_ID, seed, records)
+
+def install_groups(backend: Any, pool_id: str) -> list[Any]:
+    """The legacy pool's 12 groups (GROUPS), in moto's backend."""
+    return [
+        # No role: None, as moto's own handler passes for a request without RoleArn (moto annotates it str).
+        backend.create_group(pool_id, name, description, None, precedence)
+        for name, description, precedence in GROUPS
+    ]
 
 
 def _drop_pool(backend: Any, pool_id: str) -> None:

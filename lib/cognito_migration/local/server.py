@@ -23,7 +23,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from . import cognito_patches, lambda_states, log_events
+from . import cognito_patches, lambda_states, log_events, virtual
 from .access import AccessGate, new_credentials
 from .cognito_triggers import CognitoTriggerMiddleware
 from .faults import FaultInjector
@@ -106,6 +106,7 @@ class LocalAWS:
         self.gate: AccessGate | None = None
         self.middleware: CognitoTriggerMiddleware | None = None
         self.import_jobs: ImportJobsLayer | None = None
+        self.virtual_pools: virtual.VirtualPoolLayer | None = None  # pools of generated users (virtual.py)
         self.faults: FaultInjector | None = None  # faults on request (faults.py)
         self.requests: RequestLog | None = None  # the outermost layer: what arrived, when (RequestLog)
         self._server: BaseWSGIServer | None = None
@@ -130,7 +131,8 @@ class LocalAWS:
         )
         # moto lacks Cognito's CSV user import: import_jobs answers it and serves the upload URL
         self.import_jobs = ImportJobsLayer(self.middleware, ImportJobs(self.account_id))
-        self.faults = FaultInjector(self.import_jobs)
+        self.virtual_pools = virtual.VirtualPoolLayer(self.import_jobs, self.account_id)
+        self.faults = FaultInjector(self.virtual_pools)
         for rule in faults_from_environment():
             self.faults.add(**rule)
         self.gate = AccessGate(self.faults, self.credentials["AWS_ACCESS_KEY_ID"], (UPLOAD_PATH,))
@@ -141,6 +143,11 @@ class LocalAWS:
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
         self._thread.start()
         return self
+
+    def add_virtual_pool(self, users: int, seed: int = 7, region: str = "us-east-1") -> str:
+        """A read-only pool of ``users`` users generated on the fly, never stored (virtual.py); returns its id.
+        ``virtual.truth(users, seed)`` says what reading it must find."""
+        return virtual.add_virtual_pool(users, seed, region, self.account_id)
 
     def stop(self) -> None:
         if self._server is not None:
