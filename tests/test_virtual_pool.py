@@ -223,6 +223,24 @@ def test_bad_filters_are_refused_as_for_any_other_pool(cognito: Any, pool_id: st
         cognito.delete_user_pool(UserPoolId=ordinary)
 
 
+def test_every_pool_refuses_a_page_of_more_than_60_as_cognito_does(cognito: Any, pool_id: str) -> None:
+    ordinary = cognito.create_user_pool(PoolName="page-limit")["UserPool"]["Id"]
+    cognito.create_group(UserPoolId=ordinary, GroupName="g")
+    try:
+        for call in (
+            lambda: cognito.list_users(UserPoolId=ordinary, Limit=61),
+            lambda: cognito.list_users_in_group(UserPoolId=ordinary, GroupName="g", Limit=61),
+        ):
+            assert error_of(call) == (
+                "InvalidParameterException",
+                "1 validation error detected: Value '61' at 'limit' failed to satisfy constraint: "
+                "Member must have value less than or equal to 60",
+            )
+        assert cognito.list_users(UserPoolId=ordinary, Limit=60)["Users"] == []
+    finally:
+        cognito.delete_user_pool(UserPoolId=ordinary)
+
+
 def test_pages_are_at_most_60_and_their_tokens_stable_and_signed(cognito: Any, pool_id: str) -> None:
     assert error_of(lambda: cognito.list_users(UserPoolId=pool_id, Limit=61)) == (
         "InvalidParameterException",

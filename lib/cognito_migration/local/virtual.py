@@ -117,7 +117,8 @@ def user(index: int, users: int, seed: int = 7) -> LegacyUser:
 
 
 class VirtualPoolLayer:
-    """The WSGI layer answering for virtual pools; a request naming no virtual pool goes on to ``app`` untouched."""
+    """The WSGI layer answering for virtual pools; a request naming no virtual pool goes on to ``app``, once the
+    page limit Cognito keeps for every pool's listings is checked (moto has none)."""
 
     def __init__(self, app: WsgiApp, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
         self.app = app
@@ -131,6 +132,14 @@ class VirtualPoolLayer:
         environ["wsgi.input"] = io.BytesIO(body)
         found = self._virtual_pool(environ, body) if b"_Virtual" in body else None
         operation = target[len(TARGET_PREFIX) :]
+        if found is None and operation in ("ListUsers", "ListUsersInGroup"):
+            # moto pages any Limit; Cognito refuses one above 60, for every pool: checked here for all of them.
+            try:
+                _limit(json.loads(body) or {})
+            except CognitoError as exc:
+                return _respond(start_response, "400 Bad Request", {"__type": exc.code, "message": exc.message})
+            except (ValueError, AttributeError):
+                pass  # moto answers a body it cannot read
         if found is None or operation in READ_THROUGH:
             return self.app(environ, start_response)
         pool, request = found
