@@ -6,6 +6,7 @@ memory is bounded by the batches, not the pool; refreshable credentials refresh 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -274,6 +275,33 @@ def test_snapshots_are_owner_only_and_never_part_of_a_record(legacy: LegacyPool,
 
     assert snapshot_store.release(snap) == [str(snap.folder)]
     assert not snap.folder.exists() and not store.pool_dir(legacy.pool_id).exists()
+
+
+def test_a_step_records_what_its_read_resumed_and_deletes_its_snapshot(
+    legacy: LegacyPool, local_aws: LocalAWS, faults: Any, tmp_path: Path
+) -> None:
+    from cognito_migration import audit
+
+    cfg = params.validate(
+        {
+            "old_user_pool_id": legacy.pool_id,
+            "old_client_id": legacy.migration_client_id,
+            "accept_findings": [],
+            "run_dir": str(tmp_path / "local" / "20261201T100000Z"),
+        }
+    )
+    faults.expire_credentials(after=20, operation="ListUsersInGroup")
+    with pytest.raises(scan.CredentialsExpired, match="credentials expired at group"):
+        audit.run_audit(client(local_aws), cfg, aws.RateLimiter(1000))
+    faults.clear()
+    result = audit.run_audit(client(local_aws), cfg, aws.RateLimiter(1000))
+    assert result.snapshot is not None and len(result.users) == len(legacy.users)
+    audit.save_records(result, cfg)
+
+    read = json.loads((tmp_path / "local" / "20261201T100000Z" / "audit.json").read_text())["read"]
+    assert read["users"] == len(legacy.users) and read["resumed"][0]["line"].startswith("resumed snapshot")
+    assert "memberships of" in read["resumed"][0]["line"]
+    assert not result.snapshot.folder.exists(), "the unmasked working copy goes once the records are saved"
 
 
 class Refreshing(CredentialProvider):

@@ -19,7 +19,20 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from . import attachment, aws, deploy, ownership, pool, pool_resources, records, report, scan, signup_index, user_import
+from . import (
+    attachment,
+    aws,
+    deploy,
+    ownership,
+    pool,
+    pool_resources,
+    records,
+    report,
+    scan,
+    signup_index,
+    snapshot_store,
+    user_import,
+)
 from .aws import absent_as_none, error_code
 from .params import Params
 
@@ -184,7 +197,7 @@ def delete_pool(
 def new_only_row(cognito: Any, params: Params, new: dict[str, Any], limiter: Any = None) -> Row:
     """How many new-pool users have no old-pool counterpart (they signed up in the new pool, or the old user is
     gone): deleting the pool loses them. A count only: their names are personal data."""
-    count = count_new_only(cognito, params.old_user_pool_id, new, limiter)
+    count = count_new_only(cognito, params.old_user_pool_id, new, limiter, snapshot_store.SnapshotStore.of(params))
     if count == 0:
         return ("users only in the new pool", new["Id"], "none", "every new-pool user is also in the old pool")
     return (
@@ -195,13 +208,20 @@ def new_only_row(cognito: Any, params: Params, new: dict[str, Any], limiter: Any
     )
 
 
-def count_new_only(cognito: Any, old_pool_id: str, new: dict[str, Any], limiter: Any = None) -> int:
-    """ListUsers over both pools (paced by ``limiter``), compared as the new pool compares usernames."""
-    new_users = scan.scan_pool(cognito, new["Id"], limiter, label=f"ListUsers {new['Id']} (new)")
+def count_new_only(
+    cognito: Any,
+    old_pool_id: str,
+    new: dict[str, Any],
+    limiter: Any = None,
+    store: snapshot_store.SnapshotStore | None = None,
+) -> int:
+    """ListUsers over both pools (paced by ``limiter``; each read in ``store``, resuming there, its snapshot
+    deleted once read), compared as the new pool compares usernames."""
+    new_users = scan.scan_pool(cognito, new["Id"], limiter, label=f"ListUsers {new['Id']} (new)", store=store)
     if new_users.empty:
         return 0  # the old pool, possibly large, need not be read
     try:
-        old_users = scan.scan_pool(cognito, old_pool_id, limiter, label=f"ListUsers {old_pool_id} (old)")
+        old_users = scan.scan_pool(cognito, old_pool_id, limiter, label=f"ListUsers {old_pool_id} (old)", store=store)
     except ClientError as exc:
         if error_code(exc) != "ResourceNotFoundException":
             raise
