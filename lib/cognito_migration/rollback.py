@@ -11,6 +11,7 @@ show the table first and write only with ``--apply``; an applied rollback is rec
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -337,6 +338,10 @@ def roll_back(
     """The CLI's rollback: detach (default) or delete, planned, and written only when ``apply``."""
     if delete:
         refuse_protected(params)  # before any AWS call: a protected environment is refused whatever AWS holds
+    mode = "delete" if delete else "detach"
+    run_dir = outputs / params.env / f"{records.new_run_id()}-rollback-{mode}"
+    # its records go there, and its reads' snapshots beside the environment's runs (outputs/<env>/.snapshots)
+    params = dataclasses.replace(params, run_dir=str(run_dir))
     conn = aws.connect(params)
     caller = aws.caller_identity(conn.session)  # fails with what to set before any call that could write
     source_run = None
@@ -351,7 +356,6 @@ def roll_back(
         rows = trigger_rows(attachment.detach(conn.cognito, new_pool["Id"], previous, dry_run=not apply))
     result = Rollback(rows, apply, source_run)
     if apply:
-        mode = "delete" if delete else "detach"
         record = {
             "env": params.env,
             "params_digest": params.digest(),
@@ -361,6 +365,5 @@ def roll_back(
             "at": records.now_iso(),
             "rows": rows.to_dict("records"),
         }
-        run_dir = outputs / params.env / f"{records.new_run_id()}-rollback-{mode}"
         result.record = records.save_json(run_dir, "rollback", record)
     return result

@@ -280,10 +280,11 @@ def _delete(folder: Path) -> None:
         descriptor = _held.pop(key, None)
     if descriptor is not None:
         os.close(descriptor)
-    try:
-        folder.parent.rmdir()  # the pool's folder, once its last snapshot is gone
-    except OSError:
-        pass
+    for parent in (key.parent, key.parent.parent):  # the pool's folder, then .snapshots, once empty
+        try:
+            parent.rmdir()
+        except OSError:
+            break
 
 
 def held() -> list[Path]:
