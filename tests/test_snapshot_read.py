@@ -94,6 +94,13 @@ def test_small_pools_keep_one_paginator_and_large_ones_get_finer_shards() -> Non
     assert len(snapshot.prefixes(2)) == 256 and snapshot.prefixes(0) == ("",)
 
 
+def test_a_reads_columns_hold_every_attribute_listusers_can_show() -> None:
+    # a pool created with a Schema describes only that Schema (as moto does): its users still have given_name
+    declared = {"SchemaAttributes": [{"Name": "email"}, {"Name": "custom:tier", "DeveloperOnlyAttribute": True}]}
+    names = snapshot.pool_attributes(declared)
+    assert {"given_name", "family_name", "identities", "custom:tier", "dev:custom:tier"} <= set(names)
+
+
 def test_a_sharded_read_writes_parts_as_it_goes_and_equals_the_in_memory_read(
     legacy: LegacyPool, cognito: Any, store: SnapshotStore
 ) -> None:

@@ -48,8 +48,13 @@ STANDARD_COLUMNS = (
     "name",
     "sub",
 )
-# ListUsers shows a federated user's `identities` whether or not DescribeUserPool lists it in the schema.
-ALWAYS_LISTED = ("identities",)
+# Every pool has Cognito's standard attributes, whatever its DescribeUserPool lists (moto lists only a declared
+# Schema's), and ListUsers shows a federated user's `identities`: a read's columns include them all.
+STANDARD_ATTRIBUTES = (
+    "address birthdate email email_verified family_name gender given_name locale middle_name name nickname "
+    "phone_number phone_number_verified picture preferred_username profile updated_at website zoneinfo"
+).split()
+ALWAYS_LISTED = (*STANDARD_ATTRIBUTES, "identities")
 _TYPES = {"enabled": pa.bool_(), "created": pa.timestamp("us", tz="UTC"), "legacy_sms_mfa": pa.bool_()}
 MEMBERSHIP_SCHEMA = pa.schema([("group", pa.string()), ("username", pa.string())])
 BATCH_ROWS = 10_000  # rows per Parquet part
@@ -73,8 +78,9 @@ def user_schema(attribute_names: Sequence[str]) -> pa.Schema:
 
 
 def pool_attributes(pool: Mapping[str, Any]) -> list[str]:
-    """The attribute names a DescribeUserPool ``UserPool`` lets ListUsers show: its schema, ``identities``, and
-    each developer-only attribute also as ``dev:<name>`` (whichever way AWS spells it, the column exists)."""
+    """The attribute names a DescribeUserPool ``UserPool`` lets ListUsers show: its schema, every standard
+    attribute, ``identities``, and each developer-only attribute also as ``dev:<name>`` (whichever way AWS
+    spells it, the column exists)."""
     names = [a["Name"] for a in pool.get("SchemaAttributes", [])]
     developer_only = [
         f"dev:{a['Name']}"
