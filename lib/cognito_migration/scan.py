@@ -238,7 +238,7 @@ class _Reader:
         if not todo:
             return
         schema = snap.schema
-        with _progress(expected, label, self.limiter, initial=snap.rows) as bar:
+        with _progress(expected, label, initial=snap.rows) as bar:
             tally = _Tally(bar, "shards", len(prefixes), len(prefixes) - len(todo), self.limiter)
 
             def read_shard(prefix: str, stop: threading.Event) -> None:
@@ -307,13 +307,13 @@ class _Reader:
         raise exc
 
 
-Job = Callable[[threading.Event], None]  # one shard's (or group's) read; it returns early once the event is set
+Job = Callable[[threading.Event], None]  # one shard's (or group's) read; its listing stops once the event is set
 
 
 def _run_all(jobs: Sequence[Job], workers: int, name: str) -> tuple[int, BaseException] | None:
-    """Runs ``jobs`` ``workers`` at a time. At the first failure the others stop at their next row (their
-    shards stay unfinished) and the ones not started never start; returns that job's index and its error, or
-    None. An interrupt of the waiting thread (a notebook's stop button) stops them the same way."""
+    """Runs ``jobs`` ``workers`` at a time. At the first failure the others stop before their next request
+    (their shards stay unfinished) and the ones not started never start; returns that job's index and its
+    error, or None. An interrupt of the waiting thread (a notebook's stop button) stops them the same way."""
     stop = threading.Event()
     failures: list[tuple[int, BaseException]] = []
     lock = threading.Lock()
@@ -369,6 +369,6 @@ def _ceiling(limiter: RateLimiter | None) -> str:
     return f"budget {limiter.rate:g} pages/s = {limiter.rate * 60:,.0f} users/s max" if limiter else ""
 
 
-def _progress(expected: int | None, label: str, limiter: RateLimiter | None, initial: int = 0) -> Any:
+def _progress(expected: int | None, label: str, initial: int = 0) -> Any:
     # EstimatedNumberOfUsers is approximate: the ETA is too, and the bar may end a little short or over.
     return progress_bar(total=expected, desc=label, unit="user", mininterval=2.0, initial=initial)
