@@ -19,12 +19,13 @@ import pandas as pd
 from botocore.exceptions import ClientError
 from pandas.io.formats.style import Styler
 
-from . import deploy, findings, pool_findings, records, report, scan, user_findings
+from . import deploy, findings, pool_findings, records, report, scan, snapshot_store, user_findings
 from .aws import RateLimiter, error_code
 from .checks import Check
 from .findings import Finding
 from .params import Params
 from .pool import NEVER_DECLARED, STANDARD_ATTRIBUTES, create_pool_input
+from .snapshot import Snapshot
 from .trigger import migration_trigger
 from .user_findings import TargetSchema
 
@@ -49,6 +50,7 @@ class Audit:
     target: dict[str, Any] = field(default_factory=dict)  # CreateUserPool's input for the new pool
     scan_seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
+    snapshot: Snapshot | None = None  # the read's working copy (unmasked), deleted once the records are saved
 
     @property
     def blockers(self) -> list[Finding]:
@@ -84,9 +86,11 @@ def run_audit(cognito: Any, params: Params, limiter: RateLimiter | None = None) 
         resource_servers=scan.list_resource_servers(cognito, pool_id),
     )
     started = time.monotonic()
-    audit.users = scan.scan_users(cognito, pool_id, limiter, pool.get("EstimatedNumberOfUsers"), "old pool users")
-    audit.memberships = scan.scan_memberships(cognito, pool_id, [g["GroupName"] for g in audit.groups], limiter)
+    groups = [g["GroupName"] for g in audit.groups]
+    store = snapshot_store.SnapshotStore.of(params)
+    audit.snapshot = scan.read_snapshot(cognito, pool, store, limiter, "old pool users", groups)
     audit.scan_seconds = time.monotonic() - started
+    audit.users, audit.memberships = scan.frame_of(audit.snapshot), audit.snapshot.memberships()
     audit.target = create_pool_input(cognito, pool, params)
     audit.findings = assess(audit, params)
     return audit
@@ -406,8 +410,9 @@ def gate_checks(audit: Audit, params: Params) -> list[Check]:
 
 
 def save_records(audit: Audit, params: Params) -> list[str]:
-    """The run's record of step 1: findings.json, audit.json, and the snapshot the report compares against
-    later (users and memberships as Parquet, personal data masked unless mask_pii is false)."""
+    """The run's record of step 1: findings.json, audit.json (with what the read resumed, if it did), and the
+    snapshot the report compares against later (users and memberships as Parquet, personal data masked unless
+    mask_pii is false). The read's own unmasked snapshot is deleted once they are written."""
     run_dir = params.records_dir
     users = audit.users.drop(columns=["sub"], errors="ignore")
     mask = params.masker()
@@ -424,10 +429,12 @@ def save_records(audit: Audit, params: Params) -> list[str]:
                 "groups": len(audit.groups),
                 "memberships": len(audit.memberships),
                 "scan_seconds": round(audit.scan_seconds, 3),
+                "read": audit.snapshot.summary() if audit.snapshot is not None else None,
                 "fixed_settings": fixed_settings(audit).to_dict("records"),
                 "findings": {f.id: {"severity": f.severity, "count": f.count} for f in audit.findings},
                 "checks": [c.__dict__ for c in gate_checks(audit, params)],
             },
         ),
     ]
+    snapshot_store.release(audit.snapshot)
     return [str(p) for p in paths]

@@ -42,7 +42,11 @@ class AwsSetupError(RuntimeError):
 
 
 def session(params: Params) -> boto3.Session:
-    """A session for the operator's profile and Region."""
+    """A session for the operator's profile and Region. Its credentials come from boto3's chain and stay the
+    chain's object: SSO, assume-role profiles, credential processes and instance roles give refreshable
+    credentials, which every client built from the session (``client``) renews itself before they expire,
+    so a read of hours outlives them. Keys that cannot refresh (exported AWS_* variables) expire:
+    ``credentials_expired`` tells that error apart, and the reads stop with what to renew."""
     try:
         return boto3.Session(profile_name=params.aws_profile, region_name=params.region)
     except Exception as exc:  # botocore raises ProfileNotFound and friends: all mean the same to an operator
@@ -159,20 +163,54 @@ def paginate(
 ) -> Iterator[dict[str, Any]]:
     """Every item of every page of a list call, each page (and each of its retries, bounded by botocore's
     retry configuration) paid for from ``limiter`` when one is given."""
+    for page in pages(cognito, operation, result_key, limiter, **kwargs):
+        yield from page
+
+
+def pages(
+    cognito: Any,
+    operation: str,
+    result_key: str,
+    limiter: RateLimiter | Budget | None = None,
+    stop: threading.Event | None = None,
+    **kwargs: Any,
+) -> Iterator[list[dict[str, Any]]]:
+    """``paginate``, a page's items at a time. Once ``stop`` is set, raises Stopped instead of sending the next
+    request: a reader told to stop never takes a half-read listing for a whole one (a listing whose last page
+    is in hand needs no request, and ends normally)."""
     if isinstance(limiter, Budget):
         limiter = limiter.for_operation(cognito, operation)
-    pages = iter(cognito.get_paginator(operation).paginate(**kwargs))
+    responses = iter(cognito.get_paginator(operation).paginate(**kwargs))
     while True:
+        if stop is not None and stop.is_set():
+            raise Stopped(f"{operation} stopped before its next page")
         if limiter is not None:
             limiter.acquire()
-        page = next(pages, None)  # the paginator sends the request here
+        page = next(responses, None)  # the paginator sends the request here
         if page is None:
             return
         if limiter is not None:
             limiter.charge_retries(page.get("ResponseMetadata", {}).get("RetryAttempts", 0))
-        yield from page.get(result_key, [])
+        yield list(page.get(result_key, []))
         if not (page.get("PaginationToken") or page.get("NextToken")):
             return  # the last page: no request follows, so no token is spent on it
+
+
+class Stopped(RuntimeError):
+    """A paged listing stopped before its end because its reader was told to (``pages``' ``stop``)."""
+
+
+# What AWS answers a request signed with credentials that expired or were never (or are no longer) valid:
+# STS's and the query services' ExpiredToken, the JSON services' (Cognito's) ExpiredTokenException, a
+# signature too old (RequestExpired), and an unknown key (InvalidClientTokenId, UnrecognizedClientException).
+EXPIRED_CREDENTIALS = frozenset(
+    {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId", "UnrecognizedClientException"}
+)
+
+
+def credentials_expired(exc: BaseException) -> bool:
+    """Whether AWS refused the request for its credentials (renewing them, then running again, is the fix)."""
+    return error_code(exc) in EXPIRED_CREDENTIALS
 
 
 def error_code(exc: BaseException) -> str:

@@ -63,6 +63,12 @@ def is_run(path: Path) -> bool:
     return path.is_dir() and RUN_ID.match(path.name) is not None
 
 
+def _environment_state(name: str) -> bool:
+    """The environment's own files beside its runs, never a record: the import folders, the index, and its
+    private state (dot-names: the masking key, the reads' snapshots in .snapshots)."""
+    return name in (IMPORTS, INDEX) or name.startswith(".")
+
+
 @contextlib.contextmanager
 def _chain_lock(env_dir: Path) -> Iterator[None]:
     """Two runs of one environment ending at once must not both link to the same previous run: whoever
@@ -158,7 +164,7 @@ def verify(env_dir: Path, run: str | None = None) -> Verification:
     """Recomputes every run's digests and every link of ``env_dir`` (or only ``run``'s, and the link to it)."""
     result = Verification()
     runs = sorted(p.name for p in env_dir.iterdir() if is_run(p))
-    result.outside = sorted(p.name for p in env_dir.iterdir() if not is_run(p) and p.name not in (IMPORTS, INDEX))
+    result.outside = sorted(p.name for p in env_dir.iterdir() if not (is_run(p) or _environment_state(p.name)))
     if run is not None and run not in runs:
         result.problems.append(Problem(run, f"no such run in {env_dir}"))
         return result

@@ -23,10 +23,11 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from . import attachment, aws, deploy, identity, records, report, scan, stragglers, user_import
+from . import attachment, aws, deploy, identity, records, report, scan, snapshot_store, stragglers, user_import
 from .aws import error_code
 from .checks import Check
 from .params import Params
+from .snapshot import Snapshot
 
 
 class CutoverRefused(RuntimeError):
@@ -43,19 +44,25 @@ class State:
     new_users: pd.DataFrame
     classified: pd.DataFrame
     last_migration: pd.Timestamp | None
+    # The reads' working copies (unmasked), by what they read: kept until cutover.save has written the record.
+    reads: dict[str, Snapshot] = field(default_factory=dict, repr=False)
 
 
 def read_state(conn: aws.Connections, params: Params, new_pool: dict[str, Any]) -> State:
-    """Both pools read once (ListUsers pages under the rate budget) and compared as the report does."""
+    """Both pools read once (ListUsers pages under the rate budget, each into its snapshot, resuming an
+    unfinished one) and compared as the report does."""
     old_pool = conn.cognito.describe_user_pool(UserPoolId=params.old_user_pool_id)["UserPool"]
-    estimate = old_pool.get("EstimatedNumberOfUsers")
-    old_users = scan.scan_users(conn.cognito, params.old_user_pool_id, conn.list_limiter, estimate, "old pool users")
-    new_users = scan.scan_pool(conn.cognito, new_pool["Id"], conn.list_limiter, "new pool users")
+    store = snapshot_store.SnapshotStore.of(params)
+    reads = {
+        "old pool": scan.read_snapshot(conn.cognito, old_pool, store, conn.list_limiter, "old pool users"),
+        "new pool": scan.read_snapshot(conn.cognito, new_pool, store, conn.list_limiter, "new pool users"),
+    }
+    old_users, new_users = scan.frame_of(reads["old pool"]), scan.frame_of(reads["new pool"])
     # Users an earlier cutover imported are not lazy migrations: a retry of a failed import must not wait
     # cutover_min_quiet_days because of the import itself.
     imports = user_import.import_windows(conn.cognito, new_pool["Id"])
     compared = report.compare(old_users, new_users, params, old_pool, new_pool, imports)
-    return State(old_pool, new_pool, old_users, new_users, compared.classified, compared.last_migration)
+    return State(old_pool, new_pool, old_users, new_users, compared.classified, compared.last_migration, reads)
 
 
 # --- readiness -------------------------------------------------------------------------------------------
@@ -140,6 +147,7 @@ class Cutover:
     ready: list[Check]  # the readiness checks: execute refuses while one of them fails
     result: dict[str, Any] | None = None
     after: pd.DataFrame | None = field(default=None, repr=False)  # the new pool once the cutover ran
+    reads: dict[str, Snapshot] = field(default_factory=dict, repr=False)  # State's, and the read of ``after``
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
     @property
@@ -200,7 +208,10 @@ class Cutover:
             names = self.import_file.usernames[offset : offset + count]
             jobs.append(self._import(cognito, logs, name, role_arn, path, names))
             offset += count
-        self.after = scan.scan_pool(cognito, self.new_pool["Id"], self.conn.list_limiter, "new pool users")
+        store = snapshot_store.SnapshotStore.of(self.params)
+        after = scan.read_snapshot(cognito, self.new_pool["Id"], store, self.conn.list_limiter, "new pool users")
+        self.reads["new pool after the import"] = after
+        self.after = scan.frame_of(after)
         left = left_behind(self.import_file, self.after, self.params, identity.sign_in_attributes(self.new_pool))
         accept = set(self.params.cutover_accept_unimported)
         self.result = {
@@ -250,7 +261,8 @@ def plan(
     conn: aws.Connections, params: Params, state: State, import_file: stragglers.ImportFile, ready: list[Check]
 ) -> Cutover:
     described = conn.cognito.describe_user_pool(UserPoolId=state.new_pool["Id"])["UserPool"]
-    return Cutover(conn, params, described, import_file, dict(described.get("LambdaConfig") or {}), ready)
+    lambda_config = dict(described.get("LambdaConfig") or {})
+    return Cutover(conn, params, described, import_file, lambda_config, ready, reads=dict(state.reads))
 
 
 def left_behind(
@@ -333,7 +345,10 @@ def verify(conn: aws.Connections, params: Params, cut: Cutover, state: State, co
             ),
             kept,
         ]
-    after = cut.after if cut.after is not None else scan.scan_pool(conn.cognito, cut.new_pool["Id"], conn.list_limiter)
+    after = cut.after
+    if after is None:
+        store = snapshot_store.SnapshotStore.of(params)
+        after = scan.scan_pool(conn.cognito, cut.new_pool["Id"], conn.list_limiter, store=store)
     described = conn.cognito.describe_user_pool(UserPoolId=cut.new_pool["Id"])["UserPool"]
     lambda_config = described.get("LambdaConfig") or {}
     post_auth_as_asked = ("PostAuthentication" in cut.dropped_triggers) != ("PostAuthentication" in lambda_config)
@@ -461,8 +476,9 @@ def _pool_exists(cognito: Any, pool_id: str) -> bool:
 
 
 def save(params: Params, cut: Cutover, state: str, ready: list[Check], result: list[Check]) -> dict[str, Any]:
-    """cutover.json (what was planned, confirmed and done; users masked) and cutover_users.parquet (the new
-    pool after the cutover, masked). The import file itself stays in its own folder."""
+    """cutover.json (what was planned, confirmed and done, and what each read resumed; users masked) and
+    cutover_users.parquet (the new pool after the cutover, masked); then the reads' unmasked snapshots are
+    deleted. The import file itself stays in its own folder."""
     data = {
         "dry_run": params.dry_run,
         "confirmation": state,
@@ -471,9 +487,11 @@ def save(params: Params, cut: Cutover, state: str, ready: list[Check], result: l
         "import_file": stragglers.summary(cut.import_file),
         "result": cut.result,
         "checks": [c.__dict__ for c in result],
+        "reads": {name: snap.summary() for name, snap in cut.reads.items()},
     }
     records.save_json(params.records_dir, "cutover", data)
     if cut.after is not None:
         columns = [c for c in ("username", "status", "enabled", "created") if c in cut.after.columns]
         records.save_frame(params.records_dir, "cutover_users", params.masker().frame(cut.after[columns]))
+    snapshot_store.release(*cut.reads.values())
     return data

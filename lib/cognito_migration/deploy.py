@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError, WaiterError
 
-from . import ownership, records, signup_index
+from . import ownership, records, signup_index, snapshot_store
 from .attachment import attach_triggers
 from .aws import RateLimiter, absent_as_none, retry_while_role_propagates
 from .checks import Check
@@ -362,7 +362,8 @@ def apply(
     if dry_run:
         return summary
     secret = the_plan.environment[signup_index.KEY_VARIABLE]
-    counts = signup_index.build(cognito, dynamodb, params.old_user_pool_id, the_plan.index_name, secret, limiter)
+    store = snapshot_store.SnapshotStore.of(params)
+    counts = signup_index.build(cognito, dynamodb, params.old_user_pool_id, the_plan.index_name, secret, limiter, store)
     summary["signup_index"] = counts.as_dict()
     role_arn = ensure_role(iam, the_plan.role_name, the_plan.policy)
     function_arn = ensure_function(

@@ -31,6 +31,9 @@ NOTES: Mapping[str, str] = {
     "env": "Each run of the runner gets a folder of its own there, `<run-id>/`.",
     "aws_account_id": "Quote it in YAML (`'012345678901'`). The check runs before any read or write.",
     "old_client_id": "The trigger checks passwords through it.",
+    "snapshot_resume_hours": "A read stopped by expired credentials, a kernel restart or a network error past the "
+    "retries keeps the shards it finished; older unfinished snapshots are removed, never mixed in "
+    "([reads that stop part-way](large-pools.md#reads-that-stop-part-way-snapshots-and-resume)).",
     "new_pool_name": "The tag is `cognito-migration:source-pool` = the old pool's id.",
     "target_required_attributes": "Standard attributes.",
     "target_username_attributes": "Fixed at creation. Declaring this or `target_alias_attributes` sets both: "

@@ -109,6 +109,9 @@ class Params:
     mask_pii: bool = True
     list_rate_limit: float = 15.0
     rate_limits: dict[str, float] = field(default_factory=dict)
+    # A whole-pool read stopped part-way (expired credentials, a kernel restart) is continued by the next read
+    # of the pool within this many hours of its start, keeping the shards it finished; 0 never resumes.
+    snapshot_resume_hours: float = 24.0
     accept_findings: tuple[str, ...] = ()  # audit blockers accepted knowingly, by finding id
     # Step 5's table filter under papermill (JupyterLab shows widgets), and step 6's cutover.
     report_filter_group: str = ""
@@ -272,6 +275,11 @@ def _check(p: Params) -> None:
         raise ParameterError(
             f"list_rate_limit: {p.list_rate_limit} must be above 0 and at most 30 (Cognito's UserList quota, "
             "shared with production: half of it is a safe choice)"
+        )
+    if p.snapshot_resume_hours < 0:
+        raise ParameterError(
+            f"snapshot_resume_hours: {p.snapshot_resume_hours:g} must be 0 or more (hours within which a read "
+            "stopped part-way is continued; 0 starts every read afresh)"
         )
     unknown_findings = sorted(set(p.accept_findings) - set(FINDING_IDS))
     if unknown_findings:

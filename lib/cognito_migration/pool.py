@@ -34,16 +34,13 @@ from .pool_settings import (
     PoolError,
     input_members,
 )
+from .snapshot import STANDARD_ATTRIBUTES  # Cognito's standard attributes (the snapshot's columns need them too)
 from .trigger.migration_trigger import GROUPS_MARKER
 
 SOURCE_TAG = "cognito-migration:source-pool"
 ENV_TAG = "cognito-migration:env"
 # Attributes every pool has; Cognito manages these itself and they are never re-declared.
 NEVER_DECLARED = {"sub", "identities"}
-STANDARD_ATTRIBUTES = (
-    "address birthdate email email_verified family_name gender given_name locale middle_name name nickname "
-    "phone_number phone_number_verified picture preferred_username profile updated_at website zoneinfo"
-).split()
 POOL, MFA = "user pool", "MFA"
 ATTENTION = (DRIFT, REPAIR, MANUAL, WARN, CARRY, CHANGE)
 

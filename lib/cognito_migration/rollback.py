@@ -11,6 +11,7 @@ show the table first and write only with ``--apply``; an applied rollback is rec
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,20 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from . import attachment, aws, deploy, ownership, pool, pool_resources, records, report, scan, signup_index, user_import
+from . import (
+    attachment,
+    aws,
+    deploy,
+    ownership,
+    pool,
+    pool_resources,
+    records,
+    report,
+    scan,
+    signup_index,
+    snapshot_store,
+    user_import,
+)
 from .aws import absent_as_none, error_code
 from .params import Params
 
@@ -184,7 +198,7 @@ def delete_pool(
 def new_only_row(cognito: Any, params: Params, new: dict[str, Any], limiter: Any = None) -> Row:
     """How many new-pool users have no old-pool counterpart (they signed up in the new pool, or the old user is
     gone): deleting the pool loses them. A count only: their names are personal data."""
-    count = count_new_only(cognito, params.old_user_pool_id, new, limiter)
+    count = count_new_only(cognito, params.old_user_pool_id, new, limiter, snapshot_store.SnapshotStore.of(params))
     if count == 0:
         return ("users only in the new pool", new["Id"], "none", "every new-pool user is also in the old pool")
     return (
@@ -195,13 +209,20 @@ def new_only_row(cognito: Any, params: Params, new: dict[str, Any], limiter: Any
     )
 
 
-def count_new_only(cognito: Any, old_pool_id: str, new: dict[str, Any], limiter: Any = None) -> int:
-    """ListUsers over both pools (paced by ``limiter``), compared as the new pool compares usernames."""
-    new_users = scan.scan_pool(cognito, new["Id"], limiter, label=f"ListUsers {new['Id']} (new)")
+def count_new_only(
+    cognito: Any,
+    old_pool_id: str,
+    new: dict[str, Any],
+    limiter: Any = None,
+    store: snapshot_store.SnapshotStore | None = None,
+) -> int:
+    """ListUsers over both pools (paced by ``limiter``; each read in ``store``, resuming there, its snapshot
+    deleted once read), compared as the new pool compares usernames."""
+    new_users = scan.scan_pool(cognito, new["Id"], limiter, label=f"ListUsers {new['Id']} (new)", store=store)
     if new_users.empty:
         return 0  # the old pool, possibly large, need not be read
     try:
-        old_users = scan.scan_pool(cognito, old_pool_id, limiter, label=f"ListUsers {old_pool_id} (old)")
+        old_users = scan.scan_pool(cognito, old_pool_id, limiter, label=f"ListUsers {old_pool_id} (old)", store=store)
     except ClientError as exc:
         if error_code(exc) != "ResourceNotFoundException":
             raise
@@ -317,6 +338,10 @@ def roll_back(
     """The CLI's rollback: detach (default) or delete, planned, and written only when ``apply``."""
     if delete:
         refuse_protected(params)  # before any AWS call: a protected environment is refused whatever AWS holds
+    mode = "delete" if delete else "detach"
+    run_dir = outputs / params.env / f"{records.new_run_id()}-rollback-{mode}"
+    # its records go there, and its reads' snapshots beside the environment's runs (outputs/<env>/.snapshots)
+    params = dataclasses.replace(params, run_dir=str(run_dir))
     conn = aws.connect(params)
     caller = aws.caller_identity(conn.session)  # fails with what to set before any call that could write
     source_run = None
@@ -331,7 +356,6 @@ def roll_back(
         rows = trigger_rows(attachment.detach(conn.cognito, new_pool["Id"], previous, dry_run=not apply))
     result = Rollback(rows, apply, source_run)
     if apply:
-        mode = "delete" if delete else "detach"
         record = {
             "env": params.env,
             "params_digest": params.digest(),
@@ -341,6 +365,5 @@ def roll_back(
             "at": records.now_iso(),
             "rows": rows.to_dict("records"),
         }
-        run_dir = outputs / params.env / f"{records.new_run_id()}-rollback-{mode}"
         result.record = records.save_json(run_dir, "rollback", record)
     return result

@@ -26,7 +26,7 @@ from typing import Any
 import papermill
 from tqdm.auto import tqdm
 
-from . import aws, chain, deploy, html_record, lock, notebook_params, project, records, run_index
+from . import aws, chain, deploy, html_record, lock, notebook_params, project, records, run_index, snapshot_store
 from . import params as parameters
 
 STEPS = (
@@ -153,6 +153,12 @@ def _run_steps(
             if local_env is not None and step == "05_report":
                 result.replay = _replay(local_env, checked.new_pool_name, options.replay_share, manifest)
             outcome = _execute(step, received, run_dir, notebooks, progress)
+            # The step's kernel has ended: a snapshot it read but did not delete (it failed after reading) goes now.
+            swept = snapshot_store.sweep(
+                snapshot_store.SnapshotStore.of(dataclasses.replace(checked, run_dir=str(run_dir)))
+            )
+            if swept:
+                outcome["snapshots_removed"] = swept
             manifest["steps"].append(outcome)
             records.save_json(run_dir, "run", manifest)
             if outcome["outcome"] != "passed":

@@ -1,33 +1,53 @@
 """Whole-pool reads that respect Cognito's quotas: ListUsers pages for users, ListGroups + ListUsersInGroup for
 memberships. Never a per-user call over the whole pool (AdminGetUser is billed per user; AdminListGroupsForUser
-over a million users takes hours)."""
+over a million users takes hours).
+
+Every read streams into a snapshot (``snapshot``: Parquet parts per shard, each shard sealed when drained) in
+the place ``snapshot_store`` gives it, so its memory is bounded by its batches whatever the pool's size, and a
+read stopped part-way (expired credentials, a kernel restart, a network error past botocore's retries) is
+continued by the next read of the pool: only the shards it had not finished are read again.
+
+How a pool is cut, by its EstimatedNumberOfUsers:
+
+- under SHARDED_FROM (5,000): one paginator, no filter. It spends fewer requests than shards on a small pool,
+  and a read that fails starts again, which costs seconds: the demo's 2,000 users are read as they always were.
+- under LARGE_POOL_FROM (250,000): 16 shards, ``sub ^= "0"`` ... ``"f"``, WORKERS at a time.
+- from it: 256 shards, ``sub ^= "00"`` ... ``"ff"``. A resume reads again the shards that were in flight when
+  the read stopped, at most WORKERS of them: half the pool with 16 shards, 1/32 with 256. 256 shards cost
+  about 128 more requests than 16 (each shard's last page is part-filled): ~9 s at the default budget of 15
+  requests/s, under 3% of a read from 250,000 users (4.6 minutes at 900 users/s), where 16 shards could lose
+  two minutes or more to a resume; below it the extra requests weigh more than what a resume could save.
+"""
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import pandas as pd
 
-from .aws import RateLimiter, paginate
+from .aws import RateLimiter, Stopped, credentials_expired, error_code, pages, paginate
+from .snapshot import BATCH_ROWS, STANDARD_COLUMNS, MembershipWriter, ShardWriter, Snapshot, pool_attributes
+from .snapshot_store import SnapshotStore, discard_store, let_go, open_snapshot, release
 from .widgets import progress_bar  # widget bars in JupyterLab, text bars in the step's log under papermill
 
-USER_COLUMNS = (
-    "username",
-    "status",
-    "enabled",
-    "created",
-    "email",
-    "email_verified",
-    "phone_number",
-    "phone_number_verified",
-    "name",
-    "sub",
-)
+USER_COLUMNS = STANDARD_COLUMNS
+SHARDED_FROM = 5000  # users (EstimatedNumberOfUsers) from which 16 concurrent shards beat one paginator
+LARGE_POOL_FROM = 250_000  # users from which 256 shards bound what a resume reads again (see above)
+WORKERS = 8  # shards (or groups) read at once, all under the one shared budget
+PAGE = {"PageSize": 60}  # ListUsers' largest page
 
 
-def user_row(user: dict[str, Any]) -> dict[str, Any]:
+class CredentialsExpired(RuntimeError):
+    """AWS refused the read's credentials part-way (they expired); what was read is kept: renew them and run
+    the step again to resume."""
+
+
+def user_row(user: Mapping[str, Any]) -> dict[str, Any]:
     """One ListUsers item as a flat row: the standard columns plus every attribute the user has."""
     attributes = {a["Name"]: a.get("Value", "") for a in user.get("Attributes", [])}
     row: dict[str, Any] = {column: None for column in USER_COLUMNS}
@@ -42,52 +62,117 @@ def user_row(user: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-SHARDED_FROM = 5000  # users (EstimatedNumberOfUsers) from which 16 concurrent shards beat one paginator
+def shard_digits(expected: int | None) -> int:
+    """0 (one paginator), 1 (16 shards) or 2 (256 shards) hex digits of ``sub`` for a pool of ``expected``."""
+    if expected is None or expected < SHARDED_FROM:
+        return 0
+    return 1 if expected < LARGE_POOL_FROM else 2
+
+
+def read_snapshot(
+    cognito: Any,
+    pool: Mapping[str, Any] | str,
+    store: SnapshotStore,
+    limiter: RateLimiter | None = None,
+    label: str = "",
+    groups: Sequence[str] | None = None,
+    *,
+    expected: int | None = None,
+    digits: int | None = None,
+    workers: int = WORKERS,
+    batch_rows: int = BATCH_ROWS,
+) -> Snapshot:
+    """Every user of the pool, and with ``groups`` every member of each of them, read into a snapshot of
+    ``store``: an unfinished one of the same read is continued (``snapshot_store``), which is printed and kept
+    in the snapshot's ``summary()["resumed"]``. ``pool`` is DescribeUserPool's ``UserPool`` or the pool's id
+    (then described here); ``expected`` (default: its EstimatedNumberOfUsers) cuts the shards and gives the
+    progress bar its ETA; ``digits`` forces the shards. AWS refusing the credentials part-way raises
+    CredentialsExpired; any other error comes as it was, with a note saying what is kept. Either way the
+    shards finished are sealed on disk, and running the read again resumes them."""
+    described = cognito.describe_user_pool(UserPoolId=pool)["UserPool"] if isinstance(pool, str) else dict(pool)
+    pool_id = described["Id"]
+    expected = described.get("EstimatedNumberOfUsers") if expected is None else expected
+    opened = open_snapshot(
+        store,
+        pool_id,
+        pool_attributes(described),
+        shard_digits(expected) if digits is None else digits,
+        groups,
+        expected,
+        same_digits=digits is not None,
+    )
+    for line in [*opened.notes, *([opened.resumed] if opened.resumed else [])]:
+        print(line)
+    reader = _Reader(cognito, opened.snapshot, limiter, store.renew, workers, batch_rows)
+    try:
+        reader.users(expected, label or f"ListUsers {pool_id}")
+        if groups is not None:
+            reader.memberships()
+    except BaseException:
+        let_go(opened.snapshot)  # kept, unlocked: the next read of the pool continues it
+        raise
+    return opened.snapshot
+
+
+def frame_of(snap: Snapshot) -> pd.DataFrame:
+    """The snapshot's users as a frame; read in shards, with ``attrs["completeness"]``: every shard drained,
+    the total against the pool's estimate, the difference explained."""
+    frame = snap.frame()
+    if len(snap.prefixes) > 1:
+        frame.attrs["completeness"] = snap.completeness()
+    return frame
 
 
 def scan_users(
-    cognito: Any, pool_id: str, limiter: RateLimiter | None = None, expected: int | None = None, label: str = ""
+    cognito: Any,
+    pool_id: str,
+    limiter: RateLimiter | None = None,
+    expected: int | None = None,
+    label: str = "",
+    store: SnapshotStore | None = None,
 ) -> pd.DataFrame:
-    """Every user of the pool, one row each, with a progress bar (users/s and ETA against ``expected``, and
-    the ceiling the rate budget allows). Pools estimated at SHARDED_FROM users or more are read in shards
-    (``scan_users_sharded``); smaller ones with one paginator, which spends fewer requests on them."""
-    if expected is not None and expected >= SHARDED_FROM:
-        return scan_users_sharded(cognito, pool_id, limiter, expected, label)
-    with _progress(expected, label or f"ListUsers {pool_id}", limiter) as bar:
-        rows = _read_users(cognito, pool_id, limiter, bar)
-    return _users_frame(rows)
+    """Every user of the pool, one row each (``frame_of`` a ``read_snapshot``), with a progress bar (users/s
+    and ETA against ``expected``, and the ceiling the rate budget allows); shards as ``shard_digits`` says for
+    ``expected`` (without it, one paginator). The snapshot goes once the frame is built: a temporary one
+    without ``store``. A step that records its read keeps the snapshot with ``read_snapshot`` instead."""
+    return _read_frame(cognito, pool_id, store, limiter, label, expected=expected, digits=shard_digits(expected))
 
 
-def scan_pool(cognito: Any, pool_id: str, limiter: RateLimiter | None = None, label: str = "") -> pd.DataFrame:
+def scan_pool(
+    cognito: Any, pool_id: str, limiter: RateLimiter | None = None, label: str = "", store: SnapshotStore | None = None
+) -> pd.DataFrame:
     """``scan_users`` with the pool's EstimatedNumberOfUsers as it is now (one DescribeUserPool), so a large
     pool is read in shards and its progress bar has an ETA."""
-    expected = cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"].get("EstimatedNumberOfUsers")
-    return scan_users(cognito, pool_id, limiter, expected, label)
+    return _read_frame(cognito, pool_id, store, limiter, label)
 
 
-def _progress(expected: int | None, label: str, limiter: RateLimiter | None) -> Any:
-    # EstimatedNumberOfUsers is approximate: the ETA is too, and the bar may end a little short or over.
-    ceiling = f"budget {limiter.rate:g} pages/s = {limiter.rate * 60:,.0f} users/s max" if limiter else None
-    return progress_bar(total=expected, desc=label, unit="user", mininterval=2.0, postfix=ceiling)
+def scan_users_sharded(
+    cognito: Any,
+    pool_id: str,
+    limiter: RateLimiter | None = None,
+    expected: int | None = None,
+    label: str = "",
+    workers: int = WORKERS,
+) -> pd.DataFrame:
+    """Every user of the pool, read as 16 shards (``sub ^= "0"`` ... ``"f"``) concurrently under the one
+    shared budget, with ``attrs["completeness"]`` (see ``frame_of``)."""
+    label = label or f"ListUsers {pool_id} (16 shards)"
+    return _read_frame(cognito, pool_id, None, limiter, label, expected=expected, digits=1, workers=workers)
 
 
-def _read_users(
-    cognito: Any, pool_id: str, limiter: RateLimiter | None, bar: Any, **filters: str
-) -> list[dict[str, Any]]:
-    rows = []
-    for user in paginate(
-        cognito, "list_users", "Users", limiter, UserPoolId=pool_id, PaginationConfig={"PageSize": 60}, **filters
-    ):
-        rows.append(user_row(user))
-        bar.update(1)
-    return rows
-
-
-def _users_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=None if rows else list(USER_COLUMNS))
-    if not frame.empty:
-        frame["created"] = pd.to_datetime(frame["created"], utc=True)
-    return frame
+def _read_frame(
+    cognito: Any, pool_id: str, store: SnapshotStore | None, limiter: RateLimiter | None, label: str, **options: Any
+) -> pd.DataFrame:
+    own = store or SnapshotStore.temporary()
+    snap: Snapshot | None = None
+    try:
+        snap = read_snapshot(cognito, pool_id, own, limiter, label, **options)
+        return frame_of(snap)
+    finally:
+        if store is None:
+            discard_store(own)
+        else:
+            release(snap)
 
 
 def list_groups(cognito: Any, pool_id: str, limiter: RateLimiter | None = None) -> list[dict[str, Any]]:
@@ -96,34 +181,17 @@ def list_groups(cognito: Any, pool_id: str, limiter: RateLimiter | None = None) 
 
 
 def scan_memberships(
-    cognito: Any, pool_id: str, group_names: list[str], limiter: RateLimiter | None = None, workers: int = 8
+    cognito: Any, pool_id: str, group_names: list[str], limiter: RateLimiter | None = None, workers: int = WORKERS
 ) -> pd.DataFrame:
-    """(group, username) for every member of every group, via ListUsersInGroup: each group is one paged
-    stream, read concurrently under the shared budget (a pool's groups partition nothing, so each is read
-    whole). The progress bar counts memberships as they arrive (no API gives their total: no ETA) and the
-    groups finished."""
-    groups_done = [0]
-    lock = threading.Lock()
-
-    def read_group(group: str) -> list[dict[str, str]]:
-        rows = []
-        for user in paginate(cognito, "list_users_in_group", "Users", limiter, UserPoolId=pool_id, GroupName=group):
-            rows.append({"group": group, "username": user["Username"]})
-            bar.update(1)
-        with lock:
-            groups_done[0] += 1
-            bar.set_postfix_str(f"{groups_done[0]}/{len(group_names)} groups; {ceiling}", refresh=False)
-        return rows
-
-    ceiling = f"budget {limiter.rate:g} pages/s = {limiter.rate * 60:,.0f} users/s max" if limiter else ""
-    with (
-        progress_bar(desc="group memberships", unit="member", mininterval=2.0) as bar,
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="group") as executor,
-    ):
-        bar.set_postfix_str(f"0/{len(group_names)} groups; {ceiling}", refresh=False)
-        futures = [executor.submit(read_group, group) for group in group_names]
-        rows = [row for future in futures for row in future.result()]
-    return pd.DataFrame(rows, columns=["group", "username"])
+    """(group, username) for every member of every group, via ListUsersInGroup (``read_snapshot`` with
+    ``groups`` reads them into the pool's snapshot; this reads them alone, through a temporary one)."""
+    store = SnapshotStore.temporary()
+    try:
+        snap = open_snapshot(store, pool_id, (), 0, group_names).snapshot
+        _Reader(cognito, snap, limiter, store.renew, workers, BATCH_ROWS).memberships()
+        return snap.memberships()
+    finally:
+        discard_store(store)
 
 
 def list_identity_providers(cognito: Any, pool_id: str) -> list[dict[str, Any]]:
@@ -147,47 +215,160 @@ def list_clients(cognito: Any, pool_id: str) -> list[dict[str, Any]]:
     ]
 
 
-SHARD_PREFIXES = tuple("0123456789abcdef")  # every sub is a UUID: these prefixes partition any pool exactly
+# --- the read: shards (and groups) drained concurrently into the snapshot -------------------------------------
 
 
-def scan_users_sharded(
-    cognito: Any,
-    pool_id: str,
-    limiter: RateLimiter | None = None,
-    expected: int | None = None,
-    label: str = "",
-    workers: int = 8,
-) -> pd.DataFrame:
-    """Every user of the pool, read as 16 shards (``sub ^= "0"`` ... ``"f"``) concurrently under the one
-    shared budget, merged. ``frame.attrs["completeness"]`` says whether every shard was drained and how the
-    total compares with ``expected`` (EstimatedNumberOfUsers is approximate)."""
-    with (
-        _progress(expected, label or f"ListUsers {pool_id} (16 shards)", limiter) as bar,
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shard") as executor,
-    ):
-        futures = [
-            executor.submit(_read_users, cognito, pool_id, limiter, bar, Filter=f'sub ^= "{prefix}"')
-            for prefix in SHARD_PREFIXES
-        ]
-        shards = [future.result() for future in futures]  # an error in any shard surfaces here, whole
-    frame = _users_frame([row for shard in shards for row in shard])
-    if not frame.empty:
-        frame = frame.drop_duplicates("username", keep="last").reset_index(drop=True)
-    frame.attrs["completeness"] = completeness(len(frame), [len(s) for s in shards], expected)
-    return frame
+@dataclass
+class _Reader:
+    cognito: Any
+    snap: Snapshot
+    limiter: RateLimiter | None
+    renew: str
+    workers: int
+    batch_rows: int
+
+    @property
+    def pool_id(self) -> str:
+        return str(self.snap.manifest["pool_id"])
+
+    def users(self, expected: int | None, label: str) -> None:
+        """Drains every unfinished shard; each is sealed as it ends (a ListUsers stream, paged)."""
+        snap, prefixes = self.snap, self.snap.prefixes
+        todo = [p for p in prefixes if snap.done(p) is None]
+        if not todo:
+            return
+        schema = snap.schema
+        with _progress(expected, label, initial=snap.rows) as bar:
+            tally = _Tally(bar, "shards", len(prefixes), len(prefixes) - len(todo), self.limiter)
+
+            def read_shard(prefix: str, stop: threading.Event) -> None:
+                writer = ShardWriter(snap, prefix, schema, self.batch_rows, unique="username")
+                shard = {"Filter": f'sub ^= "{prefix}"'} if prefix else {}
+                listed = pages(
+                    self.cognito, "list_users", "Users", self.limiter, stop, UserPoolId=self.pool_id,
+                    PaginationConfig=PAGE, **shard,
+                )  # fmt: skip
+                for page in listed:
+                    for user in page:
+                        writer.add(user_row(user))
+                    bar.update(len(page))
+                writer.finish()
+                tally.one_done()
+
+            failed = _run_all([functools.partial(read_shard, p) for p in todo], self.workers, "shard")
+        if failed is not None:
+            index, exc = failed
+            self._stopped(f"shard {prefixes.index(todo[index]) + 1}/{len(prefixes)}", exc)
+
+    def memberships(self) -> None:
+        """Drains every unfinished group of the snapshot (each a ListUsersInGroup stream: the API has no filter
+        to cut one; groups are read concurrently). No API gives their total: the bar has no ETA."""
+        snap, groups = self.snap, self.snap.groups or []
+        finished = snap.groups_finished()
+        todo = [g for g in groups if g not in finished]
+        if not todo:
+            return
+        initial = sum(int(d["rows"]) for d in finished.values())
+        with progress_bar(desc="group memberships", unit="member", mininterval=2.0, initial=initial) as bar:
+            tally = _Tally(bar, "groups", len(groups), len(finished), self.limiter, always=True)
+
+            def read_group(group: str, stop: threading.Event) -> None:
+                writer = MembershipWriter(snap, group, self.batch_rows)
+                listed = pages(
+                    self.cognito, "list_users_in_group", "Users", self.limiter, stop, UserPoolId=self.pool_id,
+                    GroupName=group,
+                )  # fmt: skip
+                for page in listed:
+                    for user in page:
+                        writer.add({"group": group, "username": user["Username"]})
+                    bar.update(len(page))
+                writer.finish()
+                tally.one_done()
+
+            failed = _run_all([functools.partial(read_group, g) for g in todo], self.workers, "group")
+        if failed is not None:
+            index, exc = failed
+            self._stopped(f"group {groups.index(todo[index]) + 1}/{len(groups)}", exc)
+
+    def _stopped(self, where: str, exc: BaseException) -> NoReturn:
+        snap = self.snap
+        kept = f"{len(snap.finished())} of {len(snap.prefixes)} shards ({snap.rows:,} users)"
+        if snap.groups is not None:
+            kept += f" and the memberships of {len(snap.groups_finished())} of {len(snap.groups)} groups"
+        if credentials_expired(exc):
+            raise CredentialsExpired(
+                f"credentials expired at {where} of {self.pool_id} ({error_code(exc)}): {self.renew}, then run the "
+                f"step again: it resumes {snap.folder} with the {kept} already read"
+            ) from exc
+        exc.add_note(
+            f"the read of {self.pool_id} stopped at {where}; {kept} are kept in {snap.folder}: run the step again "
+            "to resume with them"
+        )
+        raise exc
 
 
-def completeness(total: int, per_shard: list[int], expected: int | None) -> dict[str, Any]:
-    """Every shard drained, the total, and the difference from the pool's estimate, explained."""
-    difference = None if expected is None else total - expected
-    return {
-        "shards_drained": len(per_shard),
-        "shards": len(SHARD_PREFIXES),
-        "users": total,
-        "per_shard": per_shard,
-        "estimated": expected,
-        "difference": difference,
-        "explanation": "matches the estimate"
-        if not difference
-        else "EstimatedNumberOfUsers is approximate and users may be created or deleted during the scan",
-    }
+Job = Callable[[threading.Event], None]  # one shard's (or group's) read; its listing stops once the event is set
+
+
+def _run_all(jobs: Sequence[Job], workers: int, name: str) -> tuple[int, BaseException] | None:
+    """Runs ``jobs`` ``workers`` at a time. At the first failure the others stop before their next request
+    (their shards stay unfinished) and the ones not started never start; returns that job's index and its
+    error, or None. An interrupt of the waiting thread (a notebook's stop button) stops them the same way."""
+    stop = threading.Event()
+    failures: list[tuple[int, BaseException]] = []
+    lock = threading.Lock()
+
+    def guarded(index: int, job: Job) -> None:
+        if stop.is_set():
+            return
+        try:
+            job(stop)
+        except Stopped:
+            pass  # told to stop by another job's failure, which is the one reported
+        except Exception as exc:  # every error of a job is the read's: kept and re-raised by the caller
+            with lock:
+                failures.append((index, exc))
+            stop.set()
+
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    try:
+        for future in [executor.submit(guarded, i, job) for i, job in enumerate(jobs)]:
+            future.result()
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    return failures[0] if failures else None
+
+
+class _Tally:
+    """The bar's postfix: shards (or groups) finished of all, how many a resume kept, the budget's ceiling."""
+
+    def __init__(
+        self, bar: Any, noun: str, total: int, kept: int, limiter: RateLimiter | None, always: bool = False
+    ) -> None:
+        self.bar, self.noun, self.total, self.kept, self.done = bar, noun, total, kept, kept
+        self.shown = always or total > 1  # one paginator's bar shows the budget alone, as it always did
+        self.ceiling = _ceiling(limiter)
+        self._lock = threading.Lock()
+        self._show()
+
+    def one_done(self) -> None:
+        with self._lock:
+            self.done += 1
+            self._show()
+
+    def _show(self) -> None:
+        parts = [f"{self.done}/{self.total} {self.noun}" + (f" ({self.kept} resumed)" if self.kept else "")]
+        text = "; ".join([*(parts if self.shown else []), *([self.ceiling] if self.ceiling else [])])
+        self.bar.set_postfix_str(text, refresh=False)
+
+
+def _ceiling(limiter: RateLimiter | None) -> str:
+    return f"budget {limiter.rate:g} pages/s = {limiter.rate * 60:,.0f} users/s max" if limiter else ""
+
+
+def _progress(expected: int | None, label: str, initial: int = 0) -> Any:
+    # EstimatedNumberOfUsers is approximate: the ETA is too, and the bar may end a little short or over.
+    return progress_bar(total=expected, desc=label, unit="user", mininterval=2.0, initial=initial)

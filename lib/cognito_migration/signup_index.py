@@ -20,6 +20,7 @@ import pandas as pd
 from . import scan
 from .aws import RateLimiter, absent_as_none
 from .checks import Check
+from .snapshot_store import SnapshotStore
 from .trigger.migration_trigger import INDEX_KEY_ATTRIBUTE, index_key
 
 TABLE_VARIABLE = "SIGNUP_INDEX_TABLE"
@@ -143,12 +144,18 @@ def fill(dynamodb: Any, name: str, users: pd.DataFrame, secret: str, dry_run: bo
 
 
 def build(
-    cognito: Any, dynamodb: Any, old_pool_id: str, name: str, secret: str, limiter: RateLimiter | None = None
+    cognito: Any,
+    dynamodb: Any,
+    old_pool_id: str,
+    name: str,
+    secret: str,
+    limiter: RateLimiter | None = None,
+    store: SnapshotStore | None = None,
 ) -> IndexCounts:
     """Step 3: creates the table if needed and adds every old-pool user's keys it lacks (a whole-pool read of
-    the old pool, paced by ``limiter``)."""
+    the old pool, paced by ``limiter``, into ``store``: a read stopped part-way resumes there)."""
     created = ensure_table(dynamodb, name)
-    users = scan.scan_pool(cognito, old_pool_id, limiter, "old pool users (sign-up index)")
+    users = scan.scan_pool(cognito, old_pool_id, limiter, "old pool users (sign-up index)", store=store)
     counts = fill(dynamodb, name, users, secret, dry_run=False)
     counts.created_table = created
     return counts

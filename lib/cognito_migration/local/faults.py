@@ -7,6 +7,8 @@ same faults, as they would in an account under load:
     aws.faults.add("*", error=0.05, latency_s=0.1)      # 5% InternalErrorException, 100 ms on every call
     aws.faults.add("CreateFunction", fail_first=2, code="InvalidParameterValueException",
                    message="The role defined for the function cannot be assumed by Lambda.")
+    aws.faults.add("ListUsers", fail_after=40, code="InternalErrorException", message="...")  # the 41st on
+    aws.faults.expire_credentials(after=40)             # every call after the 40th: ExpiredTokenException
 
 With ``aws.faults.enforce_quotas()`` it also answers TooManyRequestsException above Cognito's
 request-rate quotas, per category (``quotas.QUOTAS``), and above 5 requests/s of one operation against one
@@ -33,6 +35,9 @@ from typing import Any
 from ..quotas import PER_POOL_OPERATION_RPS, POOL_LIMITED, QUOTAS, quota_category
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# A JSON-protocol service's answer to a request signed with expired temporary credentials (HTTP 400; the
+# README's fidelity ledger gives the sources).
+EXPIRED_TOKEN = ("ExpiredTokenException", "The security token included in the request is expired")
 CONTROL_PATH = "/_local/faults"
 
 
@@ -45,6 +50,7 @@ class FaultRule:
     error: float = 0.0  # share of calls answered InternalErrorException (HTTP 500)
     latency_s: float = 0.0  # added to every matching call
     fail_first: int = 0  # answer the first N matching calls with `code` / `message` (HTTP 400)
+    fail_after: int | None = None  # answer every matching call after the first N with `code` / `message`
     code: str = ""
     message: str = ""
 
@@ -53,8 +59,10 @@ class FaultRule:
             raise ValueError(f"{self.operation}: throttle and error are shares between 0 and 1, together at most 1")
         if self.latency_s < 0:
             raise ValueError(f"{self.operation}: latency_s must not be negative")
-        if self.fail_first and not self.code:
-            raise ValueError(f"{self.operation}: fail_first needs the error code to answer")
+        if (self.fail_first or self.fail_after is not None) and not self.code:
+            raise ValueError(f"{self.operation}: fail_first or fail_after needs the error code to answer")
+        if self.fail_after is not None and self.fail_after < 0:
+            raise ValueError(f"{self.operation}: fail_after counts calls: 0 or more")
 
 
 class FaultInjector:
@@ -67,6 +75,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self.injected: dict[str, int] = {}
         self._failed_first: dict[str, int] = {}
+        self._calls: dict[str, int] = {}  # matching calls per rule, for fail_after
         self._quotas: dict[str, _Bucket] = {}
         self._per_pool: dict[tuple[str, str], _Bucket] = {}  # (operation, pool id): the 5 RPS per-pool limit
         self._scale = 1.0
@@ -79,6 +88,13 @@ class FaultInjector:
         with self._lock:
             self._rules[operation] = rule
             self._failed_first[operation] = 0
+            self._calls[operation] = 0
+
+    def expire_credentials(self, after: int = 0, operation: str = "*") -> None:
+        """Every call (or every call of ``operation``) after the first ``after`` is refused as AWS refuses a
+        request signed with expired temporary credentials, until the rule is cleared (the credentials renewed).
+        Cognito, a JSON service, answers ExpiredTokenException (STS and the query services: ExpiredToken)."""
+        self.add(operation, fail_after=after, code=EXPIRED_TOKEN[0], message=EXPIRED_TOKEN[1])
 
     def enforce_quotas(self, scale: float = 1.0, latency_s: float = 0.0) -> None:
         """Answers TooManyRequestsException above ``scale`` x each category's quota (quotas.QUOTAS), and delays
@@ -112,7 +128,7 @@ class FaultInjector:
             time.sleep(latency)
         if not fault and not self._within_quota(operation, environ):
             return _answer(start_response, "400 Bad Request", "TooManyRequestsException", "Too many requests")
-        if fault == "fail_first" and rule is not None:
+        if fault in ("fail_first", "fail_after") and rule is not None:
             return _answer(start_response, "400 Bad Request", rule.code, rule.message)
         if fault == "throttle":
             return _answer(start_response, "400 Bad Request", "TooManyRequestsException", "Too many requests")
@@ -152,9 +168,12 @@ class FaultInjector:
             rule = (self._rules.get(operation) or self._rules.get("*")) if operation else None
             if rule is None:
                 return "", 0.0, None
+            self._calls[rule.operation] = calls = self._calls.get(rule.operation, 0) + 1
             if self._failed_first.get(rule.operation, 0) < rule.fail_first:
                 self._failed_first[rule.operation] = self._failed_first.get(rule.operation, 0) + 1
                 fault = "fail_first"
+            elif rule.fail_after is not None and calls > rule.fail_after:
+                fault = "fail_after"
             else:
                 draw = self._random.random()
                 fault = "throttle" if draw < rule.throttle else "error" if draw < rule.throttle + rule.error else ""
