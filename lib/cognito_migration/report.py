@@ -84,10 +84,33 @@ def sign_in_names(
     a missing one replaced by a stand-in that matches nothing."""
     if not sign_in:  # usernames: never missing, and kept as they are (Arrow strings stay zero-copy)
         return old_users["username"], new_users.get("username", pd.Series([], dtype=object))
-    old = identity.names(old_users, sign_in, verified_only=True).fillna(NO_OLD_NAME)
     if new_users.empty:
-        return old, pd.Series([], dtype=object)
-    return old, identity.names(new_users, sign_in, verified_only=False).fillna(NO_NEW_NAME)
+        return _names(old_users, sign_in, True), pd.Series([], dtype=object)
+    return _names(old_users, sign_in, True), _names(new_users, sign_in, False)
+
+
+def _names(users: pd.DataFrame, sign_in: Sequence[str], old_pool: bool) -> pd.Series:
+    if old_pool:  # the trigger finds old users by verified values only
+        return identity.names(users, sign_in, verified_only=True).fillna(NO_OLD_NAME)
+    return identity.names(users, sign_in, verified_only=False).fillna(NO_NEW_NAME)
+
+
+def matching_keys(users: pd.DataFrame, case_sensitive: bool, sign_in: Sequence[str], old_pool: bool) -> pa.Array:
+    """The key ``classify`` matches each user of one pool by (its sign-in name, folded), for partitioning a
+    pool by key: users who share a key always land together. A user without a name matches nobody, so the
+    key given to it is its username behind a NUL, which no name has: such users spread instead of piling up."""
+    if not sign_in or len(users) == 0:
+        return _keys(users["username"], case_sensitive)
+    names = _names(users, sign_in, old_pool)
+    keys = _keys(names, case_sensitive)
+    missing = (names == (NO_OLD_NAME if old_pool else NO_NEW_NAME)).to_numpy(dtype=bool)
+    if not missing.any():
+        return keys
+    text = pa.large_string()  # one string type for the kernels below
+    spread = pc.binary_join_element_wise(
+        pa.scalar("\x00", text), _arrow(users["username"]).cast(text), pa.scalar("", text)
+    )
+    return pc.if_else(pa.array(missing), spread, keys.cast(text))
 
 
 def classify(
@@ -117,6 +140,7 @@ def classify(
     shared = _shared_keys(old_keys, found & ~exact)
     migrated = exact | (found & ~shared)
     taken = found & ~migrated
+    is_email, held = alias_refusals(old_users, migrated, aliases, case_sensitive)
     status = _arrow(old_users["status"].fillna(""))
     no_contact = ~(_verified(old_users, "email") | _verified(old_users, "phone_number"))
     conditions = [
@@ -127,13 +151,29 @@ def classify(
         _equals(status, "EXTERNAL_PROVIDER"),
         (old_raw == NO_OLD_NAME).to_numpy(dtype=bool),
         mfa_refused(old_users, mfa_policy, pool_mfa),
-        *alias_refusals(old_users, migrated, aliases, case_sensitive),
+        is_email,
     ]
-    reason_code = np.where(migrated, 0, np.select(conditions, range(1, len(REASONS) + 1), default=0))
+    reason_code = np.where(migrated, 0, np.select(conditions, range(1, len(REASONS)), default=0))
     state_code = np.where(migrated, 0, np.where(reason_code > 0, 2, 1))
-    return old_users.assign(
+    classified = old_users.assign(
         state=pd.Categorical.from_codes(state_code, categories=pd.Index(CATEGORIES)),
         reason=pd.Categorical.from_codes(reason_code, categories=pd.Index(["", *REASONS])),
+    )
+    return refuse_held(classified, held)
+
+
+def refuse_held(classified: pd.DataFrame, held: np.ndarray) -> pd.DataFrame:
+    """The last reason, applied: a ``held`` user (``alias_refusals``) cannot migrate lazily unless an earlier
+    reason already says so or it migrated, i.e. only users still 'not yet'. ``classify`` applies it to the
+    users it holds; a comparison out of core applies it again with what other users' partitions hold."""
+    hit = held & (classified["state"] == NOT_YET).to_numpy(dtype=bool)
+    if not hit.any():
+        return classified
+    state, reason = classified["state"].cat.codes.to_numpy().copy(), classified["reason"].cat.codes.to_numpy().copy()
+    state[hit], reason[hit] = CATEGORIES.index(CANNOT), len(REASONS)
+    return classified.assign(
+        state=pd.Categorical.from_codes(state, categories=pd.Index(CATEGORIES)),
+        reason=pd.Categorical.from_codes(reason, categories=pd.Index(["", *REASONS])),
     )
 
 
@@ -148,11 +188,21 @@ def alias_refusals(
         # what the trigger itself takes for an email address: one pattern, the trigger's
         is_email = users["username"].astype(str).str.match(migration_trigger.EMAIL.pattern).to_numpy(dtype=bool)
     held = np.zeros(len(users), dtype=bool)
-    for attribute in (a for a in ("email", "phone_number") if a in aliases and a in users.columns):
-        values = identity.fold(identity.names(users, (attribute,), verified_only=True), case_sensitive)
+    for attribute in alias_contacts(users, aliases):
+        values = alias_values(users, attribute, case_sensitive)
         taken = set(values[migrated].dropna())
         held |= (values.isin(taken) & ~migrated).to_numpy(dtype=bool)
     return is_email, held
+
+
+def alias_contacts(users: pd.DataFrame, aliases: Sequence[str]) -> tuple[str, ...]:
+    """The contact attributes a user can hold as an alias in the new pool (``aliases``), that ``users`` have."""
+    return tuple(a for a in ("email", "phone_number") if a in aliases and a in users.columns)
+
+
+def alias_values(users: pd.DataFrame, attribute: str, case_sensitive: bool) -> pd.Series:
+    """Each user's verified ``attribute`` as the new pool compares aliases (folded; None when unverified)."""
+    return identity.fold(identity.names(users, (attribute,), verified_only=True), case_sensitive)
 
 
 def mfa_refused(users: pd.DataFrame, mfa_policy: str, pool_mfa: str | None) -> np.ndarray:
@@ -280,21 +330,48 @@ def compare(
 
 def summary(classified: pd.DataFrame) -> pd.DataFrame:
     """Counts and shares per state; the counts add up to the number of old-pool users."""
+    return state_table(state_counts(classified))
+
+
+def state_counts(classified: pd.DataFrame) -> dict[str, int]:
+    """Users per state, every state named (0 when none): what ``summary`` shows, summable across parts."""
     counts = classified["state"].value_counts().reindex(list(CATEGORIES), fill_value=0)
-    total = int(counts.sum())
+    return {str(state): int(users) for state, users in counts.items()}
+
+
+def state_table(counts: Mapping[str, int]) -> pd.DataFrame:
+    """``summary`` of users counted per state."""
+    users = [int(counts.get(state, 0)) for state in CATEGORIES]
+    total = sum(users)
     return pd.DataFrame(
         {
             "state": list(CATEGORIES),
-            "users": [int(v) for v in counts.values],
-            "share": [round(100 * v / total, 1) if total else 0.0 for v in counts.values],
+            "users": users,
+            "share": [round(100 * v / total, 1) if total else 0.0 for v in users],
         }
     )
 
 
 def by_reason(classified: pd.DataFrame) -> pd.DataFrame:
-    cannot = classified[classified["state"] == CANNOT]
-    counts = cannot["reason"].astype(str).value_counts()
-    return counts.rename_axis("reason").rename("users").reset_index()
+    """Users who cannot migrate lazily, per reason: the most first (ties in precedence order)."""
+    return reason_table(reason_counts(classified))
+
+
+def reason_counts(classified: pd.DataFrame) -> dict[str, int]:
+    """Users who cannot migrate lazily, per reason they have (summable across parts)."""
+    cannot = classified.loc[classified["state"] == CANNOT, "reason"].astype(str)
+    return {str(reason): int(users) for reason, users in cannot.value_counts().items()}
+
+
+def reason_table(counts: Mapping[str, int]) -> pd.DataFrame:
+    """``by_reason`` of users counted per reason."""
+    order = sorted((r for r in counts if counts[r]), key=lambda r: (-counts[r], _precedence(r)))
+    table = pd.DataFrame({"reason": order, "users": [int(counts[r]) for r in order]})
+    return table.astype({"reason": "str", "users": "int64"})
+
+
+def _precedence(reason: str) -> int:
+    return REASONS.index(reason) if reason in REASONS else len(REASONS)
 
 
 # --- breakdowns ------------------------------------------------------------------------------------------
@@ -367,10 +444,15 @@ def _crosstab(keys: pd.Series, states: pd.Series, name: str) -> pd.DataFrame:
         .unstack("state", fill_value=0)
         .reindex(columns=list(CATEGORIES), fill_value=0)
     )
+    return _with_totals(table).reset_index().rename_axis(columns=None)
+
+
+def _with_totals(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows with some user, each with its total and migrated share."""
     table = table[table.sum(axis=1) > 0].astype(int)
     table["users"] = table.sum(axis=1)
     table["migrated %"] = (100 * table[MIGRATED] / table["users"]).round(1)
-    return table.reset_index().rename_axis(columns=None)
+    return table
 
 
 def breakdowns(classified: pd.DataFrame, memberships: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -383,7 +465,52 @@ def breakdowns(classified: pd.DataFrame, memberships: pd.DataFrame) -> dict[str,
     }
 
 
+def combine(parts: Sequence[Mapping[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """The breakdowns of users split into parts (no user in two), from each part's: the same tables as
+    ``breakdowns`` of all of them at once."""
+    combined = {}
+    for name in parts[0] if parts else ():
+        tables = [part[name] for part in parts]
+        column = tables[0].columns[0]
+        summed = pd.concat(tables, ignore_index=True).groupby(column)[list(CATEGORIES)].sum()
+        combined[name] = _with_totals(summed).reset_index().rename_axis(columns=None)
+    return combined
+
+
 # --- checks and records ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What ``verify`` checks the tables against, counted over the classified users (or summed over parts
+    holding no user twice): users per state, whether no username repeats, and, with the memberships, how many
+    belong to classified users and how many of those users are in some group."""
+
+    states: Mapping[str, int]
+    unique: bool
+    memberships: int | None = None
+    in_some_group: int | None = None
+
+    def __add__(self, other: Tally) -> Tally:
+        def plus(a: int | None, b: int | None) -> int | None:
+            return None if a is None or b is None else a + b
+
+        return Tally(
+            {s: self.states.get(s, 0) + other.states.get(s, 0) for s in CATEGORIES},
+            self.unique and other.unique,
+            plus(self.memberships, other.memberships),
+            plus(self.in_some_group, other.in_some_group),
+        )
+
+
+def tally(classified: pd.DataFrame, memberships: pd.DataFrame | None = None) -> Tally:
+    known = memberships[memberships["username"].isin(classified["username"])] if memberships is not None else None
+    return Tally(
+        state_counts(classified),
+        bool(classified["username"].is_unique),
+        None if known is None else len(known),
+        None if known is None else int(known["username"].nunique()),
+    )
 
 
 def verify(
@@ -393,39 +520,42 @@ def verify(
     memberships: pd.DataFrame | None = None,
 ) -> list[Check]:
     """Every old-pool user is counted exactly once, and every breakdown adds up to the same totals."""
-    totals = summary(classified).set_index("state")["users"]
-    counted = int(totals.sum())
+    return verify_tally(tally(classified, memberships), len(old_users), tables)
+
+
+def verify_tally(counted: Tally, read: int, tables: Mapping[str, pd.DataFrame] | None = None) -> list[Check]:
+    """``verify`` of users counted (``tally``) against the ``read`` old-pool users."""
+    totals = counted.states
+    users = sum(totals.values())
     result = [
         Check(
             "every old-pool user counted once",
-            counted == len(old_users) and classified["username"].is_unique,
+            users == read and counted.unique,
             "blocker",
-            f"{counted} counted, {len(old_users)} read",
+            f"{users} counted, {read} read",
             "re-run the report: a page was lost",
         )
     ]
     for name, table in (tables or {}).items():
         if name == "group":
-            adds_up, detail = _group_adds_up(classified, table, memberships)
+            adds_up, detail = _group_adds_up(users, table, counted)
         else:
             sums = table[list(CATEGORIES)].sum()
-            adds_up = all(int(sums[s]) == int(totals[s]) for s in CATEGORIES) and int(table["users"].sum()) == counted
+            adds_up = all(int(sums[s]) == int(totals[s]) for s in CATEGORIES) and int(table["users"].sum()) == users
             detail = ", ".join(f"{s}: {int(sums[s])}" for s in CATEGORIES)
         result.append(Check(f"breakdown by {name} adds up", adds_up, "blocker", detail, "re-run the report"))
     return result
 
 
-def _group_adds_up(classified: pd.DataFrame, table: pd.DataFrame, memberships: pd.DataFrame | None) -> tuple[bool, str]:
+def _group_adds_up(users: int, table: pd.DataFrame, counted: Tally) -> tuple[bool, str]:
     """Rows of the group table = memberships of known users + users in no group; and users in no group plus
     users in some group = every user."""
-    known = memberships[memberships["username"].isin(classified["username"])] if memberships is not None else None
     alone = int(table.loc[table["group"] == NO_GROUP, "users"].sum())
     rows = int(table["users"].sum())
-    if known is None:
-        return rows >= len(classified), f"{rows} memberships and users in no group"
-    in_some = int(known["username"].nunique())
-    adds_up = rows == len(known) + alone and alone + in_some == len(classified)
-    return adds_up, f"{len(known)} memberships of {in_some} users, {alone} users in no group"
+    if counted.memberships is None or counted.in_some_group is None:
+        return rows >= users, f"{rows} memberships and users in no group"
+    adds_up = rows == counted.memberships + alone and alone + counted.in_some_group == users
+    return adds_up, f"{counted.memberships} memberships of {counted.in_some_group} users, {alone} users in no group"
 
 
 def save(
@@ -438,24 +568,38 @@ def save(
 ) -> dict[str, Any]:
     """The report's record: counts and breakdowns (report.json, also this run's point in the progress chart)
     and the masked per-user snapshot (report_users.parquet)."""
-    totals = summary(classified)
-    reasons = by_reason(classified)
-    data: dict[str, Any] = {
+    data = record(run_dir, summary(classified), by_reason(classified), len(new_only), tables, extra)
+    save_json(run_dir, "report", data)
+    save_frame(run_dir, "report_users", user_rows(classified, mask))
+    return data
+
+
+def record(
+    run_dir: Path,
+    totals: pd.DataFrame,
+    reasons: pd.DataFrame,
+    new_only: int,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """report.json's content: the ``summary``, ``by_reason`` and breakdown tables, the sign-ups counted."""
+    return {
         "run_id": run_dir.name,
         "generated": now_iso(),
-        "users": len(classified),
+        "users": int(totals["users"].sum()),
         "states": dict(zip(totals["state"], totals["users"], strict=True)),
         "cannot_by_reason": dict(zip(reasons["reason"], reasons["users"].astype(int), strict=True)),
-        "new_pool_only": len(new_only),
+        "new_pool_only": new_only,
         "breakdowns": {name: _as_dict(table) for name, table in (tables or {}).items()},
         **(extra or {}),
     }
+
+
+def user_rows(classified: pd.DataFrame, mask: Masker) -> pd.DataFrame:
+    """The rows of report_users.parquet: the snapshot's columns, categories as text, masked."""
     columns = [c for c in SNAPSHOT_COLUMNS if c in classified.columns]
     categorical = [c for c in columns if isinstance(classified[c].dtype, pd.CategoricalDtype)]
-    snapshot = classified[columns].assign(**{c: classified[c].astype(str) for c in categorical})
-    save_json(run_dir, "report", data)
-    save_frame(run_dir, "report_users", mask.frame(snapshot))
-    return data
+    return mask.frame(classified[columns].assign(**{c: classified[c].astype(str) for c in categorical}))
 
 
 def _as_dict(table: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -469,14 +613,18 @@ def _as_dict(table: pd.DataFrame) -> dict[str, dict[str, int]]:
 
 def chart(classified: pd.DataFrame, path: Path) -> Path:
     """Migrated / not yet / cannot, overall and by old-pool status; saved as PNG at ``path``."""
-    totals = summary(classified)
-    status = by_status(classified).set_index("status")[list(CATEGORIES)]
+    return tables_chart(summary(classified), by_status(classified), path)
+
+
+def tables_chart(totals: pd.DataFrame, by_status: pd.DataFrame, path: Path) -> Path:
+    """``chart`` of the ``summary`` and status breakdown tables (of a pool of any size)."""
+    status = by_status.set_index("status")[list(CATEGORIES)]
     fig = Figure(figsize=(11, 4))
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 2]})
     left.bar(totals["state"].str.replace(" ", "\n", n=1), totals["users"], color=[COLORS[s] for s in totals["state"]])
     for x, (users, share) in enumerate(zip(totals["users"], totals["share"], strict=True)):
         left.annotate(f"{users}\n{share}%", (x, users), ha="center", va="bottom", fontsize=9)
-    left.set_title(f"{len(classified)} old-pool users")
+    left.set_title(f"{int(totals['users'].sum())} old-pool users")
     left.set_ylabel("users")
     left.margins(y=0.25)
     status.plot.barh(stacked=True, ax=right, color=[COLORS[c] for c in status.columns])
