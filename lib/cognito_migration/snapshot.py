@@ -169,7 +169,7 @@ class Snapshot:
     def batches(self, columns: Sequence[str] | None = None, rows: int = 65_536) -> Iterator[pd.DataFrame]:
         """The users in frames of at most ``rows``, as ``frame`` types them: memory bounded by the batch."""
         for batch in self.dataset().to_batches(columns=list(columns) if columns else None, batch_size=rows):
-            yield _pandas(pa.Table.from_batches([batch]))
+            yield as_frame(pa.Table.from_batches([batch]))
 
     def present_columns(self) -> list[str]:
         """The schema's columns but the attributes no user has (the standard columns and the flags always)."""
@@ -184,7 +184,7 @@ class Snapshot:
     def frame(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Every user in memory, one row each: for pools that fit (the demo's, and most). Without ``columns``,
         the columns of ``present_columns``, as an in-memory read of the pool always gave them."""
-        return _pandas(self.dataset().to_table(columns=list(columns or self.present_columns())))
+        return as_frame(self.dataset().to_table(columns=list(columns or self.present_columns())))
 
     # --- memberships -----------------------------------------------------------------------------------
 
@@ -271,7 +271,8 @@ def _done(folder: Path) -> dict[str, Any] | None:
     return done
 
 
-def _pandas(arrow: pa.Table) -> pd.DataFrame:
+def as_frame(arrow: pa.Table) -> pd.DataFrame:
+    """Users read from Parquet as ``Snapshot.frame`` types them (the flags False where unset)."""
     frame = arrow.to_pandas()
     for column in ("enabled", "legacy_sms_mfa"):
         if column in frame.columns:
