@@ -1,0 +1,222 @@
+"""Steps 5 and 6 compare pools of any size through comparison.compare: split into buckets by the matching key,
+it gives exactly what the in-memory comparison gives (every user's state and reason, the sign-ups, the last
+lazy migration, the summaries, breakdowns and checks), the alias rule across buckets included, in memory
+bounded by a bucket; and the stragglers' import written from it bucket by bucket is today's file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cognito_migration import buckets, comparison, report, snapshot
+from cognito_migration.local import legacy
+from cognito_migration.params import Params
+
+OLD_POOL = {"MfaConfiguration": "OPTIONAL"}
+BUCKETS = 7
+
+
+def params(**overrides: Any) -> Params:
+    values: dict[str, Any] = {"old_user_pool_id": "us-east-1_Old00001", "old_client_id": "oldclient", **overrides}
+    return Params(**values)
+
+
+def old_pool_rows(count: int = 2000, seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The demo's generated users (every quirk: case-variant usernames and emails, unconfirmed, disabled,
+    temporary passwords, no verified contact, bad phones, SMS MFA, groups) as ListUsers rows, and their
+    memberships."""
+    users = legacy.generate_users(count, seed)
+    rows = [
+        {
+            **dict.fromkeys(snapshot.STANDARD_COLUMNS),
+            **user.attributes,
+            "username": user.username,
+            "status": user.status,
+            "enabled": user.enabled,
+            "created": pd.Timestamp(user.created_at),
+            "sub": user.sub,
+            "legacy_sms_mfa": user.mfa == "SMS_MFA",
+        }
+        for user in users
+    ]
+    members = [(group, user.username) for user in users for group in user.groups]
+    frame = pd.DataFrame(rows)
+    frame["created"] = pd.to_datetime(frame["created"], utc=True)
+    return frame, pd.DataFrame(members + [("viewers", "gone.user")], columns=["group", "username"])
+
+
+def new_pool_rows(old: pd.DataFrame, sign_in: tuple[str, ...], seed: int = 3) -> pd.DataFrame:
+    """About 60% of the old users arrived (some under another case of their name), and some sign-ups."""
+    rng = np.random.default_rng(seed)
+    could = old["enabled"] & old["status"].isin(["CONFIRMED", "RESET_REQUIRED"])
+    came = old[could & (rng.random(len(old)) < 0.65)]
+    flip = rng.random(len(came)) < 0.2  # signed in as JANE.DOE: the same user where case does not matter
+    if sign_in:  # the new pool names its users itself; they are linked by the value they signed in with
+        names = came[list(sign_in)].bfill(axis=1).iloc[:, 0]
+        names = names.where(~flip, names.str.upper())
+        new = pd.DataFrame({"username": [f"id-{i}" for i in range(len(came))], sign_in[0]: names.to_numpy()})
+    else:
+        new = pd.DataFrame({"username": np.where(flip, came["username"].str.upper(), came["username"])})
+        new["email"], new["phone_number"] = came["email"].to_numpy(), came["phone_number"].to_numpy()
+    # One new user per name, whatever its case: what a case-insensitive pool allows (and the pool's order
+    # then does not matter).
+    name = new[sign_in[0]] if sign_in else new["username"]
+    new = new[~name.str.lower().duplicated()].copy()
+    new["status"] = "CONFIRMED"
+    new["created"] = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 86400 * 30, len(new)), "s")
+    signups = pd.DataFrame({"username": [f"newcomer.{i}" for i in range(25)], "status": "CONFIRMED"})
+    signups["created"] = pd.Timestamp("2026-02-15", tz="UTC")
+    return pd.concat([new, signups], ignore_index=True)
+
+
+CASES = {
+    "usernames, case-insensitive": ({}, {}),
+    "usernames, case-sensitive": ({"target_case_sensitive": True}, {}),
+    "email sign-in": ({}, {"UsernameAttributes": ["email"]}),
+    "email or phone sign-in, case-sensitive": (
+        {"target_case_sensitive": True},
+        {"UsernameAttributes": ["email", "phone_number"]},
+    ),
+    "email and phone aliases, MFA refuse": ({"mfa_policy": "refuse"}, {"AliasAttributes": ["email", "phone_number"]}),
+}
+
+
+@pytest.fixture(scope="module")
+def pools() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return old_pool_rows()
+
+
+def both(
+    old: pd.DataFrame, new: pd.DataFrame, members: pd.DataFrame | None, overrides: dict[str, Any], pool: dict[str, Any]
+) -> tuple[comparison.PoolComparison, comparison.PoolComparison]:
+    args = (
+        old,
+        new,
+        params(**overrides),
+        OLD_POOL,
+        pool,
+        [(pd.Timestamp("2026-01-10", tz="UTC"), pd.Timestamp("2026-01-11", tz="UTC"))],
+    )
+    return comparison.compare(*args, memberships=members), comparison.compare(
+        *args, memberships=members, bucket_total=BUCKETS
+    )
+
+
+def per_user(compared: comparison.PoolComparison) -> pd.DataFrame:
+    columns = [c for c in ("username", "state", "reason", "groups", "cohort", "mfa") if c in compared.frame().columns]
+    frame = compared.frame(columns).astype(str)
+    return frame.sort_values("username").reset_index(drop=True)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bucketed_comparison_gives_what_the_in_memory_one_gives(pools, case: str) -> None:
+    old, members = pools
+    overrides, pool = CASES[case]
+    new = new_pool_rows(old, tuple(pool.get("UsernameAttributes", ())))
+    whole, bucketed = both(old, new, members, overrides, pool)
+
+    today = report.compare(
+        old,
+        new,
+        params(**overrides),
+        OLD_POOL,
+        pool,
+        [(pd.Timestamp("2026-01-10", tz="UTC"), pd.Timestamp("2026-01-11", tz="UTC"))],
+    )
+    assert whole.classified is not None and bucketed.classified is None and bucketed.bucket_total == BUCKETS
+    pd.testing.assert_frame_equal(
+        whole.classified[["username", "state", "reason"]], today.classified[["username", "state", "reason"]]
+    )
+    pd.testing.assert_frame_equal(per_user(bucketed), per_user(whole))
+    pd.testing.assert_frame_equal(bucketed.summary, whole.summary)
+    pd.testing.assert_frame_equal(bucketed.by_reason, whole.by_reason)
+    assert bucketed.tables.keys() == whole.tables.keys() == {"status", "group", "mfa", "cohort"}
+    for name, table in whole.tables.items():
+        pd.testing.assert_frame_equal(bucketed.tables[name], table, obj=name)
+    assert [c.__dict__ for c in bucketed.checks] == [c.__dict__ for c in whole.checks]
+    assert all(c.passed for c in bucketed.checks)
+    assert bucketed.sign_ups == whole.sign_ups == len(today.sign_ups) >= 25
+    assert bucketed.last_migration == whole.last_migration == today.last_migration is not None
+    # the quirks are there to be compared
+    states = whole.summary.set_index("state")["users"]
+    assert min(states) > 0 and len(whole.by_reason) >= 3, whole.by_reason
+    bucketed.close()
+
+
+def test_the_alias_rule_holds_across_buckets() -> None:
+    # ann migrated with ann@example.com; ANN.B (another user, another bucket) has the same address verified:
+    # the new pool refuses it as an alias. dan has it too, but is disabled: the earlier reason stays his.
+    rows = [
+        ("ann", True, "ann@example.com", "+15550000001"),
+        ("ann.b", True, "ANN@example.com", None),
+        ("dan", False, "ann@example.com", None),
+        ("phil", True, "phil@example.com", "+15550000001"),
+        ("zoe", True, "zoe@example.com", None),
+    ]
+    old = pd.DataFrame(rows, columns=["username", "enabled", "email", "phone_number"])
+    old = old.assign(status="CONFIRMED", email_verified="true", phone_number_verified="true")
+    new = old.iloc[[0]][["username", "email", "phone_number"]].assign(status="CONFIRMED")
+    pool = {"AliasAttributes": ["email", "phone_number"]}
+    key = report.matching_keys(old, False, (), True)
+    spread = next(n for n in range(2, 50) if len(set(buckets.bucket_ids(key, n)[[0, 1, 2, 3]])) == 4)
+
+    whole = comparison.compare(old, new, params(), OLD_POOL, pool)
+    bucketed = comparison.compare(old, new, params(), OLD_POOL, pool, bucket_total=spread)
+
+    reasons = dict(zip(bucketed.frame()["username"], bucketed.frame()["reason"].astype(str), strict=True))
+    assert reasons == dict(zip(whole.classified["username"], whole.classified["reason"].astype(str), strict=True))
+    assert reasons["ann.b"] == reasons["phil"] == report.REASONS[8], "held by ann, in another bucket"
+    assert reasons["dan"] == "disabled in the old pool", "an earlier reason comes first"
+    assert reasons["zoe"] == "" and bucketed.count(report.CANNOT) == 3
+    bucketed.close()
+
+
+def test_snapshots_are_compared_as_their_frames(pools, tmp_path: Path) -> None:
+    old, members = pools
+    new = new_pool_rows(old, ())
+    old_snap = snapshot.from_frame(old, tmp_path / "old")
+    new_snap = snapshot.from_frame(new.assign(sub=[f"{i % 16:x}-{i}" for i in range(len(new))]), tmp_path / "new")
+    members_file = tmp_path / "memberships.parquet"
+    members.to_parquet(members_file)
+
+    from_frames = comparison.compare(old, new, params(), OLD_POOL, {}, memberships=members)
+    from_disk = comparison.compare(old_snap, new_snap, params(), OLD_POOL, {}, memberships=members_file, bucket_total=3)
+
+    pd.testing.assert_frame_equal(per_user(from_disk), per_user(from_frames))
+    for name, table in from_frames.tables.items():
+        pd.testing.assert_frame_equal(from_disk.tables[name], table, obj=name)
+    assert from_disk.sign_ups == from_frames.sign_ups
+    from_disk.close()
+
+
+def test_the_saved_report_is_the_same_whichever_way_it_was_compared(pools, tmp_path: Path) -> None:
+    old, members = pools
+    new = new_pool_rows(old, ())
+    whole, bucketed = both(old, new, members, {}, {})
+    mask = params().masker()
+
+    saved = [
+        comparison.save(tmp_path / name / "20260101T000000Z", c, mask) for name, c in (("a", whole), ("b", bucketed))
+    ]
+
+    assert {k: v for k, v in saved[0].items() if k != "generated"} == {
+        k: v for k, v in saved[1].items() if k != "generated"
+    }
+    users = [pd.read_parquet(tmp_path / n / "20260101T000000Z" / "report_users.parquet") for n in ("a", "b")]
+    order = [u.sort_values("username").reset_index(drop=True).astype(str) for u in users]
+    pd.testing.assert_frame_equal(order[1], order[0])
+    assert "ann" not in " ".join(users[1]["username"]) or mask.key is None
+    bucketed.close()
+
+
+def test_group_lists_are_each_users_groups_sorted(pools) -> None:
+    old, members = pools
+    expected = members.groupby("username")["group"].agg(lambda groups: ", ".join(sorted(groups)))
+
+    lists = report.group_lists(old, members)
+
+    assert (lists == old["username"].map(expected).fillna("")).all() and (lists != "").sum() > len(old) // 2
