@@ -5,6 +5,10 @@ bounded by a bucket; and the stragglers' import written from it bucket by bucket
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +224,88 @@ def test_group_lists_are_each_users_groups_sorted(pools) -> None:
     lists = report.group_lists(old, members)
 
     assert (lists == old["username"].map(expected).fillna("")).all() and (lists != "").sum() > len(old) // 2
+
+
+# --- memory bounded by a bucket ------------------------------------------------------------------------
+
+# The peak is the process's VmHWM, which starts afresh at exec (getrusage's ru_maxrss would start at pytest's).
+MEASURE = """
+import json, re, sys
+from pathlib import Path
+import pandas as pd
+from cognito_migration import comparison, snapshot
+from cognito_migration.params import Params
+def high_water_kb():
+    return int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+folder, buckets = Path(sys.argv[1]), int(sys.argv[2])
+old, new = snapshot.Snapshot(folder / "old"), snapshot.Snapshot(folder / "new")
+params = Params(old_user_pool_id="us-east-1_Old00001", old_client_id="oldclient")
+# warmed up first (pandas', Arrow's and DuckDB's first use), so what is measured is what the pools take
+few = next(old.batches(rows=1000))
+members = pd.DataFrame({"group": ["admins"], "username": few["username"].iloc[:1]})
+for total in (1, 2):
+    comparison.compare(few, few, params, {}, {}, memberships=members, work_dir=folder, bucket_total=total).close()
+start = high_water_kb()
+if buckets == 1:  # what steps 5 and 6 did before: both pools and the memberships in memory
+    members = pd.read_parquet(folder / "memberships.parquet")
+    compared = comparison.compare(old.frame(), new.frame(), params, {}, {}, memberships=members)
+else:
+    compared = comparison.compare(old, new, params, {}, {}, memberships=folder / "memberships.parquet",
+                                  work_dir=folder, bucket_total=buckets)
+assert all(c.passed for c in compared.checks)
+peak = high_water_kb()
+states = compared.summary["users"].tolist()
+print(json.dumps({"growth_mb": (peak - start) / 1024, "users": compared.users, "states": states}))
+compared.close()
+"""
+
+
+def large_pools(folder: Path, users: int) -> None:
+    """Snapshots of ``users`` old users (60% of them in the new pool) and their memberships, built from
+    vectorised columns."""
+    ids = np.arange(users)
+    names = pd.Series(ids.astype(str)).radd("user.")
+    rng = np.random.default_rng(5)
+    old = pd.DataFrame(
+        {
+            "username": names,
+            "status": np.where(rng.random(users) < 0.95, "CONFIRMED", "UNCONFIRMED"),
+            "enabled": rng.random(users) > 0.02,
+            "created": pd.Timestamp("2020-01-01", tz="UTC") + pd.to_timedelta(ids, "min"),
+            "email": names + "@example.com",
+            "email_verified": "true",
+            "name": "Name " + names,
+            "sub": [f"{i % 16:x}{i:031x}" for i in ids],
+        }
+    )
+    came = old[rng.random(users) < 0.6]
+    new = came[["username", "email", "sub"]].assign(status="CONFIRMED", created=pd.Timestamp("2026-01-02", tz="UTC"))
+    snapshot.from_frame(old, folder / "old")
+    snapshot.from_frame(new, folder / "new")
+    pd.DataFrame({"group": np.array(["admins", "editors", "viewers"])[ids % 3], "username": names}).to_parquet(
+        folder / "memberships.parquet"
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak from Linux's /proc")
+def test_a_comparison_out_of_core_holds_a_bucket_not_the_pools(tmp_path: Path) -> None:
+    large_pools(tmp_path, 300_000)
+
+    def measure(buckets_total: int) -> dict[str, Any]:
+        # Arrow's default allocator (mimalloc) keeps what it freed, about 100 MB whatever the size: the system's
+        # gives it back, so what is measured is what the comparison holds.
+        environment = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "system"}
+        done = subprocess.run(
+            [sys.executable, "-c", MEASURE, str(tmp_path), str(buckets_total)],
+            capture_output=True,
+            text=True,
+            env=environment,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    whole, bucketed = measure(1), measure(20)
+
+    assert bucketed["states"] == whole["states"] and whole["users"] == 300_000
+    # Loading everything at once takes what the pools take; 20 buckets hold a twentieth of them at a time.
+    assert bucketed["growth_mb"] < 0.5 * whole["growth_mb"], (bucketed, whole)
