@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cognito_migration import buckets, comparison, report, snapshot
+from cognito_migration import buckets, comparison, records, report, snapshot, stragglers
 from cognito_migration.local import legacy
 from cognito_migration.params import Params
 
@@ -309,3 +309,60 @@ def test_a_comparison_out_of_core_holds_a_bucket_not_the_pools(tmp_path: Path) -
     assert bucketed["states"] == whole["states"] and whole["users"] == 300_000
     # Loading everything at once takes what the pools take; 20 buckets hold a twentieth of them at a time.
     assert bucketed["growth_mb"] < 0.5 * whole["growth_mb"], (bucketed, whole)
+
+
+# --- the stragglers' import, written bucket by bucket ---------------------------------------------------
+
+IMPORT_POOL = {
+    "Id": "us-east-1_New00001",
+    "AutoVerifiedAttributes": ["email"],
+    "MfaConfiguration": "OPTIONAL",
+    "SchemaAttributes": [{"Name": n} for n in ("email", "name", "given_name", "family_name", "phone_number")],
+}
+IMPORT_HEADER = [
+    *"name given_name family_name email email_verified phone_number phone_number_verified".split(),
+    "cognito:mfa_enabled",
+    "cognito:username",
+]
+
+
+class Cognito:
+    """What prepare asks the new pool: its import header."""
+
+    def get_csv_header(self, UserPoolId: str) -> dict[str, Any]:  # noqa: N803 (boto3's keyword)
+        return {"CSVHeader": IMPORT_HEADER}
+
+
+def csv_rows(paths: list[Path]) -> list[str]:
+    return sorted(line for path in paths for line in path.read_text().splitlines()[1:])
+
+
+def test_the_import_written_bucket_by_bucket_is_todays_file(pools, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(stragglers, "MAX_USERS_PER_FILE", 150)  # several files either way
+    old, members = pools
+    new = new_pool_rows(old, ())
+    whole, bucketed = both(old, new, members, {"mfa_policy": "sms"}, {})
+    cfg = params(mfa_policy="sms", attribute_defaults={"name": "Unknown"})
+
+    today = stragglers.prepare(Cognito(), cfg, IMPORT_POOL, OLD_POOL, whole.frame(), tmp_path / "today")
+    streamed = stragglers.prepare(Cognito(), cfg, IMPORT_POOL, OLD_POOL, bucketed, tmp_path / "streamed")
+
+    assert streamed.manifest is not None and today.manifest is None and today.users > 300
+    assert csv_rows(streamed.paths) == csv_rows(today.paths)
+    assert sum(streamed.lines) == sum(today.lines) == today.users == streamed.users
+    assert len(streamed.paths) == len(today.paths) and max(streamed.lines) == 150
+    assert [p.read_text().splitlines()[0] for p in streamed.paths] == [",".join(IMPORT_HEADER)] * len(streamed.paths)
+    summaries = [stragglers.summary(f) for f in (today, streamed)]
+    for summary in summaries:
+        summary.pop("folder")
+        summary["excluded_by_reason"] = sorted(summary["excluded_by_reason"].items())
+    assert summaries[0] == summaries[1] and summaries[0]["excluded"] > 0
+    people = [pd.concat(list(f.people())).sort_values("username").reset_index(drop=True) for f in (today, streamed)]
+    pd.testing.assert_frame_equal(people[1].drop(columns="file"), people[0].drop(columns="file"))
+    for number in range(1, len(streamed.paths) + 1):  # each file's users, in line order, for the job's log
+        lines = streamed.paths[number - 1].read_text().splitlines()[1:]
+        assert [line.rsplit(",", 1)[1] for line in lines] == streamed.file_usernames(number)
+    sample = bucketed.sample(40, states=[report.NOT_YET, report.CANNOT])
+    shown = [stragglers.table(sample, f, records.Masker(None)).set_index("username") for f in (today, streamed)]
+    pd.testing.assert_frame_equal(shown[1], shown[0])
+    bucketed.close()

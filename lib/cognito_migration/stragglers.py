@@ -19,17 +19,23 @@ flagged in the table: the file must never be opened in a spreadsheet.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from . import deploy, identity, report, user_findings
+from .comparison import PoolComparison
 from .import_format import MAX_ROW_CHARS, import_values
 from .params import Params
 from .records import Masker, private_dir, private_file
@@ -37,6 +43,11 @@ from .report import CANNOT, NOT_YET
 from .trigger import migration_trigger
 
 USERNAME, MFA_ENABLED = "cognito:username", "cognito:mfa_enabled"
+# Each user of a streamed import: username, cognito:username (``name``), file number (0: left out), why left
+# out, the audit finding that explains it, the columns starting like a formula.
+MANIFEST_COLUMNS = ("username", "name", "file", "excluded", "explained", "formulas")
+MANIFEST = "users.parquet"
+USERS, FORMULAS = "\x00users", "\x00formulas"  # ImportFile.tally's counts that are not reasons
 # Cognito's limits per import job: 500,000 users and 100 MB per file.
 MAX_USERS_PER_FILE = 500_000
 MAX_BYTES_PER_FILE = 100 * 1000 * 1000
@@ -94,10 +105,68 @@ class ImportFile:
     explained: dict[str, str] = field(default_factory=dict, repr=False)
     paths: list[Path] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # users per written file
+    # Written part by part (``stream``: a pool too large for memory), the file keeps no rows and no per-user
+    # lists: each user's file, name and reason are in ``manifest`` (Parquet, beside the CSV files), and the
+    # counts in ``tally`` (USERS, FORMULAS, and the users left out per reason).
+    manifest: Path | None = None
+    tally: Counter[str] = field(default_factory=Counter)
 
     @property
     def users(self) -> int:
-        return len(self.rows)
+        return self.tally[USERS] if self.manifest else len(self.rows)
+
+    def exclusions(self) -> Counter[str]:
+        """Users left out, per reason."""
+        if self.manifest is None:
+            return Counter(self.excluded.values())
+        return Counter({k: v for k, v in self.tally.items() if k not in (USERS, FORMULAS)})
+
+    def formula_users(self) -> int:
+        return self.tally[FORMULAS] if self.manifest else len(self.formulas)
+
+    def people(self, columns: Sequence[str] = MANIFEST_COLUMNS) -> Iterator[pd.DataFrame]:
+        """Every user of the files (``file`` their number from 1, in line order) and every user left out
+        (``file`` 0, with the reason ``excluded``), in frames of MANIFEST_COLUMNS."""
+        if self.manifest is not None:
+            for batch in pq.ParquetFile(self.manifest).iter_batches(columns=list(columns)):
+                yield batch.to_pandas()
+            return
+        names, left_out = self.usernames, list(self.excluded)
+        files = np.repeat(np.arange(1, len(self.lines) + 1), self.lines) if self.lines else np.zeros(len(names))
+        frame = pd.DataFrame(
+            {
+                "username": [*names, *left_out],
+                "name": [*(self.sign_in_names or names), *left_out],
+                "file": np.concatenate([files, np.zeros(len(left_out))]).astype("int32"),
+                "excluded": [*([""] * len(names)), *self.excluded.values()],
+                "explained": [self.explained.get(u, "") for u in [*names, *left_out]],
+                "formulas": [", ".join(self.formulas.get(u, [])) for u in [*names, *left_out]],
+            },
+            columns=list(MANIFEST_COLUMNS),
+        )
+        yield frame[list(columns)]
+
+    def file_usernames(self, number: int) -> list[str]:
+        """The users of file ``number`` (from 1) in line order, as the job's log numbers them."""
+        if self.manifest is None:
+            start = sum(self.lines[: number - 1])
+            return self.usernames[start : start + self.lines[number - 1]]
+        named = pq.read_table(self.manifest, columns=["username"], filters=[("file", "=", number)])
+        return [str(name) for name in named["username"].to_pylist()]
+
+    def decisions(self, usernames: Iterable[str]) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """For these users: why each left out is (``excluded``), and their columns starting like a formula."""
+        if self.manifest is None:
+            return self.excluded, self.formulas
+        wanted = pa.array(list(usernames), pa.string())
+        found = pq.read_table(self.manifest, columns=["username", "excluded", "formulas"])
+        found = found.filter(pc.is_in(found["username"], value_set=wanted)).to_pandas()
+        left = found[found["excluded"] != ""]
+        flagged = found[found["formulas"] != ""]
+        return (
+            dict(zip(left["username"], left["excluded"], strict=True)),
+            {u: f.split(", ") for u, f in zip(flagged["username"], flagged["formulas"], strict=True)},
+        )
 
 
 def import_dir(run_dir: Path) -> Path:
@@ -135,23 +204,33 @@ def prepare(
     params: Params,
     new_pool: Mapping[str, Any],
     old_pool: Mapping[str, Any] | None,
-    classified: pd.DataFrame,
+    classified: pd.DataFrame | PoolComparison,
+    folder: Path | None = None,
 ) -> ImportFile:
-    """The import rows for the new pool: its GetCSVHeader, the trigger's settings, the 'not yet' users."""
+    """The import rows for the new pool: its GetCSVHeader, the trigger's settings, the 'not yet' users;
+    written to ``folder`` when given (``import_dir``). A comparison kept on disk (too large for memory) is
+    built and written bucket by bucket (``stream``): it needs the folder."""
     header = cognito.get_csv_header(UserPoolId=new_pool["Id"])["CSVHeader"]
     settings = trigger_settings(params, new_pool, old_pool)
-    auto_verified = new_pool.get("AutoVerifiedAttributes") or []
-    return build(
-        classified,
+    rules = (
         header,
         settings,
-        auto_verified,
+        new_pool.get("AutoVerifiedAttributes") or [],
         params.mfa_policy,
         params.target_case_sensitive,
         identity.sign_in_attributes(new_pool),
         new_pool.get("MfaConfiguration") or "OFF",
-        pool_mfa=(old_pool or {}).get("MfaConfiguration"),
     )
+    pool_mfa = (old_pool or {}).get("MfaConfiguration")
+    if isinstance(classified, PoolComparison) and classified.classified is None:
+        if folder is None:
+            raise ImportFileError("a comparison kept on disk is written as it is built: pass the import folder")
+        return stream(classified.parts(), folder, *rules, pool_mfa=pool_mfa)
+    frame = classified if isinstance(classified, pd.DataFrame) else classified.frame()
+    built = build(frame, *rules, pool_mfa=pool_mfa)
+    if folder is not None:
+        write(built, folder)
+    return built
 
 
 def old_attributes(row: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -292,49 +371,122 @@ def line(values: Iterable[str]) -> str:
 _ESCAPES = str.maketrans({"\\": "\\\\", ",": "\\,", "\n": "\\\n", "\r": "\\\r"})
 
 
-def encode(header: list[str], rows: Iterable[list[str]]) -> bytes:
-    """The whole file: the header line, then one line per user."""
-    return "".join([line(header), *(line(row) for row in rows)]).encode("utf-8")
+class _Files:
+    """users-001.csv, users-002.csv ... (owner-only) written as rows come: the header first in each, and a new
+    file wherever the next row would pass Cognito's per-job limits (users, bytes)."""
 
+    def __init__(self, folder: Path, header: list[str]) -> None:
+        self.folder, self.header = private_dir(folder), line(header).encode("utf-8")
+        for stale in folder.glob("users-*.csv"):
+            stale.unlink()
+        self.paths: list[Path] = []
+        self.lines: list[int] = []
+        self.size = 0
+        self.handle: BinaryIO | None = None
+        self.opened = contextlib.ExitStack()
 
-def chunks(import_file: ImportFile) -> list[tuple[int, int]]:
-    """(start, end) row ranges that keep each file within Cognito's per-job limits."""
-    header_bytes = len(line(import_file.header).encode())
-    bounds, start, size = [], 0, header_bytes
-    for i, row in enumerate(import_file.rows):
-        row_bytes = len(line(row).encode())
-        if i > start and (i - start >= MAX_USERS_PER_FILE or size + row_bytes > MAX_BYTES_PER_FILE):
-            bounds.append((start, i))
-            start, size = i, header_bytes
-        size += row_bytes
-    if start < len(import_file.rows):
-        bounds.append((start, len(import_file.rows)))
-    return bounds
+    def add(self, rows: Iterable[list[str]]) -> list[int]:
+        """Writes the rows; each one's file number (from 1)."""
+        numbers = []
+        for row in rows:
+            data = line(row).encode("utf-8")
+            if self.handle is None or (
+                self.lines[-1] >= MAX_USERS_PER_FILE or self.size + len(data) > MAX_BYTES_PER_FILE
+            ):
+                self._next()
+            assert self.handle is not None
+            self.handle.write(data)
+            self.lines[-1] += 1
+            self.size += len(data)
+            numbers.append(len(self.paths))
+        return numbers
+
+    def _next(self) -> None:
+        self.opened.close()
+        self.paths.append(self.folder / f"users-{len(self.paths) + 1:03d}.csv")
+        self.lines.append(0)
+        self.handle = self.opened.enter_context(private_file(self.paths[-1]))
+        self.handle.write(self.header)
+        self.size = len(self.header)
+
+    def close(self) -> tuple[list[Path], list[int]]:
+        self.opened.close()
+        self.handle = None
+        return self.paths, self.lines
 
 
 def write(import_file: ImportFile, folder: Path) -> list[Path]:
     """Writes users-001.csv, users-002.csv ... readable by the owner only; returns the paths."""
-    private_dir(folder)
-    for stale in folder.glob("users-*.csv"):
-        stale.unlink()
-    import_file.paths, import_file.lines = [], []
-    for number, (start, end) in enumerate(chunks(import_file), start=1):
-        path = folder / f"users-{number:03d}.csv"
-        with private_file(path) as handle:
-            handle.write(encode(import_file.header, import_file.rows[start:end]))
-        import_file.paths.append(path)
-        import_file.lines.append(end - start)
-    if import_file.formulas:
+    files = _Files(folder, import_file.header)
+    try:
+        files.add(import_file.rows)
+    finally:
+        import_file.paths, import_file.lines = files.close()
+    _warn_formulas(import_file)
+    return import_file.paths
+
+
+def stream(
+    parts: Iterable[pd.DataFrame],
+    folder: Path,
+    header: list[str],
+    settings: migration_trigger.Settings,
+    auto_verified: Iterable[str],
+    mfa_policy: str,
+    case_sensitive: bool = False,
+    sign_in: Sequence[str] = (),
+    mfa_configuration: str = "OPTIONAL",
+    *,
+    pool_mfa: str | None = None,
+) -> ImportFile:
+    """``build`` then ``write``, for users too many for memory: each of ``parts`` (a comparison's buckets:
+    users who share a sign-in name are in the same one) is built alone and written at once; who is in which
+    file, and who is left out and why, goes to the manifest. Memory holds one part."""
+    auto = list(auto_verified)
+    result = ImportFile(header=list(header), rows=[], usernames=[], excluded={}, manifest=folder / MANIFEST)
+    files = _Files(folder, result.header)
+    try:
+        with private_file(folder / MANIFEST) as handle, pq.ParquetWriter(handle, _MANIFEST_SCHEMA) as manifest:
+            for part in parts:
+                built = build(
+                    part,
+                    header,
+                    settings,
+                    auto,
+                    mfa_policy,
+                    case_sensitive,
+                    sign_in,
+                    mfa_configuration,
+                    pool_mfa=pool_mfa,
+                )
+                numbers = files.add(built.rows)
+                people = next(built.people())  # the imported users first, in line order, then those left out
+                people["file"] = np.concatenate([numbers, np.zeros(len(people) - len(numbers))]).astype("int32")
+                manifest.write_table(pa.Table.from_pandas(people, schema=_MANIFEST_SCHEMA, preserve_index=False))
+                result.cannot_import = built.cannot_import or result.cannot_import
+                result.dropped_attributes.update(built.dropped_attributes)
+                result.blanked.update(built.blanked)
+                result.tally.update({USERS: built.users, FORMULAS: len(built.formulas), **built.exclusions()})
+    finally:
+        result.paths, result.lines = files.close()
+    _warn_formulas(result)
+    return result
+
+
+_MANIFEST_SCHEMA = pa.schema([(name, pa.int32() if name == "file" else pa.string()) for name in MANIFEST_COLUMNS])
+
+
+def _warn_formulas(import_file: ImportFile) -> None:
+    if import_file.formula_users():
         with warnings.catch_warnings():
             warnings.simplefilter("always")  # every time the file is written, not once per kernel
-            warnings.warn(formula_warning(import_file), SpreadsheetFormulaWarning, stacklevel=2)
-    return import_file.paths
+            warnings.warn(formula_warning(import_file), SpreadsheetFormulaWarning, stacklevel=3)
 
 
 def formula_warning(import_file: ImportFile) -> str:
     """Counts only: the users are named (masked) in the table's column."""
     return (
-        f"{len(import_file.formulas)} user(s) in the import file have a value starting with =, +, - or @ "
+        f"{import_file.formula_users()} user(s) in the import file have a value starting with =, +, - or @ "
         f"(column {FORMULA_COLUMN} of the stragglers table): {NEVER_IN_A_SPREADSHEET}"
     )
 
@@ -343,12 +495,12 @@ def summary(import_file: ImportFile) -> dict[str, Any]:
     """What the record keeps of the import file: counts and file names, no personal data."""
     return {
         "users": import_file.users,
-        "excluded": len(import_file.excluded),
-        "excluded_by_reason": dict(Counter(import_file.excluded.values())),
+        "excluded": sum(import_file.exclusions().values()),
+        "excluded_by_reason": dict(import_file.exclusions()),
         "files": [p.name for p in import_file.paths],
         "folder": str(import_file.paths[0].parent) if import_file.paths else None,
         "dropped_attributes": dict(import_file.dropped_attributes),
-        "formula_users": len(import_file.formulas),
+        "formula_users": import_file.formula_users(),
         "cannot_import": import_file.cannot_import or None,
         "blanked_values": dict(import_file.blanked),
     }
@@ -380,8 +532,7 @@ def table(classified: pd.DataFrame, import_file: ImportFile | None, mask: Masker
     left = classified.loc[classified["state"].isin([NOT_YET, CANNOT])]
     columns = [c for c in ("username", "status", "enabled", "groups", "state", "reason") if c in left.columns]
     frame = left[columns].assign(state=left["state"].astype(str), reason=left["reason"].astype(str))
-    excluded = import_file.excluded if import_file is not None else {}
-    formulas = import_file.formulas if import_file is not None else {}
+    excluded, formulas = import_file.decisions(frame["username"]) if import_file is not None else ({}, {})
     frame["action"] = [
         f"decide: {reason}" if state == CANNOT else (f"not imported: {excluded[name]}" if name in excluded else IMPORT)
         for name, state, reason in zip(frame["username"], frame["state"], frame["reason"], strict=True)
