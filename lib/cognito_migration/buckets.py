@@ -12,7 +12,7 @@ hold personal data unmasked. DuckDB (``connection``) joins what crosses buckets,
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +42,17 @@ def schema(users: Users) -> pa.Schema:
     return users.schema if isinstance(users, Snapshot) else pa.Schema.from_pandas(users, preserve_index=False)
 
 
-def arrow_batches(users: Users, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
-    """The users in Arrow tables of at most ``rows``, all of one schema."""
+def arrow_batches(
+    users: Users | Iterable[pd.DataFrame], rows: int = BATCH_ROWS, fixed: pa.Schema | None = None
+) -> Iterator[pa.Table]:
+    """The users in Arrow tables of at most ``rows`` (frames as they come), all of one schema (``fixed``,
+    which frames that come one by one need: the schema cannot be read from a first frame that has no rows)."""
+    if not isinstance(users, Snapshot | pd.DataFrame):
+        if fixed is None:
+            raise ValueError("frames that come one by one need their schema")
+        for frame in users:
+            yield pa.Table.from_pandas(frame, schema=fixed, preserve_index=False)
+        return
     if isinstance(users, Snapshot):
         # No read-ahead, one thread: otherwise the scanner reads ahead of a slow consumer without bound
         # (hundreds of MB of batches waiting while the buckets are written).
@@ -57,7 +66,7 @@ def arrow_batches(users: Users, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
         if pending:
             yield pa.Table.from_batches(pending)
         return
-    fixed = schema(users)
+    fixed = fixed or schema(users)
     for start in range(0, len(users), rows):
         yield pa.Table.from_pandas(users.iloc[start : start + rows], schema=fixed, preserve_index=False)
 
@@ -128,28 +137,38 @@ def read_bucket(directory: Path, schema: pa.Schema, columns: Sequence[str] | Non
 
 
 def split(
-    users: Users,
+    users: Users | Iterable[pd.DataFrame],
     key: Key,
     key_columns: Sequence[str],
     folder: Path,
     count: int,
     rows: int = BATCH_ROWS,
+    fixed: pa.Schema | None = None,
+    columns: Sequence[str] | None = None,
 ) -> Buckets:
-    """``users`` written into ``count`` buckets by ``key`` (computed on each batch's ``key_columns``)."""
-    fixed = schema(users)
-    buckets = Buckets(records.private_dir(folder), count, fixed)
-    wanted = [c for c in key_columns if c in fixed.names]
+    """``users`` written into ``count`` buckets by ``key`` (computed on each batch's ``key_columns``): all
+    their columns, or only ``columns``. Frames that come one by one need their schema (``fixed``)."""
+    if fixed is None:
+        if not isinstance(users, Snapshot | pd.DataFrame):
+            raise ValueError("frames that come one by one need their schema")
+        fixed = schema(users)
+    source = fixed
+    kept = source.remove_metadata() if columns is None else pa.schema([source.field(c) for c in columns])
+    buckets = Buckets(records.private_dir(folder), count, kept)
+    wanted = [c for c in key_columns if c in source.names]
     writers: dict[int, pq.ParquetWriter] = {}
     try:
-        for table in arrow_batches(users, rows):
-            ids = bucket_ids(key(as_frame(table.select(wanted))), count)
+        for batch in arrow_batches(users, rows, fixed):
+            table = batch if columns is None else batch.select(list(columns))
+            ids = bucket_ids(key(as_frame(batch.select(wanted))), count)
             order = np.argsort(ids, kind="stable")  # stable: each bucket keeps the pool's order
             bounds = np.searchsorted(ids[order], np.arange(count + 1))
             ordered = table.take(pa.array(order))
             for bucket in (int(b) for b in np.flatnonzero(np.diff(bounds))):
                 if bucket not in writers:
-                    writers[bucket] = writer(buckets.directory(bucket) / "part.parquet", fixed)
-                writers[bucket].write_table(ordered.slice(bounds[bucket], bounds[bucket + 1] - bounds[bucket]))
+                    writers[bucket] = writer(buckets.directory(bucket) / "part.parquet", kept)
+                part = ordered.slice(bounds[bucket], bounds[bucket + 1] - bounds[bucket])
+                writers[bucket].write_table(part.replace_schema_metadata(None))
     finally:
         for open_writer in writers.values():
             open_writer.close()

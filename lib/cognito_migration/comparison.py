@@ -414,22 +414,6 @@ def save(
     records.save_json(run_dir, "report", data)
     if compared.classified is not None:
         records.save_frame(run_dir, "report_users", report.user_rows(compared.classified, mask))
-        return data
-    path = run_dir / "report_users.parquet"
-    tmp = path.with_suffix(".parquet.tmp")
-    out: pq.ParquetWriter | None = None
-    try:
-        for batch in compared.batches():
-            table = pa.Table.from_pandas(report.user_rows(batch, mask), preserve_index=False)
-            if out is None:
-                schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema])
-                out = buckets.writer(tmp, schema.remove_metadata())
-            out.write_table(table.cast(out.schema))
-    finally:
-        if out is not None:
-            out.close()
-    if out is None:
-        records.save_frame(run_dir, "report_users", report.user_rows(compared.frame(), mask))
     else:
-        tmp.replace(path)
+        records.save_frames(run_dir, "report_users", (report.user_rows(b, mask) for b in compared.batches()))
     return data

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 PII_COLUMNS = ("email", "phone_number", "name", "given_name", "family_name", "preferred_username", "username")
 # Never in a masked record, not even as a token: a reader of the audit needs to tell users apart (the username's
@@ -194,6 +196,26 @@ def save_frame(run_dir: Path, name: str, frame: pd.DataFrame) -> Path:
     tmp = path.with_suffix(".parquet.tmp")
     with private_file(tmp) as handle:
         frame.to_parquet(handle, index=False)
+    tmp.replace(path)
+    return path
+
+
+def save_frames(run_dir: Path, name: str, frames: Iterable[pd.DataFrame]) -> Path:
+    """``save_frame`` of a table too large for memory, from its batches (callers mask each first): one Parquet
+    file written batch by batch, atomically, owner-only. A column without a value in the first batch is text."""
+    private_dir(run_dir)
+    path = run_dir / f"{name}.parquet"
+    tmp = path.with_suffix(".parquet.tmp")
+    with private_file(tmp) as handle, contextlib.ExitStack() as open_writer:
+        writer: pq.ParquetWriter | None = None
+        for frame in frames:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                fields = [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+                writer = open_writer.enter_context(pq.ParquetWriter(handle, pa.schema(fields)))
+            writer.write_table(table.cast(writer.schema))
+        if writer is None:
+            pd.DataFrame().to_parquet(handle, index=False)
     tmp.replace(path)
     return path
 
