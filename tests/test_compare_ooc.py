@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cognito_migration import buckets, comparison, records, report, snapshot, stragglers
+from cognito_migration import buckets, comparison, cutover, records, report, snapshot, stragglers
 from cognito_migration.local import legacy
 from cognito_migration.params import Params
 
@@ -366,3 +366,45 @@ def test_the_import_written_bucket_by_bucket_is_todays_file(pools, tmp_path: Pat
     shown = [stragglers.table(sample, f, records.Masker(None)).set_index("username") for f in (today, streamed)]
     pd.testing.assert_frame_equal(shown[1], shown[0])
     bucketed.close()
+
+
+def test_the_cutover_finds_the_same_arrivals_bucket_by_bucket(pools, tmp_path: Path, monkeypatch) -> None:
+    old, members = pools
+    new = new_pool_rows(old, ())
+    cfg = params(mask_pii=False, attribute_defaults={"name": "Unknown"})
+    whole = comparison.compare(old, new, cfg, OLD_POOL, {})
+    import_file = stragglers.prepare(Cognito(), cfg, IMPORT_POOL, OLD_POOL, whole, tmp_path / "imports")
+    # After the import: all but five arrived, one of them not RESET_REQUIRED; a disabled user came back enabled.
+    arrived = import_file.usernames[5:]
+    imported = pd.DataFrame({"username": arrived, "status": "RESET_REQUIRED", "enabled": True})
+    imported.loc[0, "status"] = "CONFIRMED"
+    disabled = old.loc[~old["enabled"], "username"].iloc[:1]
+    enabled = pd.DataFrame({"username": disabled, "status": "CONFIRMED", "enabled": True})
+    after = pd.concat([new.assign(enabled=True), imported, enabled], ignore_index=True)
+    jobs = [
+        {
+            "failed": 3,
+            "problems": [
+                {"username": import_file.usernames[0], "outcome": "FAILED"},
+                {"username": arrived[1], "outcome": "SKIPPED"},
+            ],
+        }
+    ]
+
+    def cutover_sees() -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+        left = cutover.left_behind(import_file, after, cfg, ())
+        checks = cutover._arrivals(import_file, jobs, after, old, cfg, ())
+        return sorted(left), [c.__dict__ for c in checks]
+
+    in_memory = cutover_sees()
+    monkeypatch.setattr(comparison, "IN_MEMORY_USERS", 100)
+    monkeypatch.setattr(comparison, "BUCKET_USERS", 300)
+    bucketed = cutover_sees()
+
+    assert bucketed == in_memory
+    left, checks = in_memory
+    assert len(left) == 5 + len(import_file.excluded)
+    details = {c["name"]: c["detail"] for c in checks}
+    assert details["every importable straggler is in the new pool"].endswith("; 2 unexplained")  # 4 unnamed, 2 failed
+    assert details["stragglers arrived RESET_REQUIRED"].startswith(f"{len(arrived) - 2} of {len(arrived) - 1}")
+    assert details["disabled users were not enabled"].startswith("1 of ")

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from cognito_migration import aws, checks, cutover, records, report, stragglers, user_import, widgets
+from cognito_migration import aws, checks, comparison, cutover, records, report, stragglers, user_import, widgets
 from cognito_migration.stragglers import ImportFile
 from step_support import step_params
 
@@ -68,7 +68,7 @@ def plan(cognito, new_pool: dict[str, Any], tmp_path: Path, users: dict[str, str
 
 def old_state(users: dict[str, str]) -> cutover.State:
     old = pd.DataFrame({"username": list(users), "enabled": True, "status": "CONFIRMED"})
-    return cutover.State({}, {}, old, old.iloc[:0], old.iloc[:0], None)
+    return cutover.State({}, {}, old, old.iloc[:0], comparison.in_memory(report.classify(old, old.iloc[:0], False)))
 
 
 def triggers(cognito, pool_id: str) -> set[str]:  # type: ignore[no-untyped-def]
@@ -131,7 +131,7 @@ def ready_checks(tmp_path: Path, **overrides: Any) -> tuple[Any, list[checks.Che
     new = pd.DataFrame({"username": ["ann"], "status": "CONFIRMED", "enabled": True, "created": ["2026-01-10"]})
     classified = report.classify(old, new, False)
     last = pd.Timestamp("2026-01-10", tz="UTC")  # a lazy migration today
-    state = cutover.State({}, {"Id": "us-east-1_New"}, old, new, classified, last)
+    state = cutover.State({}, {"Id": "us-east-1_New"}, old, new, comparison.in_memory(classified, last_migration=last))
     return params, cutover.readiness(state, params, datetime(2026, 1, 10, 12, tzinfo=UTC))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cognito_migration import cutover, progress, records, report, stragglers, widgets
+from cognito_migration import comparison, cutover, progress, records, report, stragglers, widgets
 from cognito_migration.params import Params
 from cognito_migration.trigger import migration_trigger
 
@@ -563,7 +563,7 @@ def test_widgets_filter_and_confirm_once_in_jupyterlab() -> None:
 
 def state(last: pd.Timestamp | None) -> cutover.State:
     classified = report.classify(old_users(), new_users(), False)
-    return cutover.State({}, NEW_POOL, old_users(), new_users(), classified, last)
+    return cutover.State({}, NEW_POOL, old_users(), new_users(), comparison.in_memory(classified, last_migration=last))
 
 
 def test_readiness_blocks_writes_after_a_recent_migration_or_an_open_audit_blocker(tmp_path: Path) -> None:

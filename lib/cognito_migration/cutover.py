@@ -23,9 +23,24 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from . import attachment, aws, deploy, identity, records, report, scan, snapshot_store, stragglers, user_import
+from . import (
+    arrivals,
+    attachment,
+    aws,
+    comparison,
+    deploy,
+    identity,
+    records,
+    report,
+    scan,
+    snapshot_store,
+    stragglers,
+    user_import,
+)
 from .aws import error_code
+from .buckets import Users, frames
 from .checks import Check
+from .comparison import PoolComparison
 from .params import Params
 from .snapshot import Snapshot
 
@@ -36,33 +51,42 @@ class CutoverRefused(RuntimeError):
 
 @dataclass
 class State:
-    """Both pools as the cutover found them."""
+    """Both pools as the cutover found them (frames, or snapshots on disk), and compared."""
 
     old_pool: Mapping[str, Any]
     new_pool: Mapping[str, Any]
-    old_users: pd.DataFrame
-    new_users: pd.DataFrame
-    classified: pd.DataFrame
-    last_migration: pd.Timestamp | None
+    old_users: Users
+    new_users: Users
+    compared: PoolComparison
     # The reads' working copies (unmasked), by what they read: kept until cutover.save has written the record.
     reads: dict[str, Snapshot] = field(default_factory=dict, repr=False)
+
+    @property
+    def last_migration(self) -> pd.Timestamp | None:
+        return self.compared.last_migration
 
 
 def read_state(conn: aws.Connections, params: Params, new_pool: dict[str, Any]) -> State:
     """Both pools read once (ListUsers pages under the rate budget, each into its snapshot, resuming an
-    unfinished one) and compared as the report does."""
+    unfinished one) and compared as the report does (``comparison.compare``: in memory, or a bucket at a time
+    for the largest pools)."""
     old_pool = conn.cognito.describe_user_pool(UserPoolId=params.old_user_pool_id)["UserPool"]
     store = snapshot_store.SnapshotStore.of(params)
     reads = {
         "old pool": scan.read_snapshot(conn.cognito, old_pool, store, conn.list_limiter, "old pool users"),
         "new pool": scan.read_snapshot(conn.cognito, new_pool, store, conn.list_limiter, "new pool users"),
     }
-    old_users, new_users = scan.frame_of(reads["old pool"]), scan.frame_of(reads["new pool"])
+    old_users, new_users = users_of(reads["old pool"]), users_of(reads["new pool"])
     # Users an earlier cutover imported are not lazy migrations: a retry of a failed import must not wait
     # cutover_min_quiet_days because of the import itself.
     imports = user_import.import_windows(conn.cognito, new_pool["Id"])
-    compared = report.compare(old_users, new_users, params, old_pool, new_pool, imports)
-    return State(old_pool, new_pool, old_users, new_users, compared.classified, compared.last_migration, reads)
+    compared = comparison.compare(old_users, new_users, params, old_pool, new_pool, imports)
+    return State(old_pool, new_pool, old_users, new_users, compared, reads)
+
+
+def users_of(read: Snapshot) -> Users:
+    """A read's users: a frame when they fit in memory (as the steps always had them), else the snapshot."""
+    return scan.frame_of(read) if read.rows <= comparison.IN_MEMORY_USERS else read
 
 
 # --- readiness -------------------------------------------------------------------------------------------
@@ -90,7 +114,7 @@ def readiness(state: State, params: Params, now: datetime | None = None) -> list
     """The checklist before writing. Unless this is a dry run, a recent lazy migration or an open audit
     blocker stops the step, whichever way the write would be confirmed (``cutover_confirm`` or JupyterLab's
     button): a confirmation never passes a check. In a dry run they are only shown."""
-    totals = report.summary(state.classified).set_index("state")["users"]
+    totals = state.compared.summary.set_index("state")["users"]
     users = int(totals.sum()) or 1
     migratable = int(totals[report.MIGRATED] + totals[report.NOT_YET]) or 1
     now = now or datetime.now(UTC)
@@ -146,7 +170,7 @@ class Cutover:
     lambda_config: dict[str, Any]
     ready: list[Check]  # the readiness checks: execute refuses while one of them fails
     result: dict[str, Any] | None = None
-    after: pd.DataFrame | None = field(default=None, repr=False)  # the new pool once the cutover ran
+    after: Users | None = field(default=None, repr=False)  # the new pool once the cutover ran
     reads: dict[str, Snapshot] = field(default_factory=dict, repr=False)  # State's, and the read of ``after``
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
@@ -202,16 +226,14 @@ class Cutover:
         )
         logs = aws.client(self.conn.session, "logs")
         jobs = []
-        offset = 0
-        for number, (path, count) in enumerate(zip(self.import_file.paths, self.import_file.lines, strict=True), 1):
+        for number, path in enumerate(self.import_file.paths, 1):
             name = f"cognito-migration-{self.params.records_dir.name}-{number:03d}"
-            names = self.import_file.usernames[offset : offset + count]
+            names = self.import_file.file_usernames(number)  # how the job's log names rows: by line
             jobs.append(self._import(cognito, logs, name, role_arn, path, names))
-            offset += count
         store = snapshot_store.SnapshotStore.of(self.params)
         after = scan.read_snapshot(cognito, self.new_pool["Id"], store, self.conn.list_limiter, "new pool users")
         self.reads["new pool after the import"] = after
-        self.after = scan.frame_of(after)
+        self.after = users_of(after)
         left = left_behind(self.import_file, self.after, self.params, identity.sign_in_attributes(self.new_pool))
         accept = set(self.params.cutover_accept_unimported)
         self.result = {
@@ -266,31 +288,29 @@ def plan(
 
 
 def left_behind(
-    import_file: stragglers.ImportFile, new_users: pd.DataFrame, params: Params, sign_in: Sequence[str]
+    import_file: stragglers.ImportFile, new_users: Users, params: Params, sign_in: Sequence[str]
 ) -> list[tuple[str, str]]:
     """The stragglers the trigger is still the only way in for: those of the import file who are not in the
     new pool (looked up by their name in its sign-in model), and the 'not yet' users the file left out (the
     import would refuse them). Each as (name, finding): named as the records name users (masked unless
     mask_pii is false), with the audit finding that explains it ('' if none): cutover_accept_unimported
     accepts a user by either."""
-    there = _arrived(new_users, sign_in, params.target_case_sensitive)
     shown = params.masker().text
-    wanted = zip(import_file.usernames, _wanted_keys(import_file, params.target_case_sensitive), strict=True)
-    missing = [user for user, key in wanted if key not in there.index]
-    return [(shown(user), import_file.explained.get(user, "")) for user in [*missing, *import_file.excluded]]
+    missing: list[tuple[str, str]] = []
+    left_out: list[tuple[str, str]] = []
+    for people, _, there in arrivals.parts(import_file, new_users, params.target_case_sensitive, sign_in):
+        in_file = (people["excluded"] == "").to_numpy(dtype=bool)
+        there_now = _keys(people["name"], params.target_case_sensitive).isin(there.index).to_numpy(dtype=bool)
+        gone = people[in_file & ~there_now]
+        missing += zip(gone["username"], gone["explained"], strict=True)
+        out = people[~in_file]
+        left_out += zip(out["username"], out["explained"], strict=True)
+    return [(shown(user), why) for user, why in [*missing, *left_out]]
 
 
-def _arrived(new_users: pd.DataFrame, sign_in: Sequence[str], case_sensitive: bool) -> pd.DataFrame:
-    """The new pool's users indexed by their (folded) name in its sign-in model."""
-    if new_users.empty:
-        return new_users.set_index(pd.Index([], dtype=object))
-    keys = identity.fold(identity.names(new_users, sign_in, verified_only=False), case_sensitive)
-    return new_users.set_index(pd.Index(keys)).loc[lambda f: f.index.notna()]
-
-
-def _wanted_keys(import_file: stragglers.ImportFile, case_sensitive: bool) -> list[str]:
-    names = import_file.sign_in_names or import_file.usernames
-    return list(identity.fold(pd.Series(names, dtype=object), case_sensitive))
+def _keys(names: pd.Series, case_sensitive: bool) -> pd.Series:
+    """The import file's names as the new pool compares them."""
+    return identity.fold(names.astype(object), case_sensitive)
 
 
 # --- what was done ---------------------------------------------------------------------------------------
@@ -378,38 +398,48 @@ def verify(conn: aws.Connections, params: Params, cut: Cutover, state: State, co
 def _arrivals(
     import_file: stragglers.ImportFile,
     jobs: list[dict[str, Any]],
-    new_users: pd.DataFrame,
-    old_users: pd.DataFrame,
+    new_users: Users,
+    old_users: Users,
     params: Params,
     sign_in: Sequence[str],
 ) -> list[Check]:
     """The imported users as the new pool now has them (found by their name in its sign-in model), against
-    the import file and the old pool."""
-    after = _arrived(new_users, sign_in, params.target_case_sensitive)
-    key_of = dict(zip(import_file.usernames, _wanted_keys(import_file, params.target_case_sensitive), strict=True))
+    the import file and the old pool; counted a part at a time (``arrivals.parts``), all of it at once for
+    pools that fit."""
+    case_sensitive = params.target_case_sensitive
     shown = params.masker().text  # problems name users as the record does
     problems = [p for j in jobs for p in j["problems"]]
     failed = {p["username"] for p in problems if p["outcome"] == "FAILED"}
     skipped = {p["username"] for p in problems if p["outcome"] == "SKIPPED"}  # already there: not imported
-    wanted = import_file.usernames
-    missing = [u for u in wanted if key_of[u] not in after.index]
+    n: Counter[str] = Counter()
+    for people, disabled, after in arrivals.parts(import_file, new_users, case_sensitive, sign_in, old_users):
+        wanted = people[people["excluded"] == ""]
+        keys = _keys(wanted["name"], case_sensitive)
+        there = keys.isin(after.index).to_numpy(dtype=bool)
+        missing = [shown(u) for u in wanted["username"][~there]]
+        imported = [k for u, k in zip(wanted["username"][there], keys[there], strict=True) if shown(u) not in skipped]
+        disabled_keys = identity.fold(identity.names(disabled, sign_in, verified_only=True), case_sensitive)
+        n.update(
+            wanted=len(wanted),
+            missing=len(missing),
+            unnamed=sum(name not in failed for name in missing),
+            failed_missing=len(failed & set(missing)),
+            imported=len(imported),
+            not_reset=sum(str(after.at[k, "status"]) != "RESET_REQUIRED" for k in imported),
+            disabled=len(disabled),
+            enabled_now=sum(k in after.index and bool(after.at[k, "enabled"]) for k in disabled_keys.dropna()),
+        )
     # The job's own count is the authority: its log names rows too, but a log read can come back short
     # (moto's FilterLogEvents stops at 10,000 events; AWS's log can lag the job's end).
     failed_count = sum(int(j.get("failed") or 0) for j in jobs)
-    unnamed = [u for u in missing if shown(u) not in failed]
-    unexplained = unnamed[: max(0, len(unnamed) - (failed_count - len(failed & {shown(u) for u in missing})))]
-    imported = [u for u in wanted if key_of[u] in after.index and shown(u) not in skipped]
-    not_reset = [u for u in imported if after.at[key_of[u], "status"] != "RESET_REQUIRED"]
-    disabled = old_users.loc[~old_users["enabled"].astype(bool)]
-    disabled_keys = identity.fold(identity.names(disabled, sign_in, verified_only=True), params.target_case_sensitive)
-    enabled_now = [k for k in disabled_keys.dropna() if k in after.index and bool(after.at[k, "enabled"])]
+    unexplained = min(n["unnamed"], max(0, n["unnamed"] - (failed_count - n["failed_missing"])))
     return [
         Check(
             "every importable straggler is in the new pool",
             not unexplained,
             "blocker",
-            f"{len(wanted) - len(missing)} of {len(wanted)} there; {failed_count} failed by the job's count "
-            f"({len(failed)} named in its log); {len(unexplained)} unexplained",
+            f"{n['wanted'] - n['missing']} of {n['wanted']} there; {failed_count} failed by the job's count "
+            f"({len(failed)} named in its log); {unexplained} unexplained",
             "re-run this step",
         ),
         Check(
@@ -421,16 +451,16 @@ def _arrivals(
         ),
         Check(
             "stragglers arrived RESET_REQUIRED",
-            not not_reset,
+            not n["not_reset"],
             "blocker",
-            f"{len(imported) - len(not_reset)} of {len(imported)} imported users RESET_REQUIRED",
+            f"{n['imported'] - n['not_reset']} of {n['imported']} imported users RESET_REQUIRED",
             "check the import job's log",
         ),
         Check(
             "disabled users were not enabled",
-            not enabled_now,
+            not n["enabled_now"],
             "blocker",
-            f"{len(enabled_now)} of {len(disabled)} disabled old-pool users enabled in the new pool",
+            f"{n['enabled_now']} of {n['disabled']} disabled old-pool users enabled in the new pool",
             "disable them in the new pool (AdminDisableUser)",
         ),
     ]
@@ -490,8 +520,12 @@ def save(params: Params, cut: Cutover, state: str, ready: list[Check], result: l
         "reads": {name: snap.summary() for name, snap in cut.reads.items()},
     }
     records.save_json(params.records_dir, "cutover", data)
-    if cut.after is not None:
+    mask = params.masker()
+    if isinstance(cut.after, pd.DataFrame):
         columns = [c for c in ("username", "status", "enabled", "created") if c in cut.after.columns]
-        records.save_frame(params.records_dir, "cutover_users", params.masker().frame(cut.after[columns]))
+        records.save_frame(params.records_dir, "cutover_users", mask.frame(cut.after[columns]))
+    elif cut.after is not None:  # a snapshot: written batch by batch
+        columns = [c for c in ("username", "status", "enabled", "created") if c in cut.after.schema.names]
+        records.save_frames(params.records_dir, "cutover_users", (mask.frame(b) for b in frames(cut.after, columns)))
     snapshot_store.release(*cut.reads.values())
     return data
