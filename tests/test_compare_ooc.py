@@ -365,6 +365,13 @@ def test_the_import_written_bucket_by_bucket_is_todays_file(pools, tmp_path: Pat
     sample = bucketed.sample(40, states=[report.NOT_YET, report.CANNOT])
     shown = [stragglers.table(sample, f, records.Masker(None)).set_index("username") for f in (today, streamed)]
     pd.testing.assert_frame_equal(shown[1], shown[0])
+    # the notebook's table: all of them, or the first ones of a pool kept on disk; the counts always whole
+    whole_table = stragglers.table(whole, today, records.Masker(None))
+    first = stragglers.table(bucketed, streamed, records.Masker(None), rows=40)
+    assert len(whole_table) == whole.count(report.NOT_YET, report.CANNOT) and len(first) == 40
+    counted = stragglers.actions(whole, today, whole_table)["users"]
+    assert counted.to_dict() == stragglers.actions(bucketed, streamed, first)["users"].to_dict()
+    assert counted.sum() == len(whole_table) and counted[stragglers.IMPORT] == today.users
     bucketed.close()
 
 

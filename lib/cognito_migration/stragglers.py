@@ -56,6 +56,7 @@ NOT_ATTRIBUTES = frozenset(
     {"username", "status", "enabled", "created", "legacy_sms_mfa", "state", "reason", "cohort", "mfa", "groups"}
 )
 IMPORT = "import (arrives RESET_REQUIRED)"
+SAMPLE_ROWS = 100_000  # stragglers a notebook's table holds of a comparison kept on disk (its counts are whole)
 CASE_VARIANT = "its sign-in name differs only by case from another old-pool user's: decide who keeps it"
 MFA_REFUSED = f"{report.MFA_REFUSED}: decide by hand"
 NO_AUTO_VERIFIED = (
@@ -526,16 +527,44 @@ def summary_table(import_file: ImportFile) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["import file", "value"]).astype({"value": str})
 
 
-def table(classified: pd.DataFrame, import_file: ImportFile | None, mask: Masker) -> pd.DataFrame:
-    """Every user who has not migrated, with what happens to them: imported, or why not; and, for users in
-    the import file, the columns whose value starts like a spreadsheet formula. Masked."""
-    left = classified.loc[classified["state"].isin([NOT_YET, CANNOT])]
+def table(
+    classified: pd.DataFrame | PoolComparison, import_file: ImportFile | None, mask: Masker, rows: int | None = None
+) -> pd.DataFrame:
+    """Every user who has not migrated (the first ``rows`` of them; of a comparison kept on disk, the first
+    SAMPLE_ROWS at most), with what happens to them: imported, or why not; and, for users in the import file,
+    the columns whose value starts like a spreadsheet formula. Masked."""
+    if isinstance(classified, PoolComparison):
+        limit = rows or (None if classified.classified is not None else SAMPLE_ROWS)
+        classified = classified.frame() if limit is None else classified.sample(limit, [NOT_YET, CANNOT])
+    left = classified.loc[classified["state"].isin([NOT_YET, CANNOT])].iloc[:rows]
     columns = [c for c in ("username", "status", "enabled", "groups", "state", "reason") if c in left.columns]
     frame = left[columns].assign(state=left["state"].astype(str), reason=left["reason"].astype(str))
     excluded, formulas = import_file.decisions(frame["username"]) if import_file is not None else ({}, {})
     frame["action"] = [
-        f"decide: {reason}" if state == CANNOT else (f"not imported: {excluded[name]}" if name in excluded else IMPORT)
+        decide(reason) if state == CANNOT else (not_imported(excluded[name]) if name in excluded else IMPORT)
         for name, state, reason in zip(frame["username"], frame["state"], frame["reason"], strict=True)
     ]
     frame[FORMULA_COLUMN] = [", ".join(formulas.get(name, [])) for name in frame["username"]]
     return mask.frame(frame.reset_index(drop=True))
+
+
+def decide(reason: str) -> str:
+    return f"decide: {reason}"
+
+
+def not_imported(reason: str) -> str:
+    return f"not imported: {reason}"
+
+
+def actions(compared: PoolComparison, import_file: ImportFile, shown: pd.DataFrame) -> pd.DataFrame:
+    """Users per action of ``table``: counted in the table ``shown`` when it holds every user, else from the
+    comparison's and the import file's counts (whole whatever the pool's size)."""
+    if compared.classified is not None and len(shown) == compared.count(NOT_YET, CANNOT):
+        return shown["action"].value_counts().rename("users").to_frame()
+    counts = {
+        **{decide(r): int(n) for r, n in zip(compared.by_reason["reason"], compared.by_reason["users"], strict=True)},
+        **{not_imported(r): n for r, n in import_file.exclusions().items()},
+        IMPORT: import_file.users,
+    }
+    users = pd.Series(counts, name="users").rename_axis("action")
+    return users[users > 0].sort_values(ascending=False, kind="stable").to_frame()
