@@ -84,16 +84,16 @@ class PoolComparison:
             yield self.classified[list(columns)] if columns else self.classified
             return
         assert self.folder is not None
-        for bucket in range(self.bucket_total):
+        for bucket in range(self.bucket_total):  # every bucket has its file, if only of no rows
             path = self.folder / f"bucket={bucket}" / "part.parquet"
-            if path.exists():
-                yield _typed(pq.read_table(path, columns=list(columns) if columns else None))
+            yield _typed(pq.read_table(path, columns=list(columns) if columns else None))
 
     def batches(
         self, columns: Sequence[str] | None = None, states: Sequence[str] = (), rows: int = buckets.BATCH_ROWS
     ) -> Iterator[pd.DataFrame]:
         """The classified users (only those in ``states``, when given) in frames of at most ``rows``."""
-        for part in self.parts(columns if not columns or not states or "state" in columns else [*columns, "state"]):
+        read = list(dict.fromkeys([*columns, *(["state"] if states else [])])) if columns else None
+        for part in self.parts(read):
             selected = part[part["state"].isin(states)] if states else part
             for start in range(0, len(selected), rows):
                 batch = selected.iloc[start : start + rows]
@@ -103,14 +103,9 @@ class PoolComparison:
         """Every classified user in memory: for pools that fit."""
         if self.classified is not None:
             return self.classified[list(columns)] if columns else self.classified
-        parts = list(self.parts(columns))
         # each bucket has its own cohorts: concatenated, they are categories again only once all are known
-        whole = pd.concat(parts, ignore_index=True) if parts else _typed(self._schema().empty_table())
+        whole = pd.concat(list(self.parts(columns)), ignore_index=True)
         return whole.astype({c: "category" for c in ("cohort", "mfa") if c in whole.columns})
-
-    def _schema(self) -> pa.Schema:
-        assert self.folder is not None
-        return pq.read_schema(next(self.folder.glob("bucket=*/part.parquet")))
 
     def sample(self, rows: int, states: Sequence[str] = ()) -> pd.DataFrame:
         """The first ``rows`` users (of ``states``): what a notebook can show of a pool too large to list."""
@@ -242,7 +237,7 @@ class _Bucketed:
             if memberships is not None:
                 self.members = _members_by_bucket(con, memberships, old, self.folder / "memberships")
                 self.tally = replace(self.tally, memberships=0, in_some_group=0)
-        extra = ["state", "reason", *(["cohort", "mfa", "groups"] if self.members else [])]
+        extra = ["state", "reason", *(["cohort", "mfa", "groups"] if self.members is not None else [])]
         self.output = _with_text(old.schema, extra)
         stage = _with_text(old.schema, ["state", "reason"])
         contacts = report.alias_contacts(
@@ -286,14 +281,14 @@ class _Bucketed:
         """A bucket's users as the whole pool classifies them; its counts and tables; written to disk."""
         if held is not None:
             classified = report.refuse_held(classified, held)
-        members = self.members.read(bucket) if self.members else None
+        members = self.members.read(bucket) if self.members is not None else None
         if members is not None:
             classified = report.enrich(classified, members, self.pool_mfa)
             self.tables.append(report.breakdowns(classified, members))
         self.tally += report.tally(classified, members)
         self.reasons.update(report.reason_counts(classified))
         _store(classified, self.folder / "classified" / f"bucket={bucket}" / "part.parquet", self.output)
-        pa.default_memory_pool().release_unused()  # the next bucket's memory is the same size: reuse it
+        pa.default_memory_pool().release_unused()  # what Arrow's allocator kept of this bucket, given back
 
     def _keep_aliases(self, classified: pd.DataFrame, contacts: Sequence[str], bucket: int) -> None:
         """Each user's verified alias values, if migrated (they hold it) or not yet (they may be refused)."""
