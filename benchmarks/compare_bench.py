@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure(args.one, args.snapshots)))
         return 0
     rows = []
+    if args.folder is not None:
+        args.folder.mkdir(parents=True, exist_ok=True)
     for users in args.sizes:
         folder = Path(tempfile.mkdtemp(prefix=f"compare-bench-{users}-", dir=args.folder))
         try:
