@@ -372,6 +372,11 @@ def line(values: Iterable[str]) -> str:
 _ESCAPES = str.maketrans({"\\": "\\\\", ",": "\\,", "\n": "\\\n", "\r": "\\\r"})
 
 
+def encode(header: list[str], rows: Iterable[list[str]]) -> bytes:
+    """A whole file: the header line, then one line per user."""
+    return "".join([line(header), *(line(row) for row in rows)]).encode("utf-8")
+
+
 class _Files:
     """users-001.csv, users-002.csv ... (owner-only) written as rows come: the header first in each, and a new
     file wherever the next row would pass Cognito's per-job limits (users, bytes)."""
