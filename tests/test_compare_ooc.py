@@ -186,15 +186,24 @@ def test_snapshots_are_compared_as_their_frames(pools, tmp_path: Path) -> None:
     new_snap = snapshot.from_frame(new.assign(sub=[f"{i % 16:x}-{i}" for i in range(len(new))]), tmp_path / "new")
     members_file = tmp_path / "memberships.parquet"
     members.to_parquet(members_file)
+    old_snap.update_manifest(groups=sorted(set(members["group"])))  # the read of the groups, as step 5's
+    for group, rows in members.groupby("group"):
+        writer = snapshot.MembershipWriter(old_snap, str(group))
+        for name in rows["username"]:
+            writer.add({"group": group, "username": name})
+        writer.finish()
 
     from_frames = comparison.compare(old, new, params(), OLD_POOL, {}, memberships=members)
-    from_disk = comparison.compare(old_snap, new_snap, params(), OLD_POOL, {}, memberships=members_file, bucket_total=3)
-
-    pd.testing.assert_frame_equal(per_user(from_disk), per_user(from_frames))
-    for name, table in from_frames.tables.items():
-        pd.testing.assert_frame_equal(from_disk.tables[name], table, obj=name)
-    assert from_disk.sign_ups == from_frames.sign_ups
-    from_disk.close()
+    for source in (members_file, old_snap):
+        from_disk = comparison.compare(old_snap, new_snap, params(), OLD_POOL, {}, memberships=source, bucket_total=3)
+        pd.testing.assert_frame_equal(per_user(from_disk), per_user(from_frames))
+        for name, table in from_frames.tables.items():
+            pd.testing.assert_frame_equal(from_disk.tables[name], table, obj=name)
+        assert from_disk.sign_ups == from_frames.sign_ups
+        from_disk.close()
+    in_memory = comparison.compare(old_snap, new_snap, params(), OLD_POOL, {}, memberships=old_snap)
+    assert in_memory.classified is not None
+    pd.testing.assert_frame_equal(per_user(in_memory), per_user(from_frames))
 
 
 def test_the_saved_report_is_the_same_whichever_way_it_was_compared(pools, tmp_path: Path) -> None:

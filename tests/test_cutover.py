@@ -12,7 +12,18 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from cognito_migration import aws, checks, comparison, cutover, records, report, stragglers, user_import, widgets
+from cognito_migration import (
+    aws,
+    checks,
+    comparison,
+    cutover,
+    records,
+    report,
+    snapshot_store,
+    stragglers,
+    user_import,
+    widgets,
+)
 from cognito_migration.stragglers import ImportFile
 from step_support import step_params
 
@@ -197,3 +208,24 @@ def test_leaving_behind_is_accepted_by_the_audit_finding_that_explains_it(cognit
     assert result["left_behind_by_finding"] == {"invalid_phone_numbers": 1}
     assert result["accepted_left_behind"] == [masked(tmp_path, "bad.phone2")]
     assert result["detached"] == ["UserMigration"]
+
+
+def test_read_state_reads_both_pools_and_compares_them_as_the_report_does(cognito, new_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    old = cognito.create_user_pool(PoolName=f"old-{uuid.uuid4().hex[:8]}")["UserPool"]
+    for name in ("ann", "bob"):  # created by an admin: FORCE_CHANGE_PASSWORD, no verified contact
+        cognito.admin_create_user(UserPoolId=old["Id"], Username=name, MessageAction="SUPPRESS")
+    cognito.admin_create_user(
+        UserPoolId=new_pool["Id"],
+        Username="ANN",
+        UserAttributes=[{"Name": "email", "Value": "ann@example.com"}],
+        MessageAction="SUPPRESS",
+    )
+    params = step_params(old_pool_id=old["Id"], run_dir=str(tmp_path / "local" / uuid.uuid4().hex[:8]))
+
+    state = cutover.read_state(aws.connect(params), params, new_pool)
+
+    counts = state.compared.summary.set_index("state")["users"].to_dict()
+    assert counts == {report.MIGRATED: 1, report.NOT_YET: 0, report.CANNOT: 1}  # ANN is ann: case-insensitive
+    assert state.compared.classified is not None and isinstance(state.old_users, pd.DataFrame)
+    assert set(state.reads) == {"old pool", "new pool"} and state.last_migration is not None
+    snapshot_store.release(*state.reads.values())

@@ -38,18 +38,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import buckets, identity, records, report
+from . import buckets, identity, records, report, scan
 from .buckets import Buckets, Users
 from .checks import Check
 from .params import Params
-from .snapshot import as_frame
+from .snapshot import MEMBERSHIP_SCHEMA, Snapshot, as_frame
 
 IN_MEMORY_USERS = 500_000  # pools up to this size (the larger of the two) are compared in memory, whole
 BUCKET_USERS = 250_000  # users of the larger pool per bucket beyond it: what memory holds at once
 TEXT_COLUMNS = ("state", "reason", "cohort", "mfa", "groups")  # what the comparison adds to a user's row
-MEMBERSHIP_SCHEMA = pa.schema([("group", pa.string()), ("username", pa.string())])
 
-Memberships = pd.DataFrame | Path  # (group, username) rows, or a Parquet file or folder of them
+# (group, username) rows: in memory, in a Parquet file or folder, or the old pool's snapshot (its groups' read)
+Memberships = pd.DataFrame | Path | Snapshot
 ImportWindows = Sequence[tuple[pd.Timestamp, pd.Timestamp]]
 
 
@@ -143,6 +143,12 @@ def in_memory(
     )
 
 
+def users_of(read: Snapshot) -> Users:
+    """A read's users as a step hands them to ``compare``: a frame when they fit in memory (as the steps always
+    had them), else the snapshot itself."""
+    return scan.frame_of(read) if read.rows <= IN_MEMORY_USERS else read
+
+
 def bucket_count(users: int) -> int:
     """1 (in memory) up to IN_MEMORY_USERS users, else enough buckets of about BUCKET_USERS."""
     return 1 if users <= IN_MEMORY_USERS else math.ceil(users / BUCKET_USERS)
@@ -185,7 +191,7 @@ def _in_memory(
 ) -> PoolComparison:
     old = old_users if isinstance(old_users, pd.DataFrame) else old_users.frame()
     new = new_users if isinstance(new_users, pd.DataFrame) else new_users.frame()
-    members = memberships if not isinstance(memberships, Path) else as_frame(pq.read_table(memberships))
+    members = _members_frame(memberships)
     compared = report.compare(old, new, params, old_pool, new_pool, imports)
     classified, tables = compared.classified, {}
     if members is not None:
@@ -354,13 +360,23 @@ def _unique(con: duckdb.DuckDBPyConnection, old: Buckets) -> bool:
     return bool(con.execute(query).fetchall()[0][0])
 
 
+def _members_frame(memberships: Memberships | None) -> pd.DataFrame | None:
+    if isinstance(memberships, Snapshot):
+        return memberships.memberships()
+    return as_frame(pq.read_table(memberships)) if isinstance(memberships, Path) else memberships
+
+
 def _members_by_bucket(con: duckdb.DuckDBPyConnection, memberships: Memberships, old: Buckets, folder: Path) -> Buckets:
     """The memberships of the old pool's users, split as the users are (by their username's bucket);
     memberships of users the pool no longer has are left out, as the tables leave them out."""
+    files = memberships.membership_files() if isinstance(memberships, Snapshot) else None
     if isinstance(memberships, Path):
         source = f"read_parquet({_literal(memberships / '**' / '*.parquet' if memberships.is_dir() else memberships)})"
+    elif files:  # the groups finished reading (a group's unfinished parts are never read)
+        source = f"read_parquet([{', '.join(_literal(f) for f in files)}])"
     else:
-        con.register("memberships_frame", memberships[["group", "username"]])
+        frame = memberships if isinstance(memberships, pd.DataFrame) else MEMBERSHIP_SCHEMA.empty_table().to_pandas()
+        con.register("memberships_frame", frame[["group", "username"]])
         source = "memberships_frame"
     records.private_dir(folder)
     con.execute(
@@ -371,7 +387,7 @@ def _members_by_bucket(con: duckdb.DuckDBPyConnection, memberships: Memberships,
             USING (username)
         ) TO {_literal(folder)} (FORMAT parquet, PARTITION_BY (bucket), OVERWRITE_OR_IGNORE)"""
     )
-    if not isinstance(memberships, Path):
+    if source == "memberships_frame":
         con.unregister("memberships_frame")
     return Buckets(folder, old.count, MEMBERSHIP_SCHEMA)
 

@@ -76,17 +76,12 @@ def read_state(conn: aws.Connections, params: Params, new_pool: dict[str, Any]) 
         "old pool": scan.read_snapshot(conn.cognito, old_pool, store, conn.list_limiter, "old pool users"),
         "new pool": scan.read_snapshot(conn.cognito, new_pool, store, conn.list_limiter, "new pool users"),
     }
-    old_users, new_users = users_of(reads["old pool"]), users_of(reads["new pool"])
+    old_users, new_users = comparison.users_of(reads["old pool"]), comparison.users_of(reads["new pool"])
     # Users an earlier cutover imported are not lazy migrations: a retry of a failed import must not wait
     # cutover_min_quiet_days because of the import itself.
     imports = user_import.import_windows(conn.cognito, new_pool["Id"])
     compared = comparison.compare(old_users, new_users, params, old_pool, new_pool, imports)
     return State(old_pool, new_pool, old_users, new_users, compared, reads)
-
-
-def users_of(read: Snapshot) -> Users:
-    """A read's users: a frame when they fit in memory (as the steps always had them), else the snapshot."""
-    return scan.frame_of(read) if read.rows <= comparison.IN_MEMORY_USERS else read
 
 
 # --- readiness -------------------------------------------------------------------------------------------
@@ -233,7 +228,7 @@ class Cutover:
         store = snapshot_store.SnapshotStore.of(self.params)
         after = scan.read_snapshot(cognito, self.new_pool["Id"], store, self.conn.list_limiter, "new pool users")
         self.reads["new pool after the import"] = after
-        self.after = users_of(after)
+        self.after = comparison.users_of(after)
         left = left_behind(self.import_file, self.after, self.params, identity.sign_in_attributes(self.new_pool))
         accept = set(self.params.cutover_accept_unimported)
         self.result = {
