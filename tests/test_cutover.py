@@ -4,6 +4,7 @@ AWS: real import jobs, real UpdateUserPool."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,3 +230,27 @@ def test_read_state_reads_both_pools_and_compares_them_as_the_report_does(cognit
     assert state.compared.classified is not None and isinstance(state.old_users, pd.DataFrame)
     assert set(state.reads) == {"old pool", "new pool"} and state.last_migration is not None
     snapshot_store.release(*state.reads.values())
+
+
+def test_saved_again_after_the_button_the_record_keeps_what_each_read_resumed(  # type: ignore[no-untyped-def]
+    cognito, new_pool, tmp_path: Path
+) -> None:
+    # By hand, step 6's last cell runs before the button is pressed (the gate fails while it waits) and again
+    # after: the first save deleted the reads' snapshots, the second must still record them.
+    old = cognito.create_user_pool(PoolName=f"old-{uuid.uuid4().hex[:8]}")["UserPool"]
+    cognito.admin_create_user(UserPoolId=old["Id"], Username="ann", MessageAction="SUPPRESS")
+    params = step_params(old_pool_id=old["Id"], run_dir=str(tmp_path / "local" / uuid.uuid4().hex[:8]))
+    conn = aws.connect(params)
+    state = cutover.read_state(conn, params, new_pool)
+    import_file = stragglers.prepare(
+        conn.cognito, params, new_pool, state.old_pool, state.compared, stragglers.import_dir(params.records_dir)
+    )
+    cut = cutover.plan(conn, params, state, import_file, [])
+
+    first = cutover.save(params, cut, "waiting", [], [])
+    assert not any(s.folder.exists() for s in state.reads.values()), "the unmasked copies go with the first save"
+    second = cutover.save(params, cut, "done", [], [])
+
+    assert set(second["reads"]) == {"old pool", "new pool"} and second["reads"] == first["reads"]
+    saved = json.loads((params.records_dir / "cutover.json").read_text())
+    assert saved["confirmation"] == "done" and set(saved["reads"]) == {"old pool", "new pool"}

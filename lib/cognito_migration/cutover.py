@@ -167,6 +167,8 @@ class Cutover:
     result: dict[str, Any] | None = None
     after: Users | None = field(default=None, repr=False)  # the new pool once the cutover ran
     reads: dict[str, Snapshot] = field(default_factory=dict, repr=False)  # State's, and the read of ``after``
+    # What each read resumed, kept when its snapshot is deleted: the record is saved again after the button.
+    read_summaries: dict[str, Any] = field(default_factory=dict, repr=False)
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
     @property
@@ -500,6 +502,13 @@ def _pool_exists(cognito: Any, pool_id: str) -> bool:
     return True
 
 
+def _read_summaries(cut: Cutover) -> dict[str, Any]:
+    """Each read's summary, from its snapshot while it exists, else as an earlier save of this cutover kept it
+    (saved again after the button is pressed, once the first save has deleted the snapshots)."""
+    cut.read_summaries.update({name: snap.summary() for name, snap in cut.reads.items() if snap.folder.exists()})
+    return dict(cut.read_summaries)
+
+
 def save(params: Params, cut: Cutover, state: str, ready: list[Check], result: list[Check]) -> dict[str, Any]:
     """cutover.json (what was planned, confirmed and done, and what each read resumed; users masked) and
     cutover_users.parquet (the new pool after the cutover, masked); then the reads' unmasked snapshots are
@@ -512,14 +521,14 @@ def save(params: Params, cut: Cutover, state: str, ready: list[Check], result: l
         "import_file": stragglers.summary(cut.import_file),
         "result": cut.result,
         "checks": [c.__dict__ for c in result],
-        "reads": {name: snap.summary() for name, snap in cut.reads.items()},
+        "reads": _read_summaries(cut),
     }
     records.save_json(params.records_dir, "cutover", data)
     mask = params.masker()
     if isinstance(cut.after, pd.DataFrame):
         columns = [c for c in ("username", "status", "enabled", "created") if c in cut.after.columns]
         records.save_frame(params.records_dir, "cutover_users", mask.frame(cut.after[columns]))
-    elif cut.after is not None:  # a snapshot: written batch by batch
+    elif cut.after is not None and cut.after.folder.exists():  # a snapshot: written batch by batch, once
         columns = [c for c in ("username", "status", "enabled", "created") if c in cut.after.schema.names]
         records.save_frames(params.records_dir, "cutover_users", (mask.frame(b) for b in frames(cut.after, columns)))
     snapshot_store.release(*cut.reads.values())
