@@ -90,11 +90,6 @@ def pool_attributes(pool: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys([*names, *ALWAYS_LISTED, *developer_only]))
 
 
-def pool_schema(pool: Mapping[str, Any]) -> pa.Schema:
-    """``user_schema`` for a DescribeUserPool ``UserPool``."""
-    return user_schema(pool_attributes(pool))
-
-
 def table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
     """Rows (``scan.user_row``) as a table of exactly ``schema``; an attribute the schema lacks is an error that
     names it, never a silent drop."""
