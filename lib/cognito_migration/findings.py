@@ -7,8 +7,9 @@ in ``user_findings`` (the users) and ``audit`` (the pool's configuration).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from itertools import chain, islice
 from typing import Any
 
 import pandas as pd
@@ -352,6 +353,49 @@ class Finding:
     @property
     def remedy(self) -> str:
         return KINDS[self.id].remedy
+
+
+SEVERITIES = ("blocker", "warning", "info")  # most severe first
+
+
+def merge(parts: Sequence[Finding], render: Callable[[Finding], str] | None = None) -> Finding | None:
+    """One finding from those a detector made over disjoint batches of the same users, given in the users'
+    order: counts and numeric facts summed, the first EXAMPLES examples and every group in that order, the
+    most severe severity. A detail that states totals is ``render`` of the merged finding; any other detail
+    must be the same in every part. None when no batch had the finding."""
+    if not parts:
+        return None
+    first = parts[0]
+    if any(p.id != first.id for p in parts):
+        raise ValueError(f"merge: findings of one kind only, not {sorted({p.id for p in parts})}")
+    merged = Finding(
+        first.id,
+        min((p.severity for p in parts), key=SEVERITIES.index),
+        sum(p.count for p in parts),
+        first.detail,
+        examples=tuple(islice(chain.from_iterable(p.examples for p in parts), EXAMPLES)),
+        groups=tuple(chain.from_iterable(p.groups for p in parts)),
+        facts=_merged_facts(first.id, [p.facts for p in parts]),
+    )
+    if render is not None:
+        return replace(merged, detail=render(merged))
+    if any(p.detail != first.detail for p in parts):
+        raise ValueError(f"merge: {first.id}'s detail differs between batches: it states totals, give a render")
+    return merged
+
+
+def _merged_facts(kind_id: str, facts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Numbers summed key by key; anything else must agree between the parts."""
+    merged: dict[str, Any] = {}
+    for part in facts:
+        for key, value in part.items():
+            if key not in merged:
+                merged[key] = value
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                merged[key] += value
+            elif merged[key] != value:
+                raise ValueError(f"merge: {kind_id}'s fact {key} is {merged[key]!r} in one batch, {value!r} in another")
+    return merged
 
 
 def catalog_table() -> pd.DataFrame:

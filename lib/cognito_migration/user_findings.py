@@ -2,11 +2,17 @@
 
 Case collisions, alias conflicts, users who cannot migrate lazily, MFA, and what the trigger's own attribute
 mapping would send checked against the new schema. Nothing here calls AWS; ``audit`` gathers the data.
+
+A detector over any frame of users is also right over a part of them: the row-wise ones for every batch (their
+findings merge, ``findings.merge``), the cross-user ones for every part holding all the users who share a
+value (``shared_values``). Details that state totals come from functions of those totals, and the numbers
+pool-wide findings need are counts that add up across batches (``mfa_counts``, ``held_attributes``).
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,11 +61,22 @@ def user_finding(
     return Finding(kind_id, severity or KINDS[kind_id].severity, count, detail, examples=examples)
 
 
+def case_key(values: pd.Series) -> pd.Series:
+    """How case collisions compare values: case-folded ("Straße" and "STRASSE" are one)."""
+    return values.str.casefold()
+
+
+def alias_key(values: pd.Series, column: str, case_sensitive: bool) -> pd.Series:
+    """How the new pool compares verified addresses: phone numbers as they are, emails case-folded unless it
+    is case sensitive."""
+    return values if case_sensitive or column == "phone_number" else case_key(values)
+
+
 def case_groups(values: pd.Series) -> list[list[Any]]:
     """Index labels of users whose values are equal ignoring case but spelled differently, one list per
-    group (identical spellings alone are not a case collision)."""
+    group (identical spellings alone are not a case collision), in the order of their case-folded value."""
     present = values[values != ""]
-    keys = present.str.casefold()
+    keys = case_key(present)
     dupes = keys[keys.duplicated(keep=False)]
     return [list(labels) for labels in dupes.groupby(dupes).groups.values() if present.loc[list(labels)].nunique() > 1]
 
@@ -81,9 +98,12 @@ def collision_finding(
         for group in groups
     )
     count = sum(len(g) for g in groups)
-    detail = f"{count} users in {len(groups)} groups whose {column} differs only by case"
     examples = tuple(" / ".join(g) for g in listed[:EXAMPLES])
-    return Finding(kind_id, severity, count, detail, examples=examples, groups=listed)
+    return Finding(kind_id, severity, count, collision_detail(column, count, len(groups)), examples, listed)
+
+
+def collision_detail(column: str, users: int, groups: int) -> str:
+    return f"{users} users in {groups} groups whose {column} differs only by case"
 
 
 def alias_conflict_finding(
@@ -94,7 +114,7 @@ def alias_conflict_finding(
     by_attribute: dict[str, int] = {}
     for column in ("email", "phone_number"):
         values = text(users, column)[verified(users, column)]
-        keys = values if case_sensitive or column == "phone_number" else values.str.casefold()
+        keys = alias_key(values, column, case_sensitive)
         dupes = keys[keys.duplicated(keep=False)]
         groups = [list(labels) for labels in dupes.groupby(dupes).groups.values()]
         by_attribute[column] = sum(len(g) for g in groups)
@@ -105,10 +125,18 @@ def alias_conflict_finding(
     count = sum(by_attribute.values())
     if not count:
         return None
+    severity, detail = alias_verdict(by_attribute, len(listed), sign_in)
+    examples = tuple(" / ".join(g) for g in listed[:EXAMPLES])
+    return Finding("alias_conflicts", severity, count, detail, examples, tuple(listed), facts=by_attribute)
+
+
+def alias_verdict(by_attribute: Mapping[str, int], groups: int, sign_in: set[str]) -> tuple[str, str]:
+    """The alias conflicts' severity and detail, from the users sharing each attribute: a blocker when the new
+    pool signs users in with a shared attribute."""
     blocking = {c for c, n in by_attribute.items() if n} & sign_in
     detail = (
         f"{by_attribute['email']} users share a verified email, {by_attribute['phone_number']} a verified phone, "
-        f"in {len(listed)} groups; "
+        f"in {groups} groups; "
         + (
             f"{', '.join(sorted(blocking))} signs users in to the new pool: the second of each group fails to migrate"
             if blocking
@@ -116,40 +144,42 @@ def alias_conflict_finding(
             "up by these addresses will find several"
         )
     )
-    examples = tuple(" / ".join(g) for g in listed[:EXAMPLES])
-    return Finding(
-        "alias_conflicts",
-        "blocker" if blocking else "info",
-        count,
-        detail,
-        examples=examples,
-        groups=tuple(listed),
-        facts=by_attribute,
-    )
+    return ("blocker" if blocking else "info"), detail
 
 
 def status_findings(users: pd.DataFrame, show: records.Masker) -> list[Finding]:
     """Users who cannot migrate lazily, or need a decision, by their status in the old pool."""
     status = text(users, "status")
-    federated = (status == "EXTERNAL_PROVIDER") | (text(users, "identities") != "")
+    federated = federated_users(users)
     enabled = users["enabled"].astype(bool) if "enabled" in users.columns else pd.Series(True, index=users.index)
     contact = verified(users, "email") | verified(users, "phone_number")
-    stranded = ~contact & ~federated & (status == "FORCE_CHANGE_PASSWORD")
     candidates = [
         ("federated_users", federated, "sign in through an identity provider"),
         ("unconfirmed_users", (status == "UNCONFIRMED") & ~federated, "never confirmed their sign-up"),
         ("force_change_password_users", status == "FORCE_CHANGE_PASSWORD", "still hold an admin-set password"),
         ("reset_required_users", status == "RESET_REQUIRED", "must reset their password"),
         ("disabled_users", ~enabled, "disabled in the old pool"),
-        (
-            "no_verified_contact",
-            ~contact & ~federated,
-            f"no verified email or phone; {int(stranded.sum())} of them are FORCE_CHANGE_PASSWORD and will be "
-            "refused at sign-in (MFA users among them would be too, but ListUsers cannot show who has MFA)",
-        ),
+        ("no_verified_contact", ~contact & ~federated, no_contact_detail(int(stranded_users(users).sum()))),
     ]
     found = [user_finding(kind_id, users, selected, show, detail) for kind_id, selected, detail in candidates]
     return [f for f in found if f is not None]
+
+
+def federated_users(users: pd.DataFrame) -> pd.Series:
+    return (text(users, "status") == "EXTERNAL_PROVIDER") | (text(users, "identities") != "")
+
+
+def stranded_users(users: pd.DataFrame) -> pd.Series:
+    """FORCE_CHANGE_PASSWORD users, not federated, with neither a verified email nor a verified phone."""
+    contact = verified(users, "email") | verified(users, "phone_number")
+    return ~contact & ~federated_users(users) & (text(users, "status") == "FORCE_CHANGE_PASSWORD")
+
+
+def no_contact_detail(stranded: int) -> str:
+    return (
+        f"no verified email or phone; {stranded} of them are FORCE_CHANGE_PASSWORD and will be refused at "
+        "sign-in (MFA users among them would be too, but ListUsers cannot show who has MFA)"
+    )
 
 
 MFA_POLICY_EFFECT = {
@@ -162,13 +192,28 @@ MFA_POLICY_EFFECT = {
 }
 
 
+def mfa_counts(users: pd.DataFrame) -> Counter[str]:
+    """What ListUsers shows of MFA: users, those with legacy SMS MFAOptions, those with a verified phone."""
+    legacy_sms = users["legacy_sms_mfa"].astype(bool) if "legacy_sms_mfa" in users.columns else None
+    return Counter(
+        users=len(users),
+        legacy_sms_mfa_options=int(legacy_sms.sum()) if legacy_sms is not None else 0,
+        verified_phones=int(verified(users, "phone_number").sum()),
+    )
+
+
 def mfa_finding(users: pd.DataFrame, mfa_configuration: str, factors: Sequence[str], mfa_policy: str) -> Finding | None:
     """MFA users, by what ListUsers shows. Per-user MFA settings come only from AdminGetUser, billed per user:
     never called over the whole pool. The count is the users who may hold MFA: everyone when the pool's
     MfaConfiguration is ON or OPTIONAL, else those with legacy SMS MFAOptions."""
-    legacy_sms = users["legacy_sms_mfa"].astype(bool) if "legacy_sms_mfa" in users.columns else None
-    options = int(legacy_sms.sum()) if legacy_sms is not None else 0
-    phones = int(verified(users, "phone_number").sum())
+    return mfa_counts_finding(mfa_counts(users), mfa_configuration, factors, mfa_policy)
+
+
+def mfa_counts_finding(
+    counts: Mapping[str, int], mfa_configuration: str, factors: Sequence[str], mfa_policy: str
+) -> Finding | None:
+    """``mfa_finding`` from ``mfa_counts`` (summed over batches, for the largest pools)."""
+    options, phones = counts["legacy_sms_mfa_options"], counts["verified_phones"]
     if mfa_configuration in ("", "OFF") and not options:
         return None
     pool_wide = mfa_configuration in ("ON", "OPTIONAL")
@@ -181,7 +226,7 @@ def mfa_finding(users: pd.DataFrame, mfa_configuration: str, factors: Sequence[s
         f"{MFA_POLICY_EFFECT[mfa_policy]}"
     )
     facts = {"mfa_configuration": mfa_configuration, "legacy_sms_mfa_options": options, "verified_phones": phones}
-    return Finding("mfa_users", "warning", len(users) if pool_wide else options, detail, facts=facts)
+    return Finding("mfa_users", "warning", counts["users"] if pool_wide else options, detail, facts=facts)
 
 
 def mfa_refused_finding(
@@ -203,19 +248,33 @@ def mfa_refused_finding(
 
 def unused_map_sources(users: pd.DataFrame, attribute_map: Mapping[str, AttributeRule]) -> Finding | None:
     """attribute_map entries reading an old attribute no old user holds (a value that is blank counts as none)."""
+    return unused_sources_finding(attribute_map, held_attributes(users, map_sources(attribute_map)), len(users))
+
+
+def map_sources(attribute_map: Mapping[str, AttributeRule]) -> list[str]:
+    """The old attributes attribute_map reads (the username aside: every user has one)."""
+    return list(dict.fromkeys(s for rule in attribute_map.values() for s in rule.sources if s != "username"))
+
+
+def held_attributes(users: pd.DataFrame, names: Iterable[str]) -> set[str]:
+    """Those of ``names`` some user holds, blank values counting as none."""
+    return {name for name in names if (text(users, name).str.strip() != "").any()}
+
+
+def unused_sources_finding(attribute_map: Mapping[str, AttributeRule], held: set[str], n_users: int) -> Finding | None:
+    """``unused_map_sources`` from the attributes held by some user (``held_attributes`` over every batch)."""
     unused = {
-        target: [s for s in rule.sources if s != "username" and not (text(users, s).str.strip() != "").any()]
-        for target, rule in attribute_map.items()
+        target: [s for s in rule.sources if s != "username" and s not in held] for target, rule in attribute_map.items()
     }
     unused = {target: sources for target, sources in unused.items() if sources}
     if not unused:
         return None
     entries = [f"attribute_map {target}: {', '.join(sources)}" for target, sources in unused.items()]
     detail = (
-        f"no old user of {len(users)} has {'; '.join(entries)}: these entries read nothing there, so every user "
+        f"no old user of {n_users} has {'; '.join(entries)}: these entries read nothing there, so every user "
         "gets the rule's other sources, the old value of the same name, or its default"
     )
-    return Finding("attribute_map_unused_source", "warning", len(users), detail, examples=tuple(entries[:EXAMPLES]),
+    return Finding("attribute_map_unused_source", "warning", n_users, detail, examples=tuple(entries[:EXAMPLES]),
                    facts=unused)  # fmt: skip
 
 
@@ -310,12 +369,15 @@ def attribute_findings(
             kind_id,
             KINDS[kind_id].severity,
             tally.users,
-            f"{tally.users} users after the trigger's own attribute mapping ("
-            + ", ".join(f"{name}: {n}" for name, n in sorted(tally.by_attribute.items()))
-            + ")",
+            attribute_detail(tally.users, tally.by_attribute),
             examples=tuple(tally.examples),
             facts=dict(tally.by_attribute),
         )
         for kind_id, tally in tallies.items()
         if tally.users
     ]
+
+
+def attribute_detail(users: int, by_attribute: Mapping[str, int]) -> str:
+    by_name = ", ".join(f"{name}: {n}" for name, n in sorted(by_attribute.items()))
+    return f"{users} users after the trigger's own attribute mapping ({by_name})"
