@@ -37,7 +37,10 @@ def text(users: pd.DataFrame, column: str) -> pd.Series:
     """A column as strings, '' where a user lacks the attribute."""
     if column not in users.columns:
         return pd.Series("", index=users.index, dtype=object)
-    return users[column].map(lambda v: v if isinstance(v, str) else "")
+    values = users[column]
+    if isinstance(values.dtype, pd.StringDtype):  # strings or missing: the same, without a call per user
+        return values.fillna("")
+    return values.map(lambda v: v if isinstance(v, str) else "")
 
 
 def verified(users: pd.DataFrame, contact: str) -> pd.Series:
