@@ -5,21 +5,27 @@ pool (``pool.create_pool_input``) and what the trigger will send for every user 
 functions), and returns findings: each with a severity, an exact count, masked examples and a remedy. The
 gate fails while a blocker remains that ``accept_findings`` does not name. Returns data; the notebook
 displays it.
+
+The users are a frame, or a snapshot folder for the largest pools; either way a pool too large for memory is
+read in batches (``user_audit``), and so are its tables and records here.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 from pandas.io.formats.style import Styler
 
-from . import deploy, findings, pool_findings, records, report, scan, snapshot_store, user_findings
+from . import deploy, findings, pool_findings, records, scan, shared_values, snapshot_store, user_audit, user_findings
 from .aws import RateLimiter, error_code
 from .checks import Check
 from .findings import Finding
@@ -27,6 +33,7 @@ from .params import Params
 from .pool import NEVER_DECLARED, STANDARD_ATTRIBUTES, create_pool_input
 from .snapshot import Snapshot
 from .trigger import migration_trigger
+from .user_audit import Batching, Users
 from .user_findings import TargetSchema
 
 # Personal data in the snapshot made pseudonymous; records.NAME_COLUMNS are left out, `sub` altogether.
@@ -37,13 +44,16 @@ class AuditError(RuntimeError):
     """The old pool cannot be audited as configured; the message names the parameter to fix."""
 
 
+Memberships = pd.DataFrame | Path  # (group, username) rows: scan's frame, or a Parquet file of them
+
+
 @dataclass
 class Audit:
     pool: dict[str, Any]
     clients: list[dict[str, Any]]
     groups: list[dict[str, Any]]
-    users: pd.DataFrame
-    memberships: pd.DataFrame
+    users: Users  # a frame, or a snapshot folder (the largest pools)
+    memberships: Memberships
     mfa_config: dict[str, Any] = field(default_factory=dict)
     identity_providers: list[dict[str, Any]] = field(default_factory=list)
     resource_servers: list[dict[str, Any]] = field(default_factory=list)
@@ -51,6 +61,8 @@ class Audit:
     scan_seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
     snapshot: Snapshot | None = None  # the read's working copy (unmasked), deleted once the records are saved
+    # Every colliding group, when the findings list only the first (pools read in batches): see assess.
+    collision_groups: shared_values.GroupsRecord | None = None
 
     @property
     def blockers(self) -> list[Finding]:
@@ -155,44 +167,17 @@ def unsendable_finding(params: Params, target: Mapping[str, Any]) -> Finding | N
     return Finding("trigger_configuration", "blocker", len(missing), "; ".join(fixes), facts={"missing": missing})
 
 
-def is_attribute(column: str) -> bool:
-    return column in STANDARD_ATTRIBUTES or column in NEVER_DECLARED or column.startswith(("custom:", "dev:"))
-
-
-def old_attributes(users: pd.DataFrame) -> list[dict[str, str]]:
-    """Each user's attributes as ListUsers returned them (the trigger reads the same through AdminGetUser)."""
-    columns = [c for c in users.columns if is_attribute(c)]
-    return [
-        {c: v for c, v in zip(columns, row, strict=True) if isinstance(v, str) and v}
-        for row in users[columns].itertuples(index=False, name=None)
-    ]
-
-
-def predictor(settings: migration_trigger.Settings) -> Callable[[str, Mapping[str, str]], Mapping[str, str]]:
-    """What the trigger would send for a user (old username, old attributes), by its own pure function."""
-
-    def predict(username: str, attributes: Mapping[str, str]) -> Mapping[str, str]:
-        return migration_trigger.build_user_attributes(
-            [{"Name": k, "Value": v} for k, v in attributes.items()],
-            settings.allowed_attributes,
-            settings.attribute_defaults,
-            settings.legacy_sub_attribute,
-            attribute_map=settings.attribute_map,
-            username=username,
-        )
-
-    return predict
-
-
 # --- findings -------------------------------------------------------------------------------------------------
 
 
-def assess(audit: Audit, params: Params) -> list[Finding]:
-    """Every finding for this pool, these parameters and the new pool in ``audit.target``."""
+def assess(audit: Audit, params: Params, batching: Batching | None = None) -> list[Finding]:
+    """Every finding for this pool, these parameters and the new pool in ``audit.target``. A pool of more than
+    ``batching.in_memory`` users (``user_audit.BATCHING``) is read in batches; its collision findings then
+    list their first groups, and ``audit.collision_groups`` keeps every group."""
     show = params.masker()
-    users = audit.users
+    n_read = user_audit.count(audit.users)
     found: list[Finding | None] = [pool_findings.migration_client_finding(audit.clients, params)]
-    if users.empty:
+    if not n_read:
         found.append(Finding("empty_pool", "blocker", 0, f"{audit.pool.get('EstimatedNumberOfUsers')} estimated"))
     settings: migration_trigger.Settings | None = None
     unsendable = unsendable_finding(params, audit.target)
@@ -203,77 +188,44 @@ def assess(audit: Audit, params: Params) -> list[Finding]:
         found.append(Finding("trigger_configuration", "blocker", 1, str(exc)))
     found.append(unsendable)
     found += pool_findings.client_findings(audit.clients, params)
-    found.append(
-        pool_findings.reset_required_finding(
-            audit.clients, params, arriving_reset_required(users), audit.pool.get("MfaConfiguration") or "OFF"
-        )
-    )
-    if not users.empty:
-        found += user_side_findings(audit, params, settings, show)
-    found.append(pool_findings.sub_finding(settings.legacy_sub_attribute if settings else None, len(users)))
-    n_users = max(len(users), int(audit.pool.get("EstimatedNumberOfUsers") or 0))
+    pool_mfa = audit.pool.get("MfaConfiguration") or "OFF"
+    context = user_audit.Context(
+        params, audit.target, target_schema(audit.target), pool_mfa, pool_findings.mfa_factors(audit.mfa_config),
+        settings, show,
+    )  # fmt: skip
+    users = user_audit.find(audit.users, context, batching) if n_read else user_audit.UserFindings([], 0)
+    audit.collision_groups = users.groups
+    found.append(pool_findings.reset_required_finding(audit.clients, params, users.arriving_reset_required, pool_mfa))
+    found += users.findings
+    found.append(pool_findings.sub_finding(settings.legacy_sub_attribute if settings else None, n_read))
+    n_users = max(n_read, int(audit.pool.get("EstimatedNumberOfUsers") or 0))
     found += pool_findings.carry_findings(
-        audit.pool, audit.target, audit.mfa_config, audit.identity_providers, audit.resource_servers, len(users), params
+        audit.pool, audit.target, audit.mfa_config, audit.identity_providers, audit.resource_servers, n_read, params
     )
-    found += pool_findings.time_findings(
-        n_users, pool_findings.group_sizes(audit.groups, audit.memberships), params.list_rate_limit, audit.scan_seconds
-    )
+    found += pool_findings.time_findings(n_users, group_sizes(audit), params.list_rate_limit, audit.scan_seconds)
     return [f for f in found if f is not None]
 
 
-def arriving_reset_required(users: pd.DataFrame) -> int:
-    """Users the trigger will create RESET_REQUIRED whatever mfa_policy says: their old password is not theirs
-    (FORCE_CHANGE_PASSWORD) or must be reset (RESET_REQUIRED)."""
-    if users.empty or "status" not in users.columns:
-        return 0
-    return int(users["status"].isin(["FORCE_CHANGE_PASSWORD", "RESET_REQUIRED"]).sum())
+def membership_batches(memberships: Memberships, rows: int = 500_000) -> Iterator[pd.DataFrame]:
+    if isinstance(memberships, pd.DataFrame):
+        yield memberships
+        return
+    for batch in pq.ParquetFile(memberships).iter_batches(batch_size=rows):
+        yield batch.to_pandas()
 
 
-def sign_in_attributes(target: Mapping[str, Any]) -> set[str]:
-    return set(target.get("UsernameAttributes") or []) | set(target.get("AliasAttributes") or [])
+def membership_count(memberships: Memberships) -> int:
+    if isinstance(memberships, pd.DataFrame):
+        return len(memberships)
+    return int(pq.ParquetFile(memberships).metadata.num_rows)
 
 
-def user_side_findings(
-    audit: Audit, params: Params, settings: migration_trigger.Settings | None, show: records.Masker
-) -> list[Finding | None]:
-    users, sign_in = audit.users, sign_in_attributes(audit.target)
-    found: list[Finding | None] = []
-    if not params.target_case_sensitive:
-        found += [
-            user_findings.collision_finding("username_case_collisions", users, "username", "blocker", show),
-            user_findings.collision_finding(
-                "email_case_collisions", users, "email", "blocker" if "email" in sign_in else "warning", show
-            ),
-            user_findings.collision_finding(
-                "preferred_username_case_collisions",
-                users,
-                "preferred_username",
-                "blocker" if "preferred_username" in sign_in else "info",
-                show,
-            ),
-        ]
-    found.append(user_findings.alias_conflict_finding(users, params.target_case_sensitive, sign_in, show))
-    if "email" in (audit.target.get("AliasAttributes") or []):
-        is_email, _ = report.alias_refusals(users, np.zeros(len(users), dtype=bool), ("email",), True)
-        found.append(
-            user_findings.user_finding(
-                "usernames_are_emails",
-                users,
-                pd.Series(is_email, index=users.index),
-                show,
-                "the new pool takes email aliases: the trigger refuses a username that is an email address",
-            )
-        )
-    if settings is not None:
-        found += user_findings.attribute_findings(
-            list(users["username"]), old_attributes(users), predictor(settings), target_schema(audit.target), show
-        )
-    found.append(user_findings.unused_map_sources(users, migration_trigger.parse_attribute_map(params.attribute_map)))
-    found += user_findings.status_findings(users, show)
-    mfa = audit.pool.get("MfaConfiguration") or "OFF"
-    found.append(user_findings.mfa_finding(users, mfa, pool_findings.mfa_factors(audit.mfa_config), params.mfa_policy))
-    found.append(user_findings.mfa_refused_finding(users, mfa, params.mfa_policy, params.target_case_sensitive, show))
-    return found
+def group_sizes(audit: Audit) -> dict[str, int]:
+    """Members per group, counted batch by batch (0 for an empty group)."""
+    sizes: Counter[str] = Counter()
+    for batch in membership_batches(audit.memberships):
+        sizes.update(pool_findings.group_sizes(audit.groups, batch))
+    return {g["GroupName"]: sizes[g["GroupName"]] for g in audit.groups}
 
 
 # --- tables for the notebook ---------------------------------------------------------------------------------
@@ -286,9 +238,9 @@ def pool_overview(audit: Audit) -> pd.DataFrame:
         "pool id": pool.get("Id"),
         "name": pool.get("Name"),
         "estimated users": pool.get("EstimatedNumberOfUsers"),
-        "users read": len(audit.users),
+        "users read": user_audit.count(audit.users),
         "groups": len(audit.groups),
-        "memberships": len(audit.memberships),
+        "memberships": membership_count(audit.memberships),
         "app clients": len(audit.clients),
         "MFA": pool.get("MfaConfiguration"),
         "Lambda triggers": ", ".join(sorted(k for k, v in (pool.get("LambdaConfig") or {}).items() if v)) or "none",
@@ -318,11 +270,12 @@ def clients_table(audit: Audit) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def users_by_status(users: pd.DataFrame) -> pd.DataFrame:
-    """User counts by status and enabled flag."""
-    if users.empty:
+def users_by_status(users: Users) -> pd.DataFrame:
+    """User counts by status and enabled flag (counted batch by batch)."""
+    counts = [b.groupby(["status", "enabled"]).size() for b in user_audit.batches(users, ["status", "enabled"])]
+    if not any(len(c) for c in counts):
         return pd.DataFrame(columns=["status", "enabled", "users"])
-    return users.groupby(["status", "enabled"]).size().rename("users").reset_index()
+    return pd.concat(counts).groupby(level=[0, 1]).sum().rename("users").reset_index()
 
 
 def required_attributes(audit: Audit) -> pd.DataFrame:
@@ -330,26 +283,37 @@ def required_attributes(audit: Audit) -> pd.DataFrame:
     has applied its mapping (attribute_defaults): only the latter fail to migrate."""
     found = {f.id: f for f in audit.findings}
     after = found["missing_required_attributes"].facts if "missing_required_attributes" in found else {}
+    required = target_schema(audit.target).required
+    held = [name for name in required if name in user_audit.columns(audit.users)]
+    lacking: Counter[str] = Counter()
+    for batch in user_audit.batches(audit.users, ["username", *held]):
+        lacking.update({name: int((user_findings.text(batch, name) == "").sum()) for name in required})
     rows = [
         {
             "attribute": name,
-            "old users lacking it": int((user_findings.text(audit.users, name) == "").sum()),
+            "old users lacking it": lacking[name],
             "lacking it after the trigger's mapping": int(after.get(name, 0)),
         }
-        for name in target_schema(audit.target).required
+        for name in required
     ]
     return pd.DataFrame(rows, columns=["attribute", "old users lacking it", "lacking it after the trigger's mapping"])
 
 
-def collisions(audit: Audit) -> pd.DataFrame:
+def collisions(audit: Audit) -> Styler:
     """Every group of users colliding by case or sharing a verified address, one row per group (masked
-    unless mask_pii is false)."""
+    unless mask_pii is false). A pool read in batches lists its first groups per finding here; the caption
+    then says how many there are, and the record that holds every one."""
     rows = [
         {"finding": f.id, "severity": f.severity, "users": len(group), "who": " / ".join(group)}
         for f in audit.findings
         for group in f.groups
     ]
-    return pd.DataFrame(rows, columns=["finding", "severity", "users", "who"])
+    table = findings.escaped_style(pd.DataFrame(rows, columns=["finding", "severity", "users", "who"]))
+    record = audit.collision_groups
+    if record is None or not record.truncated:
+        return table
+    shown = "; ".join(f"{kind_id}: the first {record.listed:,} of {n:,}" for kind_id, n in record.truncated.items())
+    return table.set_caption(f"Groups shown: {shown}. Every group is in {shared_values.RECORD} (save the records).")
 
 
 def fixed_settings(audit: Audit) -> pd.DataFrame:
@@ -412,29 +376,56 @@ def gate_checks(audit: Audit, params: Params) -> list[Check]:
 def save_records(audit: Audit, params: Params) -> list[str]:
     """The run's record of step 1: findings.json, audit.json (with what the read resumed, if it did), and the
     snapshot the report compares against later (users and memberships as Parquet, personal data masked unless
-    mask_pii is false). The read's own unmasked snapshot is deleted once they are written."""
+    mask_pii is false), written batch by batch for the largest pools, with every colliding group when the
+    findings list only the first. The read's own unmasked snapshot is deleted once they are written."""
     run_dir = params.records_dir
-    users = audit.users.drop(columns=["sub"], errors="ignore")
     mask = params.masker()
     paths = [
-        records.save_frame(run_dir, "old_users", mask.frame(users, SNAPSHOT_PII)),
-        records.save_frame(run_dir, "old_memberships", mask.frame(audit.memberships, SNAPSHOT_PII)),
+        save_users(run_dir, audit.users, mask),
+        save_memberships(run_dir, audit.memberships, mask),
         records.save_json(run_dir, "findings", findings.to_records(audit.findings, params.accept_findings)),
-        records.save_json(
-            run_dir,
-            "audit",
-            {
-                "pool_id": audit.pool.get("Id"),
-                "users": len(audit.users),
-                "groups": len(audit.groups),
-                "memberships": len(audit.memberships),
-                "scan_seconds": round(audit.scan_seconds, 3),
-                "read": audit.snapshot.summary() if audit.snapshot is not None else None,
-                "fixed_settings": fixed_settings(audit).to_dict("records"),
-                "findings": {f.id: {"severity": f.severity, "count": f.count} for f in audit.findings},
-                "checks": [c.__dict__ for c in gate_checks(audit, params)],
-            },
-        ),
     ]
+    summary = {
+        "pool_id": audit.pool.get("Id"),
+        "users": user_audit.count(audit.users),
+        "groups": len(audit.groups),
+        "memberships": membership_count(audit.memberships),
+        "scan_seconds": round(audit.scan_seconds, 3),
+        "read": audit.snapshot.summary() if audit.snapshot is not None else None,
+        "fixed_settings": fixed_settings(audit).to_dict("records"),
+        "findings": {f.id: {"severity": f.severity, "count": f.count} for f in audit.findings},
+        "checks": [c.__dict__ for c in gate_checks(audit, params)],
+    }
+    if audit.collision_groups is not None:
+        record = audit.collision_groups
+        summary["collision_groups"] = {"record": shared_values.RECORD, "groups": record.groups, "listed": record.listed}
+        paths.append(records.copy_file(record.path, run_dir / shared_values.RECORD))
+    paths.append(records.save_json(run_dir, "audit", summary))
     snapshot_store.release(audit.snapshot)
     return [str(p) for p in paths]
+
+
+def save_users(run_dir: Path, users: Users, mask: records.Masker) -> Path:
+    """old_users.parquet: every user but their `sub`, masked; batch by batch when the pool is read so."""
+    frame = user_audit.whole(users)
+    if frame is not None:
+        return records.save_frame(run_dir, "old_users", mask.frame(_without_sub(frame), SNAPSHOT_PII))
+    schema = user_audit.arrow_schema(users)
+    kept = mask.frame(pd.DataFrame(columns=schema.names), SNAPSHOT_PII).columns  # masking leaves names out
+    schema = pa.schema([schema.field(name) for name in kept if name != "sub"])
+    batches = user_audit.batches(users)
+    return records.save_frames(
+        run_dir, "old_users", (mask.frame(_without_sub(b), SNAPSHOT_PII) for b in batches), schema
+    )
+
+
+def _without_sub(users: pd.DataFrame) -> pd.DataFrame:
+    return users.drop(columns=["sub"], errors="ignore")
+
+
+def save_memberships(run_dir: Path, memberships: Memberships, mask: records.Masker) -> Path:
+    if isinstance(memberships, pd.DataFrame):
+        return records.save_frame(run_dir, "old_memberships", mask.frame(memberships, SNAPSHOT_PII))
+    schema = pa.schema([("group", pa.string()), ("username", pa.string())])
+    masked = (mask.frame(b, SNAPSHOT_PII) for b in membership_batches(memberships))
+    return records.save_frames(run_dir, "old_memberships", masked, schema)

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -200,22 +201,33 @@ def save_frame(run_dir: Path, name: str, frame: pd.DataFrame) -> Path:
     return path
 
 
-def save_frames(run_dir: Path, name: str, frames: Iterable[pd.DataFrame]) -> Path:
+def save_frames(run_dir: Path, name: str, frames: Iterable[pd.DataFrame], schema: pa.Schema | None = None) -> Path:
     """``save_frame`` of a table too large for memory, from its batches (callers mask each first): one Parquet
-    file written batch by batch, atomically, owner-only. A column without a value in the first batch is text."""
+    file written batch by batch, atomically, owner-only. A column without a value in the first batch is text,
+    unless ``schema`` gives every column's type (each batch is cast to it)."""
     private_dir(run_dir)
     path = run_dir / f"{name}.parquet"
     tmp = path.with_suffix(".parquet.tmp")
     with private_file(tmp) as handle, contextlib.ExitStack() as open_writer:
         writer: pq.ParquetWriter | None = None
         for frame in frames:
-            table = pa.Table.from_pandas(frame, preserve_index=False)
+            table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
             if writer is None:
                 fields = [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
                 writer = open_writer.enter_context(pq.ParquetWriter(handle, pa.schema(fields)))
             writer.write_table(table.cast(writer.schema))
         if writer is None:
             pd.DataFrame().to_parquet(handle, index=False)
+    tmp.replace(path)
+    return path
+
+
+def copy_file(source: Path, path: Path) -> Path:
+    """A finished result (masked already) copied into the run's folder, atomically, owner-only."""
+    private_dir(path.parent)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(source, "rb") as original, private_file(tmp) as handle:
+        shutil.copyfileobj(original, handle)
     tmp.replace(path)
     return path
 
