@@ -272,7 +272,8 @@ def test_tables_and_records_of_a_snapshot_read_in_batches(
 
 
 def test_a_generated_snapshot_keeps_the_quirk_shares_with_every_name_unique(tmp_path: Path) -> None:
-    snap = legacy_snapshot.write(tmp_path / "snapshot", 3000, seed=SEED, batch=1000)
+    memberships = tmp_path / "memberships.parquet"
+    snap = legacy_snapshot.write(tmp_path / "snapshot", 3000, seed=SEED, batch=1000, memberships=memberships)
     frame = snap.frame()
     assert snap.complete and len(frame) == 3000
     first = {legacy_snapshot.user_row(u)["username"] for u in generate_users(1000, SEED)}
@@ -285,6 +286,9 @@ def test_a_generated_snapshot_keeps_the_quirk_shares_with_every_name_unique(tmp_
     verified_phones = phones[frame.loc[phones.index, "phone_number_verified"] == "true"]
     assert verified_phones.str.fullmatch(r"\+[1-9]\d{1,14}").all()
     assert (frame["status"] == "UNCONFIRMED").sum() == 3 * (1000 * 3 // 100)
+    members = pd.read_parquet(memberships)
+    assert len(members) == sum(len(u.groups) for i in range(3) for u in generate_users(1000, SEED + i))
+    assert set(members["username"]) <= set(frame["username"])
 
 
 def measured(context: Path, folder: Path, how: str) -> dict[str, float]:

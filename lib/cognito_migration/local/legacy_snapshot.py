@@ -12,11 +12,15 @@ batches are generated, the others are those again under another tag.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .. import scan, snapshot
 from ..pool import STANDARD_ATTRIBUTES
@@ -25,6 +29,7 @@ from .legacy import LegacyUser, generate_users
 
 # Every attribute of the legacy pool's schema, as ListUsers names them (legacy.pool_config declares these).
 ATTRIBUTES = (*STANDARD_ATTRIBUTES, "custom:tier", "custom:signup_year")
+MEMBERSHIPS = pa.schema([("group", pa.string()), ("username", pa.string())])
 
 
 def user_row(user: LegacyUser) -> dict[str, Any]:
@@ -42,20 +47,23 @@ def user_row(user: LegacyUser) -> dict[str, Any]:
     )
 
 
-def rows(count: int, seed: int = 7, batch: int = 50_000, distinct: int = 4) -> Iterator[list[dict[str, Any]]]:
-    """``count`` users' rows in lists of at most ``batch``; the first list is ``generate_users(min(count,
-    batch), seed)``'s users exactly."""
-    generated: dict[int, list[dict[str, Any]]] = {}
+Generated = tuple[dict[str, Any], tuple[str, ...]]  # a user's row, and the groups it is in
+
+
+def users(count: int, seed: int = 7, batch: int = 50_000, distinct: int = 4) -> Iterator[list[Generated]]:
+    """``count`` users in lists of at most ``batch``; the first list is ``generate_users(min(count, batch),
+    seed)``'s users exactly."""
+    generated: dict[int, list[Generated]] = {}
     for i, start in enumerate(range(0, count, batch)):
         size = min(batch, count - start)
         if i == 0:
-            yield [user_row(u) for u in generate_users(size, seed)]
+            yield [(user_row(u), u.groups) for u in generate_users(size, seed)]
             continue
         base = i % distinct
         if base not in generated:
-            generated[base] = [user_row(u) for u in generate_users(batch, seed + base)]
+            generated[base] = [(user_row(u), u.groups) for u in generate_users(batch, seed + base)]
         subs = random.Random(seed * 1_000_003 + i)
-        yield [retagged(row, i, subs) for row in generated[base][:size]]
+        yield [(retagged(row, i, subs), groups) for row, groups in generated[base][:size]]
 
 
 def retagged(row: dict[str, Any], batch: int, subs: random.Random) -> dict[str, Any]:
@@ -74,16 +82,29 @@ def retagged(row: dict[str, Any], batch: int, subs: random.Random) -> dict[str, 
 
 
 def write(
-    folder: Path, count: int, seed: int = 7, batch: int = 50_000, shard_digits: int = 1, part_rows: int = 10_000
+    folder: Path,
+    count: int,
+    seed: int = 7,
+    batch: int = 50_000,
+    shard_digits: int = 1,
+    part_rows: int = 10_000,
+    memberships: Path | None = None,
 ) -> snapshot.Snapshot:
     """A finished snapshot of ``count`` generated users in ``folder``, written through the shards' writers as
-    the batches come: memory bounded by a few batches, whatever ``count``."""
+    the batches come: memory bounded by a few batches, whatever ``count``. With ``memberships``, their
+    (group, username) rows go there as Parquet, as ListUsersInGroup would give them."""
     snap = snapshot.create(folder, "legacy", ATTRIBUTES, shard_digits)
     schema = snap.schema
     writers = {p: snapshot.ShardWriter(snap, p, schema, part_rows) for p in snap.prefixes}
-    for users in rows(count, seed, batch):
-        for row in users:
-            writers[row["sub"][:shard_digits]].add(row)
+    with contextlib.ExitStack() as stack:
+        members = stack.enter_context(pq.ParquetWriter(memberships, MEMBERSHIPS)) if memberships else None
+        for batch_users in users(count, seed, batch):
+            for row, _ in batch_users:
+                writers[row["sub"][:shard_digits]].add(row)
+            if members is not None:
+                pairs = [(group, row["username"]) for row, groups in batch_users for group in groups]
+                columns = {"group": [g for g, _ in pairs], "username": [u for _, u in pairs]}
+                members.write_table(pa.table(columns, schema=MEMBERSHIPS))
     for writer in writers.values():
         writer.finish()
     return snap
