@@ -89,6 +89,7 @@ class Spill:
         self.columns = list(dict.fromkeys(["username", *sorted(compared), *sorted(f"{c}_verified" for c in compared)]))
         fields = [("ordinal", pa.int64()), *((c, pa.string()) for c in self.columns)]
         fields += [(f"key_{i}", pa.string()) for i in range(len(self.streams))]
+        fields += [(f"hash_{i}", pa.int64()) for i in range(len(self.streams))]
         self.schema = pa.schema(fields)
         self.writer = pq.ParquetWriter(self.path, self.schema)
         self.rows = 0
@@ -104,6 +105,9 @@ class Spill:
             keys = np.full(len(users), None, dtype=object)
             keys[held] = shared.key(values[held], column).to_numpy(dtype=object)
             columns[f"key_{i}"] = keys
+            hashes = np.zeros(len(users), dtype=np.int64)
+            hashes[held] = pd.util.hash_array(keys[held]).view(np.int64)
+            columns[f"hash_{i}"] = pa.array(hashes, mask=~held)
         self.writer.write_table(pa.table(columns, schema=self.schema))
         self.rows += len(users)
 
@@ -180,13 +184,15 @@ def _chunks(
 ) -> Iterator[pd.DataFrame]:
     """The users whose key in ``stream`` another user holds too, in key then pool order, as frames of about
     ``rows`` users, never splitting a key's users between two frames."""
-    key = f"key_{stream}"
+    key, hashed = f"key_{stream}", f"hash_{stream}"
     wanted = ["username", column, f"{column}_verified"] if column != "username" else ["username"]
     selected = ", ".join(_quoted(c) for c in dict.fromkeys(wanted) if c in spill.columns)
+    # Keys are grouped by their 64-bit hash, a tenth of their size: a hash two keys share only adds users
+    # the detector finds sharing nothing.
     query = (
         f"SELECT ordinal, {key} AS key, {selected} FROM read_parquet($spill) "
-        f"WHERE {key} IN (SELECT {key} FROM read_parquet($spill) WHERE {key} IS NOT NULL "
-        f"GROUP BY {key} HAVING count(*) > 1) ORDER BY {key}, ordinal"
+        f"WHERE {hashed} IN (SELECT {hashed} FROM read_parquet($spill) WHERE {hashed} IS NOT NULL "
+        f"GROUP BY {hashed} HAVING count(*) > 1) ORDER BY {key}, ordinal"
     )
     reader = connection.sql(query, params={"spill": str(spill.path)}).to_arrow_reader(rows)
     pending: pa.Table | None = None
