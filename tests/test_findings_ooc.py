@@ -168,6 +168,24 @@ def collision_rows(result: audit.Audit) -> list[dict[str, Any]]:
 # --- the same findings ------------------------------------------------------------------------------------------
 
 
+def test_a_merge_sums_keeps_the_first_examples_and_asks_how_to_write_totals() -> None:
+    first = findings.Finding("disabled_users", "warning", 2, "disabled", ("a", "b"), facts={"x": 1, "kind": "k"})
+    second = findings.Finding("disabled_users", "blocker", 3, "disabled", ("c", "d"), facts={"x": 2, "kind": "k"})
+    merged = findings.merge([first, second])
+    assert merged == findings.Finding("disabled_users", "blocker", 5, "disabled", ("a", "b", "c"),
+                                      facts={"x": 3, "kind": "k"})  # fmt: skip
+    assert findings.merge([]) is None
+
+    totals = dataclasses.replace(second, detail="3 of them")
+    with pytest.raises(ValueError, match="disabled_users's detail differs between batches"):
+        findings.merge([first, totals])
+    assert findings.merge([first, totals], render=lambda m: f"{m.count} of them").detail == "5 of them"
+    with pytest.raises(ValueError, match="fact kind is 'k' in one batch, 'l' in another"):
+        findings.merge([first, dataclasses.replace(second, facts={"kind": "l"})])
+    with pytest.raises(ValueError, match="findings of one kind only"):
+        findings.merge([first, dataclasses.replace(second, id="unconfirmed_users")])
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_a_snapshot_read_in_batches_gives_the_findings_of_one_frame(
     variant: str, pool_snapshot: snapshot.Snapshot, regional: Any, old_pool: tuple[audit.Audit, str]

@@ -116,7 +116,7 @@ def whole(users: Users, batching: Batching | None = None) -> pd.DataFrame | None
 # --- the detectors ---------------------------------------------------------------------------------------------
 
 
-def shared(context: Context) -> list[Shared]:
+def shared_detectors(context: Context) -> list[Shared]:
     """The cross-user detectors: case collisions (a case-insensitive new pool) and alias conflicts."""
     sign_in, show, case_sensitive = context.sign_in, context.show, context.params.target_case_sensitive
     detectors = []
@@ -199,7 +199,7 @@ def find(users: Users, context: Context, batching: Batching | None = None) -> Us
         return _find_in_batches(users, context, batching)
     params = context.params
     found = [
-        *(detector.detect(frame) for detector in shared(context)),
+        *(detector.detect(frame) for detector in shared_detectors(context)),
         *row_findings(frame, context),
         user_findings.unused_map_sources(frame, attribute_map(context)),
         user_findings.mfa_finding(frame, context.pool_mfa, context.mfa_factors, params.mfa_policy),
@@ -212,7 +212,7 @@ def _find_in_batches(users: Users, context: Context, batching: Batching) -> User
     totals: Counter[str] = Counter()
     sources = user_findings.map_sources(attribute_map(context))
     held: set[str] = set()
-    detectors = shared(context)
+    detectors = shared_detectors(context)
     work = Path(tempfile.mkdtemp(prefix="cognito-audit-"))  # owner-only; holds personal data until removed
     record = Path(tempfile.mkdtemp(prefix="cognito-audit-groups-")) / shared_values.RECORD
     try:
