@@ -23,7 +23,7 @@ import boto3
 import pandas as pd
 import pytest
 
-from cognito_migration import audit, findings, scan, shared_values, snapshot, user_audit
+from cognito_migration import audit, aws, findings, scan, shared_values, snapshot, user_audit
 from cognito_migration.local import legacy_snapshot
 from cognito_migration.local.legacy import generate_users, seed_legacy_pool
 from cognito_migration.local.server import LocalAWS
@@ -284,6 +284,50 @@ def test_tables_and_records_of_a_snapshot_read_in_batches(
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "batched" / name), expected_saved, check_dtype=False)
     masked = pd.read_parquet(tmp_path / "batched" / "old_users.parquet")
     assert "sub" not in masked.columns and not set(frame["username"]) & set(masked["username"])
+
+
+def but_the_read_time(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Findings records without the one detail that says how long this read took."""
+    return [{**r, "detail": ""} if r["id"] == "full_scan_time" else r for r in records]
+
+
+def test_run_audit_assesses_a_pool_too_large_for_memory_from_its_read_snapshot(
+    local_aws: LocalAWS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    region = "sa-east-1"  # a pool of its own, read over HTTP as step 1 reads it
+    cognito = boto3.client("cognito-idp", region_name=region, endpoint_url=local_aws.endpoint_url)
+    legacy = seed_legacy_pool(users=600, seed=SEED, region=region)
+    params = validate(
+        {
+            "region": region,
+            "old_user_pool_id": legacy.pool_id,
+            "old_client_id": legacy.migration_client_id,
+            "target_required_attributes": ["email", "name"],
+            "attribute_defaults": {"name": "Unknown"},
+            "list_rate_limit": 30,
+        }
+    )
+    saved_in = {name: dataclasses.replace(params, run_dir=str(tmp_path / name)) for name in ("whole", "batched")}
+    whole = audit.run_audit(cognito, saved_in["whole"], aws.RateLimiter(30))
+    audit.save_records(whole, saved_in["whole"])
+    monkeypatch.setattr(user_audit, "BATCHING", dataclasses.replace(SMALL, in_memory=100))
+    batched = audit.run_audit(cognito, saved_in["batched"], aws.RateLimiter(30))
+
+    assert isinstance(whole.users, pd.DataFrame) and isinstance(whole.memberships, pd.DataFrame)
+    assert isinstance(batched.users, snapshot.Snapshot) and batched.memberships is batched.snapshot
+    assert but_the_read_time(findings.to_records(batched.findings)) == but_the_read_time(
+        findings.to_records(whole.findings)
+    )
+    audit.save_records(batched, saved_in["batched"])
+    assert batched.snapshot is not None and not batched.snapshot.folder.exists(), "released once recorded"
+    saved = {name: json.loads((tmp_path / name / "findings.json").read_text()) for name in ("whole", "batched")}
+    assert but_the_read_time(saved["batched"]) == but_the_read_time(saved["whole"])
+    for name in ("old_users.parquet", "old_memberships.parquet"):
+        expected = pd.read_parquet(tmp_path / "whole" / name)
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "batched" / name), expected, check_dtype=False)
+    summary = json.loads((tmp_path / "batched" / "audit.json").read_text())
+    assert summary["users"] == 600 and summary["read"]["users"] == 600
+    assert (tmp_path / "batched" / shared_values.RECORD).exists()
 
 
 # --- bounded memory ------------------------------------------------------------------------------------------------

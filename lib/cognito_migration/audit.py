@@ -44,7 +44,8 @@ class AuditError(RuntimeError):
     """The old pool cannot be audited as configured; the message names the parameter to fix."""
 
 
-Memberships = pd.DataFrame | Path  # (group, username) rows: scan's frame, or a Parquet file of them
+# (group, username) rows: in memory, a Parquet file of them, or a read's snapshot (its groups' files)
+Memberships = pd.DataFrame | Path | Snapshot
 
 
 @dataclass
@@ -102,10 +103,18 @@ def run_audit(cognito: Any, params: Params, limiter: RateLimiter | None = None) 
     store = snapshot_store.SnapshotStore.of(params)
     audit.snapshot = scan.read_snapshot(cognito, pool, store, limiter, "old pool users", groups)
     audit.scan_seconds = time.monotonic() - started
-    audit.users, audit.memberships = scan.frame_of(audit.snapshot), audit.snapshot.memberships()
+    audit.users, audit.memberships = read_users(audit.snapshot)
     audit.target = create_pool_input(cognito, pool, params)
     audit.findings = assess(audit, params)
     return audit
+
+
+def read_users(snap: Snapshot) -> tuple[Users, Memberships]:
+    """The read's users and memberships: in memory when the pool fits (``user_audit.BATCHING``), as they always
+    were; otherwise the snapshot itself, which step 1 reads in batches."""
+    if snap.rows <= user_audit.BATCHING.in_memory:
+        return scan.frame_of(snap), snap.memberships()
+    return snap, snap
 
 
 # --- what the new pool and the trigger will do --------------------------------------------------------------
@@ -206,18 +215,23 @@ def assess(audit: Audit, params: Params, batching: Batching | None = None) -> li
     return [f for f in found if f is not None]
 
 
+def membership_files(memberships: Path | Snapshot) -> list[Path]:
+    return memberships.membership_files() if isinstance(memberships, Snapshot) else [memberships]
+
+
 def membership_batches(memberships: Memberships, rows: int = 500_000) -> Iterator[pd.DataFrame]:
     if isinstance(memberships, pd.DataFrame):
         yield memberships
         return
-    for batch in pq.ParquetFile(memberships).iter_batches(batch_size=rows):
-        yield batch.to_pandas()
+    for path in membership_files(memberships):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+            yield batch.to_pandas()
 
 
 def membership_count(memberships: Memberships) -> int:
     if isinstance(memberships, pd.DataFrame):
         return len(memberships)
-    return int(pq.ParquetFile(memberships).metadata.num_rows)
+    return sum(int(pq.ParquetFile(path).metadata.num_rows) for path in membership_files(memberships))
 
 
 def group_sizes(audit: Audit) -> dict[str, int]:

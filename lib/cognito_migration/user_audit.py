@@ -8,8 +8,8 @@ collisions, alias conflicts) run on the users who share a value, found out of co
 rule has one implementation, its detector in ``user_findings``, and both ways give the same findings, in the
 catalog's order.
 
-The users come as a frame (``scan.scan_users``) or as a snapshot folder (``snapshot.Snapshot``): either is read
-in batches when it is too large.
+The users come as a frame or as the read's snapshot folder (``snapshot.Snapshot``, ``audit.read_users``):
+either is read in batches when it is too large.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ import pyarrow as pa
 from . import records, report, shared_values, user_findings
 from .findings import FINDING_IDS, Finding, merge
 from .params import Params
-from .pool import NEVER_DECLARED, STANDARD_ATTRIBUTES
+from .pool import NEVER_DECLARED
 from .shared_values import GroupsRecord, Shared
-from .snapshot import Snapshot
+from .snapshot import STANDARD_ATTRIBUTES, Snapshot
 from .trigger import migration_trigger
 from .user_findings import TargetSchema
 
@@ -85,12 +85,13 @@ def count(users: Users) -> int:
 
 
 def columns(users: Users) -> list[str]:
-    return list(users.columns) if isinstance(users, pd.DataFrame) else list(users.schema.names)
+    """The users' columns; a snapshot's, as its frame has them (no attribute nobody holds)."""
+    return list(users.columns) if isinstance(users, pd.DataFrame) else users.present_columns()
 
 
 def arrow_schema(users: Users) -> pa.Schema:
     if isinstance(users, Snapshot):
-        return users.schema
+        return pa.schema([users.schema.field(name) for name in users.present_columns()])
     return pa.Schema.from_pandas(users.iloc[0:0], preserve_index=False)
 
 
@@ -98,7 +99,7 @@ def batches(users: Users, columns: Sequence[str] | None = None, rows: int | None
     """The users in frames of at most ``rows`` (``BATCHING.rows``), in the pool's order."""
     rows = rows or BATCHING.rows
     if isinstance(users, Snapshot):
-        yield from users.batches(columns, rows)
+        yield from users.batches(columns or users.present_columns(), rows)
         return
     frame = users[list(columns)] if columns else users
     for start in range(0, len(frame), rows):

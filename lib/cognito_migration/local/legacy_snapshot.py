@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import scan, snapshot
-from ..pool import STANDARD_ATTRIBUTES
+from ..snapshot import STANDARD_ATTRIBUTES
 from ..user_findings import E164
 from .legacy import LegacyUser, generate_users
 
