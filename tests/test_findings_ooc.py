@@ -320,6 +320,8 @@ def test_run_audit_assesses_a_pool_too_large_for_memory_from_its_read_snapshot(
     )
     audit.save_records(batched, saved_in["batched"])
     assert batched.snapshot is not None and not batched.snapshot.folder.exists(), "released once recorded"
+    with pytest.raises(audit.AuditError, match="was deleted when this step's records were saved .*from the top"):
+        audit.save_records(batched, saved_in["batched"])  # its users were the snapshot: said, not a missing file
     saved = {name: json.loads((tmp_path / name / "findings.json").read_text()) for name in ("whole", "batched")}
     assert but_the_read_time(saved["batched"]) == but_the_read_time(saved["whole"])
     for name in ("old_users.parquet", "old_memberships.parquet"):

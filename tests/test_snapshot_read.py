@@ -310,6 +310,10 @@ def test_a_step_records_what_its_read_resumed_and_deletes_its_snapshot(
     assert "memberships of" in read["resumed"][0]["line"]
     assert not result.snapshot.folder.exists(), "the unmasked working copy goes once the records are saved"
 
+    audit.save_records(result, cfg)  # the record cell run again (a notebook's cell, by hand): the same record
+    again = json.loads((tmp_path / "local" / "20261201T100000Z" / "audit.json").read_text())["read"]
+    assert again == read
+
 
 class Refreshing(CredentialProvider):
     """Temporary credentials that expire every few seconds, as SSO or an assumed role's do over hours."""

@@ -62,6 +62,7 @@ class Audit:
     scan_seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
     snapshot: Snapshot | None = None  # the read's working copy (unmasked), deleted once the records are saved
+    read: dict[str, Any] | None = None  # what the read did (Snapshot.summary), kept once the snapshot is deleted
     # Every colliding group, when the findings list only the first (pools read in batches): see assess.
     collision_groups: shared_values.GroupsRecord | None = None
 
@@ -103,6 +104,7 @@ def run_audit(cognito: Any, params: Params, limiter: RateLimiter | None = None) 
     store = snapshot_store.SnapshotStore.of(params)
     audit.snapshot = scan.read_snapshot(cognito, pool, store, limiter, "old pool users", groups)
     audit.scan_seconds = time.monotonic() - started
+    audit.read = audit.snapshot.summary()
     audit.users, audit.memberships = read_users(audit.snapshot)
     audit.target = create_pool_input(cognito, pool, params)
     audit.findings = assess(audit, params)
@@ -393,6 +395,11 @@ def save_records(audit: Audit, params: Params) -> list[str]:
     mask_pii is false), written batch by batch for the largest pools, with every colliding group when the
     findings list only the first. The read's own unmasked snapshot is deleted once they are written."""
     run_dir = params.records_dir
+    if isinstance(audit.users, Snapshot) and not audit.users.folder.exists():
+        raise AuditError(
+            f"the old pool's read ({audit.users.folder.name}) was deleted when this step's records were saved in "
+            f"{run_dir}: they are there; to save them again, run this step again from the top"
+        )
     mask = params.masker()
     paths = [
         save_users(run_dir, audit.users, mask),
@@ -405,7 +412,7 @@ def save_records(audit: Audit, params: Params) -> list[str]:
         "groups": len(audit.groups),
         "memberships": membership_count(audit.memberships),
         "scan_seconds": round(audit.scan_seconds, 3),
-        "read": audit.snapshot.summary() if audit.snapshot is not None else None,
+        "read": audit.read,
         "fixed_settings": fixed_settings(audit).to_dict("records"),
         "findings": {f.id: {"severity": f.severity, "count": f.count} for f in audit.findings},
         "checks": [c.__dict__ for c in gate_checks(audit, params)],
