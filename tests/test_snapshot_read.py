@@ -263,6 +263,45 @@ def test_a_stale_mismatched_or_foreign_snapshot_is_never_mixed_in(
     assert sorted(r.split(":")[0] for r in snapshot_store.sweep(never)) == sorted(map(str, (other_schema, other_pool)))
 
 
+def test_a_read_starting_while_another_process_deletes_its_last_snapshot_gets_its_folder(
+    store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's ``_delete`` removes the empty pool folder and ``.snapshots`` after its last snapshot:
+    when that happens just as this read creates them (the runner's sweep beside a notebook run by hand), the
+    read creates them again instead of failing on a missing folder."""
+    created = records.private_dir
+    removed: list[Path] = []
+
+    def created_then_removed(folder: Path) -> Path:
+        made = created(folder)
+        if not removed:  # once, right after: the other process's rmdir of the empty folders
+            removed.append(folder)
+            folder.rmdir()
+            store.root.rmdir()
+        return made
+
+    monkeypatch.setattr(snapshot_store.records, "private_dir", created_then_removed)
+    opened = snapshot_store.open_snapshot(store, "us-east-1_Racing", ["email"], 0)
+
+    assert removed == [store.pool_dir("us-east-1_Racing")], "the race was played"
+    assert opened.snapshot.folder.is_dir() and opened.snapshot.folder.parent == removed[0]
+    assert opened.snapshot.manifest["pool_id"] == "us-east-1_Racing" and opened.snapshot.folder in map(
+        Path.resolve, snapshot_store.held()
+    )
+    assert oct(store.root.stat().st_mode & 0o777) == "0o700"
+    snapshot_store.release(opened.snapshot)
+
+    # the runner's sweep, listing a pool folder another process removes as it lists: nothing to do, no error
+    racing = records.private_dir(store.pool_dir("us-east-1_Racing"))
+    listed = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda self: listed(self) if self == store.root else _gone(self))
+    assert snapshot_store.sweep(store) == [] and racing.is_dir()
+
+
+def _gone(folder: Path) -> Iterator[Path]:
+    raise FileNotFoundError(folder)
+
+
 def test_snapshots_are_owner_only_and_never_part_of_a_record(legacy: LegacyPool, cognito: Any, tmp_path: Path) -> None:
     env_dir = tmp_path / "local"
     run_dir = env_dir / "20261201T090000Z"

@@ -98,10 +98,9 @@ def open_snapshot(
     ``shard_digits``; locked for this process either way. A resumed snapshot keeps its own shard digits (the
     estimate may have crossed a threshold since: any digits partition the pool) unless ``same_digits``."""
     pool_dir = store.pool_dir(pool_id)
-    records.private_dir(pool_dir)
     opened: Opened | None = None
     notes: list[str] = []
-    for folder in sorted((p for p in pool_dir.iterdir() if p.is_dir()), reverse=True):  # newest first
+    for folder in sorted(_folders(pool_dir), reverse=True):  # newest first
         if _in_use_here(folder):
             continue  # an earlier read of this step, still in use
         if not _lock(folder):
@@ -196,9 +195,8 @@ def sweep(store: SnapshotStore) -> list[str]:
     """Removes every snapshot of the store nobody is using that is finished, has nothing finished, or is older
     than ``resume_hours``: the runner calls it after each step. Returns what it removed, and why."""
     removed = []
-    pools = sorted(p for p in store.root.iterdir() if p.is_dir()) if store.root.is_dir() else []
-    for pool_dir in pools:
-        for folder in sorted(p for p in pool_dir.iterdir() if p.is_dir()):
+    for pool_dir in sorted(_folders(store.root)):
+        for folder in sorted(_folders(pool_dir)):
             if _in_use_here(folder) or not _lock(folder):
                 continue
             verdict = _survey(store, Snapshot(folder), (), None, None)
@@ -226,15 +224,29 @@ def _list(groups: Sequence[str] | None) -> list[str] | None:
     return None if groups is None else list(groups)
 
 
+def _folders(parent: Path) -> list[Path]:
+    """The folders in ``parent`` (a store's pools, or a pool's snapshots); none when another process has just
+    removed it, empty (``_delete``)."""
+    try:
+        return [p for p in parent.iterdir() if p.is_dir()]
+    except FileNotFoundError:
+        return []
+
+
 def _new_folder(pool_dir: Path) -> Path:
     """A new folder named by the UTC second the read starts (-2, -3... if taken), created and locked before
-    its manifest is written, so no survey takes it for an abandoned one."""
+    its manifest is written, so no survey takes it for an abandoned one. Another process deleting its last
+    snapshot removes the empty pool folder and ``.snapshots`` (``_delete``), maybe just as this one creates
+    them: they are created again."""
     base = records.new_run_id()
     for attempt in range(1, 1000):
         folder = pool_dir / (base if attempt == 1 else f"{base}-{attempt}")
         try:
+            records.private_dir(pool_dir)
             folder.mkdir(mode=records.DIR_MODE)
         except FileExistsError:
+            continue
+        except FileNotFoundError:  # a parent removed between the two: created again
             continue
         if _lock(folder):
             return folder
