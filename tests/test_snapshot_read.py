@@ -6,12 +6,15 @@ memory is bounded by the batches, not the pool; refreshable credentials refresh 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import re
 import subprocess
 import sys
+import threading
+import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
@@ -176,7 +179,7 @@ def test_a_read_stopped_by_an_error_keeps_its_finished_shards_and_a_rerun_reads_
     assert second.summary()["resumed"][0]["line"].startswith("resumed snapshot")
 
 
-def test_expired_credentials_pause_the_read_with_what_to_renew_and_a_rerun_resumes(
+def test_expired_credentials_with_no_wait_stop_the_read_with_what_to_renew_and_a_rerun_resumes(
     legacy: LegacyPool, local_aws: LocalAWS, faults: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = params.validate(
@@ -184,6 +187,7 @@ def test_expired_credentials_pause_the_read_with_what_to_renew_and_a_rerun_resum
             "old_user_pool_id": legacy.pool_id,
             "old_client_id": legacy.migration_client_id,
             "aws_profile": "migration-ops",
+            "credentials_wait_minutes": 0,  # stop at once
             "run_dir": str(tmp_path / "staging" / "20261201T090000Z"),
         }
     )
@@ -205,6 +209,63 @@ def test_expired_credentials_pause_the_read_with_what_to_renew_and_a_rerun_resum
     resumed = scan.read_snapshot(client(local_aws), legacy.pool_id, store, aws.RateLimiter(1000), digits=1)
     assert f"{len(kept)} of 16 shards already read" in capsys.readouterr().out
     assert sorted(resumed.frame(["username"])["username"]) == sorted(u.username for u in legacy.users)
+
+
+def test_expired_credentials_renewed_while_the_read_waits_and_it_goes_on_in_place(
+    legacy: LegacyPool, local_aws: LocalAWS, faults: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = params.validate(
+        {
+            "old_user_pool_id": legacy.pool_id,
+            "old_client_id": legacy.migration_client_id,
+            "aws_profile": "migration-ops",
+            "run_dir": str(tmp_path / "staging" / "20261201T090000Z"),
+        }
+    )
+    store = dataclasses.replace(SnapshotStore.of(cfg), poll_seconds=0.05)
+    assert store.wait_minutes == 30, "the default: a read waits half an hour for renewed credentials"
+    faults.expire_credentials(after=10, operation="ListUsers")
+    renewed = threading.Timer(1.0, faults.clear)  # the operator runs `aws sso login` meanwhile
+    renewed.start()
+    started = time.monotonic()
+    snap = scan.read_snapshot(client(local_aws), legacy.pool_id, store, aws.RateLimiter(1000), digits=1)
+    said = capsys.readouterr().out
+
+    assert 1.0 <= time.monotonic() - started < 60, "it waited for the renewal, then went on"
+    assert re.search(r"credentials expired at shard \d+/16 of " + legacy.pool_id + r" \(ListUsers\)", said)
+    assert "`aws sso login --profile migration-ops`" in said and "waits for them up to 30 min" in said
+    line = snap.summary()["resumed"][0]["line"]
+    assert re.fullmatch(r"credentials expired at shard \d+/16 \(ListUsers\) and were renewed \d+ s later: the "
+                        r"read went on with the \d+ of 16 shards \(\d+ users\) already read", line), line  # fmt: skip
+    assert line in said and snap.complete, "recorded with the read, as a resume is"
+    assert sorted(snap.frame(["username"])["username"]) == sorted(u.username for u in legacy.users)
+
+
+def test_a_read_waits_for_credentials_no_longer_than_it_may_then_stops_resumable(
+    legacy: LegacyPool, local_aws: LocalAWS, faults: Any, store: SnapshotStore
+) -> None:
+    waiting = dataclasses.replace(store, wait_minutes=1 / 60, poll_seconds=0.1)  # a second
+    faults.expire_credentials(after=20, operation="ListUsersInGroup")
+    groups = [g["GroupName"] for g in client(local_aws).list_groups(UserPoolId=legacy.pool_id)["Groups"]]
+    started = time.monotonic()
+    with pytest.raises(scan.CredentialsExpired) as stopped:
+        scan.read_snapshot(client(local_aws), legacy.pool_id, waiting, aws.RateLimiter(1000), groups=groups, workers=1)
+
+    assert 1 <= time.monotonic() - started < 30
+    message = str(stopped.value)
+    assert "credentials expired at group" in message and "run the step again: it resumes" in message
+    assert "no renewed credentials came in the 1 s it waited: credentials_wait_minutes" in message
+    assert stopped.value.__cause__ is not None and aws.error_code(stopped.value.__cause__) == "ExpiredTokenException"
+    refused = faults.injected["ListUsersInGroup:fail_after"]  # one group read at a time: 1 is the read's
+    assert refused >= 3, f"the refused call was tried again while the read waited ({refused - 1} tries)"
+
+
+def test_an_sso_session_that_ended_counts_as_expired_credentials() -> None:
+    from botocore.exceptions import TokenRetrievalError, UnauthorizedSSOTokenError
+
+    assert aws.credentials_expired(UnauthorizedSSOTokenError())
+    assert aws.credentials_expired(TokenRetrievalError(provider="sso", error_msg="the session ended"))
+    assert not aws.credentials_expired(ValueError("ExpiredToken"))
 
 
 def test_memberships_resume_by_group_without_reading_users_again(
@@ -333,6 +394,7 @@ def test_a_step_records_what_its_read_resumed_and_deletes_its_snapshot(
             "old_user_pool_id": legacy.pool_id,
             "old_client_id": legacy.migration_client_id,
             "accept_findings": [],
+            "credentials_wait_minutes": 0,
             "run_dir": str(tmp_path / "local" / "20261201T100000Z"),
         }
     )

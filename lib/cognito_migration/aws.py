@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import boto3
 import pandas as pd
 from botocore.config import Config
-from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import (
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    TokenRetrievalError,
+    UnauthorizedSSOTokenError,
+)
 
 from .params import Params
 from .quotas import QUOTAS, ceiling, quota_category
@@ -209,8 +215,9 @@ EXPIRED_CREDENTIALS = frozenset(
 
 
 def credentials_expired(exc: BaseException) -> bool:
-    """Whether AWS refused the request for its credentials (renewing them, then running again, is the fix)."""
-    return error_code(exc) in EXPIRED_CREDENTIALS
+    """Whether AWS refused the request for its credentials, or botocore could not refresh them (an SSO
+    session that ended): renewing them is the fix."""
+    return error_code(exc) in EXPIRED_CREDENTIALS or isinstance(exc, UnauthorizedSSOTokenError | TokenRetrievalError)
 
 
 def error_code(exc: BaseException) -> str:

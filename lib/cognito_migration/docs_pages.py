@@ -34,6 +34,10 @@ NOTES: Mapping[str, str] = {
     "snapshot_resume_hours": "A read stopped by expired credentials, a kernel restart or a network error past the "
     "retries keeps the shards it finished; older unfinished snapshots are removed, never mixed in "
     "([reads that stop part-way](large-pools.md#reads-that-stop-part-way-snapshots-and-resume)).",
+    "credentials_wait_minutes": "Credentials that refresh themselves (a profile with SSO or an assumed role) "
+    "are seen renewed in place, e.g. after `aws sso login`; keys exported into the kernel's environment cannot "
+    "be: set 0 there, renew them and run the step again, which resumes "
+    "([reads that stop part-way](large-pools.md#reads-that-stop-part-way-snapshots-and-resume)).",
     "new_pool_name": "The tag is `cognito-migration:source-pool` = the old pool's id.",
     "target_required_attributes": "Standard attributes.",
     "target_username_attributes": "Fixed at creation. Declaring this or `target_alias_attributes` sets both: "

@@ -60,6 +60,7 @@ HELP: tuple[tuple[str, str], ...] = (
     ("list_rate_limit", "requests/s for ListUsers / ListUsersInGroup (quota 30, shared with production)"),
     ("rate_limits", 'requests/s per other quota category, e.g. {"UserRead": 60}; default: half the quota'),
     ("snapshot_resume_hours", "a pool read stopped part-way is resumed by a re-run within this many hours; 0: never"),
+    ("credentials_wait_minutes", "expired credentials mid-read: wait this long for renewed ones, then go on; 0: stop"),
     ("report_filter_group", 'step 5\'s table under papermill: only this group ("": all); JupyterLab: dropdowns'),
     ("report_filter_status", 'step 5\'s table under papermill: only this old-pool status ("": all)'),
     ("cutover_confirm", "step 6 writes when True and dry_run is False (by hand: its button asks instead)"),

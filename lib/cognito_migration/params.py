@@ -112,6 +112,9 @@ class Params:
     # A whole-pool read stopped part-way (expired credentials, a kernel restart) is continued by the next read
     # of the pool within this many hours of its start, keeping the shards it finished; 0 never resumes.
     snapshot_resume_hours: float = 24.0
+    # Credentials AWS refuses mid-read (expired): the read waits this long for them to be renewed, then
+    # continues in place; 0 stops it at once (a re-run resumes).
+    credentials_wait_minutes: float = 30.0
     accept_findings: tuple[str, ...] = ()  # audit blockers accepted knowingly, by finding id
     # Step 5's table filter under papermill (JupyterLab shows widgets), and step 6's cutover.
     report_filter_group: str = ""
@@ -280,6 +283,11 @@ def _check(p: Params) -> None:
         raise ParameterError(
             f"snapshot_resume_hours: {p.snapshot_resume_hours:g} must be 0 or more (hours within which a read "
             "stopped part-way is continued; 0 starts every read afresh)"
+        )
+    if not 0 <= p.credentials_wait_minutes <= 720:
+        raise ParameterError(
+            f"credentials_wait_minutes: {p.credentials_wait_minutes:g} must be from 0 to 720 (minutes a read waits "
+            "for expired credentials to be renewed before it stops; 0 stops at once)"
         )
     unknown_findings = sorted(set(p.accept_findings) - set(FINDING_IDS))
     if unknown_findings:

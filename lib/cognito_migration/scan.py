@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
 
+from . import records
 from .aws import RateLimiter, Stopped, credentials_expired, error_code, pages, paginate
 from .snapshot import BATCH_ROWS, STANDARD_COLUMNS, MembershipWriter, ShardWriter, Snapshot, pool_attributes
 from .snapshot_store import SnapshotStore, discard_store, let_go, open_snapshot, release
@@ -43,8 +46,12 @@ PAGE = {"PageSize": 60}  # ListUsers' largest page
 
 
 class CredentialsExpired(RuntimeError):
-    """AWS refused the read's credentials part-way (they expired); what was read is kept: renew them and run
-    the step again to resume."""
+    """AWS refused the read's credentials part-way (they expired) and no renewed ones came within
+    ``credentials_wait_minutes``; what was read is kept: renew them and run the step again to resume."""
+
+    def __init__(self, message: str, operation: str = "", where: str = "", kept: str = "") -> None:
+        super().__init__(message)
+        self.operation, self.where, self.kept = operation, where, kept
 
 
 def user_row(user: Mapping[str, Any]) -> dict[str, Any]:
@@ -87,8 +94,9 @@ def read_snapshot(
     in the snapshot's ``summary()["resumed"]``. ``pool`` is DescribeUserPool's ``UserPool`` or the pool's id
     (then described here); ``expected`` (default: its EstimatedNumberOfUsers) cuts the shards and gives the
     progress bar its ETA; ``digits`` forces the shards. AWS refusing the credentials part-way raises
-    CredentialsExpired; any other error comes as it was, with a note saying what is kept. Either way the
-    shards finished are sealed on disk, and running the read again resumes them."""
+    CredentialsExpired, unless ``store.wait_minutes`` lets the read wait for renewed ones and go on in place
+    (``_wait_for_credentials``); any other error comes as it was, with a note saying what is kept. Either way
+    the shards finished are sealed on disk, and running the read again resumes them."""
     described = cognito.describe_user_pool(UserPoolId=pool)["UserPool"] if isinstance(pool, str) else dict(pool)
     pool_id = described["Id"]
     expected = described.get("EstimatedNumberOfUsers") if expected is None else expected
@@ -104,14 +112,68 @@ def read_snapshot(
     for line in [*opened.notes, *([opened.resumed] if opened.resumed else [])]:
         print(line)
     reader = _Reader(cognito, opened.snapshot, limiter, store.renew, workers, batch_rows)
+    left = store.wait_minutes * 60  # one wait for the whole read, however many pauses it takes
     try:
-        reader.users(expected, label or f"ListUsers {pool_id}")
-        if groups is not None:
-            reader.memberships()
+        while True:
+            try:
+                reader.users(expected, label or f"ListUsers {pool_id}")
+                if groups is not None:
+                    reader.memberships()
+                break
+            except CredentialsExpired as expired:
+                waited = _wait_for_credentials(reader, expired, left, store)
+                if waited is None:
+                    raise CredentialsExpired(
+                        f"{expired} (no renewed credentials came in the {_minutes(store.wait_minutes)} it waited: "
+                        "credentials_wait_minutes)" if store.wait_minutes else str(expired),
+                        expired.operation, expired.where, expired.kept,
+                    ) from expired.__cause__  # fmt: skip
+                left -= waited
     except BaseException:
         let_go(opened.snapshot)  # kept, unlocked: the next read of the pool continues it
         raise
     return opened.snapshot
+
+
+def _wait_for_credentials(
+    reader: _Reader, expired: CredentialsExpired, seconds: float, store: SnapshotStore
+) -> float | None:
+    """The pause: says what to renew, then tries the refused call once every ``store.poll_seconds`` for up to
+    ``seconds``. Returns the seconds it waited once the call is accepted (the read goes on, the pause recorded
+    with the read's resumes), None if it never was. Credentials that refresh themselves through boto3's chain
+    (SSO, an assumed role) are seen renewed by the same client; keys fixed in the kernel's environment never are."""
+    if seconds <= 0:
+        return None
+    started = time.monotonic()
+    deadline = started + seconds
+    print(
+        f"credentials expired at {expired.where} of {reader.pool_id} ({expired.operation}): {reader.renew}. The read "
+        f"waits for them up to {_minutes(seconds / 60)}, trying every {store.poll_seconds:g} s, then "
+        f"goes on with the {expired.kept} already read (stop this cell to stop it; a re-run resumes)"
+    )
+    while time.monotonic() < deadline:
+        time.sleep(min(store.poll_seconds, max(deadline - time.monotonic(), 0)))
+        try:
+            reader.probe(expired.operation)
+        except (ClientError, BotoCoreError) as exc:
+            if credentials_expired(exc):
+                continue
+            raise
+        waited = time.monotonic() - started
+        line = (
+            f"credentials expired at {expired.where} ({expired.operation}) and were renewed {waited:.0f} s later: "
+            f"the read went on with the {expired.kept} already read"
+        )
+        print(line)
+        reader.snap.update_manifest(
+            resumed=[*reader.snap.manifest.get("resumed", []), {"at": records.now_iso(), "line": line}]
+        )
+        return waited
+    return None
+
+
+def _minutes(minutes: float) -> str:
+    return f"{minutes:.0f} min" if minutes >= 1 else f"{minutes * 60:.0f} s"
 
 
 def frame_of(snap: Snapshot) -> pd.DataFrame:
@@ -290,15 +352,29 @@ class _Reader:
             index, exc = failed
             self._stopped(f"group {groups.index(todo[index]) + 1}/{len(groups)}", exc)
 
+    def probe(self, operation: str) -> None:
+        """One request of ``operation`` (ListUsers or ListUsersInGroup, a single user): are the credentials
+        accepted again?"""
+        if self.limiter is not None:
+            self.limiter.acquire()
+        if operation == "ListUsersInGroup" and self.snap.groups:
+            self.cognito.list_users_in_group(UserPoolId=self.pool_id, GroupName=self.snap.groups[0], Limit=1)
+        else:
+            self.cognito.list_users(UserPoolId=self.pool_id, Limit=1)
+
     def _stopped(self, where: str, exc: BaseException) -> NoReturn:
         snap = self.snap
         kept = f"{len(snap.finished())} of {len(snap.prefixes)} shards ({snap.rows:,} users)"
         if snap.groups is not None:
             kept += f" and the memberships of {len(snap.groups_finished())} of {len(snap.groups)} groups"
         if credentials_expired(exc):
+            operation = exc.operation_name if isinstance(exc, ClientError) else ""
             raise CredentialsExpired(
-                f"credentials expired at {where} of {self.pool_id} ({error_code(exc)}): {self.renew}, then run the "
-                f"step again: it resumes {snap.folder} with the {kept} already read"
+                f"credentials expired at {where} of {self.pool_id} ({error_code(exc) or type(exc).__name__}): "
+                f"{self.renew}, then run the step again: it resumes {snap.folder} with the {kept} already read",
+                operation,
+                where,
+                kept,
             ) from exc
         exc.add_note(
             f"the read of {self.pool_id} stopped at {where}; {kept} are kept in {snap.folder}: run the step again "

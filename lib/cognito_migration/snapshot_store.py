@@ -58,6 +58,8 @@ class SnapshotStore:
     root: Path
     resume_hours: float = 24.0
     renew: str = RENEW
+    wait_minutes: float = 0.0  # how long a read waits for expired credentials to be renewed (0: it stops)
+    poll_seconds: float = 30.0  # how often it tries them meanwhile (one request of the call that was refused)
 
     @classmethod
     def of(cls, params: Params) -> SnapshotStore:
@@ -65,7 +67,9 @@ class SnapshotStore:
         renew = RENEW
         if params.aws_profile:
             renew = f"renew them (e.g. `aws sso login --profile {params.aws_profile}`, or refresh that profile's keys)"
-        return cls(params.records_dir.parent / SNAPSHOTS, params.snapshot_resume_hours, renew)
+        return cls(
+            params.records_dir.parent / SNAPSHOTS, params.snapshot_resume_hours, renew, params.credentials_wait_minutes
+        )
 
     @classmethod
     def temporary(cls) -> SnapshotStore:
