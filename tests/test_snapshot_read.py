@@ -179,19 +179,21 @@ def test_a_read_stopped_by_an_error_keeps_its_finished_shards_and_a_rerun_reads_
     assert second.summary()["resumed"][0]["line"].startswith("resumed snapshot")
 
 
+def staging(legacy: LegacyPool, tmp_path: Path, **extra: Any) -> params.Params:
+    """An environment reading the legacy pool through a named profile, its runs under ``tmp_path/staging``."""
+    values = {
+        "old_user_pool_id": legacy.pool_id,
+        "old_client_id": legacy.migration_client_id,
+        "aws_profile": "migration-ops",
+        "run_dir": str(tmp_path / "staging" / "20261201T090000Z"),
+    }
+    return params.validate({**values, **extra})
+
+
 def test_expired_credentials_with_no_wait_stop_the_read_with_what_to_renew_and_a_rerun_resumes(
     legacy: LegacyPool, local_aws: LocalAWS, faults: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = params.validate(
-        {
-            "old_user_pool_id": legacy.pool_id,
-            "old_client_id": legacy.migration_client_id,
-            "aws_profile": "migration-ops",
-            "credentials_wait_minutes": 0,  # stop at once
-            "run_dir": str(tmp_path / "staging" / "20261201T090000Z"),
-        }
-    )
-    store = SnapshotStore.of(cfg)
+    store = SnapshotStore.of(staging(legacy, tmp_path, credentials_wait_minutes=0))  # stop at once
     assert store.root == tmp_path / "staging" / ".snapshots"
     faults.expire_credentials(after=10, operation="ListUsers")
     with pytest.raises(scan.CredentialsExpired) as paused:
@@ -214,15 +216,7 @@ def test_expired_credentials_with_no_wait_stop_the_read_with_what_to_renew_and_a
 def test_expired_credentials_renewed_while_the_read_waits_and_it_goes_on_in_place(
     legacy: LegacyPool, local_aws: LocalAWS, faults: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = params.validate(
-        {
-            "old_user_pool_id": legacy.pool_id,
-            "old_client_id": legacy.migration_client_id,
-            "aws_profile": "migration-ops",
-            "run_dir": str(tmp_path / "staging" / "20261201T090000Z"),
-        }
-    )
-    store = dataclasses.replace(SnapshotStore.of(cfg), poll_seconds=0.05)
+    store = dataclasses.replace(SnapshotStore.of(staging(legacy, tmp_path)), poll_seconds=0.05)
     assert store.wait_minutes == 30, "the default: a read waits half an hour for renewed credentials"
     faults.expire_credentials(after=10, operation="ListUsers")
     renewed = threading.Timer(1.0, faults.clear)  # the operator runs `aws sso login` meanwhile
