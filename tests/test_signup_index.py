@@ -4,14 +4,17 @@ legacy pool, counted against the users the generator made."""
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
-from cognito_migration import deploy, signup_index
+from cognito_migration import deploy, signup_index, snapshot
+from cognito_migration.local import legacy as legacy_generator
 from cognito_migration.local.legacy import LegacyPool, seed_legacy_pool
 from trigger_support import load_trigger
 
@@ -89,11 +92,11 @@ class ThrottledTable:
 def test_unprocessed_items_are_resent_then_the_write_gives_up_naming_the_table() -> None:
     keys = {f"{i:064x}": "email" for i in range(60)}
     table = ThrottledTable(times=2)
-    assert signup_index.write_keys(table, "t", keys, sleep=lambda _: None) == 2
+    assert signup_index.write_keys(table, "t", keys.items(), sleep=lambda _: None) == 2
     assert table.requests == [25, 1, 1, 25, 10]
 
     with pytest.raises(signup_index.SignUpIndexError, match="DynamoDB table t: 1 item"):
-        signup_index.write_keys(ThrottledTable(times=99), "t", keys, sleep=lambda _: None)
+        signup_index.write_keys(ThrottledTable(times=99), "t", keys.items(), sleep=lambda _: None)
 
 
 # --- build and refresh through the local AWS ------------------------------------------------------------
@@ -162,3 +165,82 @@ def test_the_local_aws_refuses_a_read_of_a_table_that_does_not_exist(dynamodb):
     with pytest.raises(ClientError) as refused:
         dynamodb.get_item(TableName="no-such-signup-index", Key={"k": {"S": "x"}})
     assert refused.value.response["Error"]["Code"] == "ResourceNotFoundException"  # as DynamoDB answers
+
+
+# --- large pools: out of core, the same counts and the same table -----------------------------------------
+
+
+def quirky_pool() -> pd.DataFrame:
+    """The demo's generated users (case-variant names and emails, missing and bad phone numbers), and a few
+    more: case twins, an email two users share, blank values."""
+    generated = [
+        {"username": u.username, "email": u.attributes.get("email"), "phone_number": u.attributes.get("phone_number")}
+        for u in legacy_generator.generate_users(300, seed=11)
+    ]
+    crafted = [
+        {"username": "Zed.Mixedcase", "email": "Zed@Example.com", "phone_number": None},
+        {"username": "ZED.MIXEDCASE", "email": "zed@example.COM", "phone_number": "+15555550100"},
+        {"username": "shared.one", "email": "shared@example.com", "phone_number": "+15555550100"},
+        {"username": "shared.two", "email": "SHARED@example.com", "phone_number": ""},
+        {"username": "blank", "email": " ", "phone_number": None},
+    ]
+    rows = pd.DataFrame(generated + crafted)
+    return rows.assign(sub=[f"{i % 16:x}{i:031x}" for i in range(len(rows))])  # a snapshot's shards
+
+
+def table_items(dynamodb: Any, name: str) -> set[tuple[str, str]]:
+    pages = dynamodb.get_paginator("scan").paginate(TableName=name)
+    return {(i[INDEX_KEY]["S"], i["kind"]["S"]) for page in pages for i in page["Items"]}
+
+
+INDEX_KEY = signup_index.INDEX_KEY_ATTRIBUTE
+
+
+@pytest.mark.parametrize("source", ["frame", "snapshot"])
+def test_a_large_pool_indexed_out_of_core_counts_and_writes_what_memory_does(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, source: str
+) -> None:
+    pool = quirky_pool()
+    users: signup_index.Users = pool if source == "frame" else snapshot.from_frame(pool, tmp_path / "old")
+    # The table already holds the keys of a third of the pool, and of users the pool no longer has (stale).
+    before = signup_index.keys_of(pool.iloc[::3], SECRET)
+    gone = signup_index.keys_of(pd.DataFrame({"username": ["gone.one", "gone.two"], "email": ["g@x.org"] * 2}), SECRET)
+    tables = {}
+    for way in ("memory", "disk"):
+        tables[way] = f"index-{way}-{uuid.uuid4().hex[:8]}"
+        signup_index.ensure_table(dynamodb, tables[way])
+        signup_index.write_keys(dynamodb, tables[way], [*before.items(), *gone.items()])
+
+    def fill(way: str, dry_run: bool) -> dict[str, Any]:
+        with monkeypatch.context() as patch:
+            if way == "disk":  # every pool is large, and read in batches of 40 users (case twins apart)
+                patch.setattr(signup_index, "IN_MEMORY_USERS", 0)
+                patch.setattr(signup_index, "BATCH_USERS", 40)
+            counts = signup_index.fill(dynamodb, tables[way], users, SECRET, dry_run).as_dict()
+        return {k: v for k, v in counts.items() if k != "table"}
+
+    planned = fill("memory", dry_run=True)
+    assert fill("disk", dry_run=True) == planned
+    assert table_items(dynamodb, tables["disk"]) == table_items(dynamodb, tables["memory"])  # nothing written
+    done = fill("memory", dry_run=False)
+    assert fill("disk", dry_run=False) == done
+
+    every = signup_index.keys_of(pool, SECRET)
+    assert done["keys"] == {kind: list(every.values()).count(kind) for kind in signup_index.KINDS}
+    assert done["users_read"] == len(pool) and done["stale"] == len(gone) == 3
+    assert done["already_indexed"] == len(before) and done["written"] == len(every) - len(before) > 0
+    assert planned == {**done, "written": 0, "dry_run": True}
+    held = table_items(dynamodb, tables["disk"])
+    assert held == table_items(dynamodb, tables["memory"]) == {*every.items(), *gone.items()}
+    for name in tables.values():
+        dynamodb.delete_table(TableName=name)
+
+
+def test_an_out_of_core_fill_of_a_missing_table_writes_nothing_and_leaves_no_files(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(signup_index, "IN_MEMORY_USERS", 0)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    counts = signup_index.fill(dynamodb, "no-such-signup-index", quirky_pool(), SECRET, dry_run=True)
+    assert counts.already_indexed == counts.stale == counts.written == 0 and sum(counts.keys.values()) > 0
+    assert list(tmp_path.iterdir()) == []  # the work folder went with the fill

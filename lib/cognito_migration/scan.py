@@ -21,10 +21,11 @@ How a pool is cut, by its EstimatedNumberOfUsers:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -222,19 +223,35 @@ def scan_users_sharded(
     return _read_frame(cognito, pool_id, None, limiter, label, expected=expected, digits=1, workers=workers)
 
 
-def _read_frame(
-    cognito: Any, pool_id: str, store: SnapshotStore | None, limiter: RateLimiter | None, label: str, **options: Any
-) -> pd.DataFrame:
+@contextlib.contextmanager
+def read_once(
+    cognito: Any,
+    pool_id: str,
+    limiter: RateLimiter | None = None,
+    label: str = "",
+    store: SnapshotStore | None = None,
+    **options: Any,
+) -> Iterator[Snapshot]:
+    """``read_snapshot`` of the pool (its EstimatedNumberOfUsers cuts the shards) for a step that keeps no
+    record of the read: the snapshot is deleted on the way out (a temporary store without ``store``). A read
+    that stops part-way is kept in ``store`` for the next read to resume."""
     own = store or SnapshotStore.temporary()
     snap: Snapshot | None = None
     try:
         snap = read_snapshot(cognito, pool_id, own, limiter, label, **options)
-        return frame_of(snap)
+        yield snap
     finally:
         if store is None:
             discard_store(own)
         else:
             release(snap)
+
+
+def _read_frame(
+    cognito: Any, pool_id: str, store: SnapshotStore | None, limiter: RateLimiter | None, label: str, **options: Any
+) -> pd.DataFrame:
+    with read_once(cognito, pool_id, limiter, label, store, **options) as snap:
+        return frame_of(snap)
 
 
 def list_groups(cognito: Any, pool_id: str, limiter: RateLimiter | None = None) -> list[dict[str, Any]]:

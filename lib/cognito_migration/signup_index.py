@@ -5,20 +5,33 @@ Cognito's ListUsers matches usernames case-sensitively and shares a 30/s quota w
 cannot ask it. Step 3 creates and fills the table before attaching the guard; step 5 adds the users the old
 pool gained since (it reads the whole pool anyway); ``rollback --delete`` removes it. The HMAC key lives in the
 trigger's environment (``SIGNUP_INDEX_KEY``), never in a record: the table alone reveals nobody.
+
+A fill compares the pool's keys with the table's. Up to IN_MEMORY_USERS users, in memory (a dict and a set);
+beyond, out of core: the pool's keys are computed a batch at a time and the table's scanned a page at a time,
+each into a Parquet file of a private work folder, and DuckDB (``buckets.connection``) finds the distinct keys,
+the missing ones (written as they are read back) and the stale ones. The counts are the same either way.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import secrets
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from . import scan
+from . import buckets, records, scan
 from .aws import RateLimiter, absent_as_none
+from .buckets import Users
 from .checks import Check
 from .snapshot_store import SnapshotStore
 from .trigger.migration_trigger import INDEX_KEY_ATTRIBUTE, index_key
@@ -29,6 +42,12 @@ OWNER_TAG = "cognito-migration"  # as deploy.OWNER_TAG: rollback deletes only a 
 KINDS = ("username", "email", "phone_number")  # the scan's columns the guard may look up
 BATCH = 25  # BatchWriteItem's limit of put requests per call (DynamoDB API reference)
 RETRY_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0)  # for unprocessed items: back off, then give up
+# Pools up to this size are indexed in memory. Their keys, as Python strings in a dict and a set, take about
+# 600 bytes a user: 60 MB here, on top of what step 5 already holds (both pools and their comparison).
+IN_MEMORY_USERS = 100_000
+BATCH_USERS = buckets.BATCH_ROWS  # users whose keys are computed at once beyond it (three keys a user at most)
+KEY_SCHEMA = pa.schema([("key", pa.string()), ("kind", pa.string())])  # the pool's keys, on disk
+INDEXED_SCHEMA = pa.schema([("key", pa.string())])  # the table's
 
 
 class SignUpIndexError(RuntimeError):
@@ -60,6 +79,12 @@ def keys_of(users: pd.DataFrame, secret: str) -> dict[str, str]:
             if str(value).strip():
                 keys[index_key(secret, kind, str(value))] = kind
     return keys
+
+
+def kinds_of(users: Users) -> list[str]:
+    """The KINDS a read has columns for."""
+    names = users.columns if isinstance(users, pd.DataFrame) else users.schema.names
+    return [kind for kind in KINDS if kind in names]
 
 
 @dataclass
@@ -101,19 +126,28 @@ def ensure_table(dynamodb: Any, name: str) -> bool:
     return created
 
 
-def indexed_keys(dynamodb: Any, name: str) -> set[str]:
-    """Every key the table holds (a Scan of the key attribute only)."""
+def indexed_pages(dynamodb: Any, name: str) -> Iterator[list[str]]:
+    """The keys the table holds, a Scan page at a time (of the key attribute only)."""
     pages = dynamodb.get_paginator("scan").paginate(TableName=name, ProjectionExpression=INDEX_KEY_ATTRIBUTE)
-    return {item[INDEX_KEY_ATTRIBUTE]["S"] for page in pages for item in page.get("Items", [])}
+    for page in pages:
+        yield [item[INDEX_KEY_ATTRIBUTE]["S"] for item in page.get("Items", [])]
 
 
-def write_keys(dynamodb: Any, name: str, keys: dict[str, str], sleep: Callable[[float], None] = time.sleep) -> int:
-    """Puts one item per key, 25 per BatchWriteItem, resending what DynamoDB left unprocessed (throttling)
-    with a bounded back-off. Returns the number of resends; raises SignUpIndexError when items stay unprocessed."""
+def indexed_keys(dynamodb: Any, name: str) -> set[str]:
+    """Every key the table holds."""
+    return {key for page in indexed_pages(dynamodb, name) for key in page}
+
+
+def write_keys(
+    dynamodb: Any, name: str, keys: Iterable[tuple[str, str]], sleep: Callable[[float], None] = time.sleep
+) -> int:
+    """Puts one item per (key, kind), 25 per BatchWriteItem, as ``keys`` come, resending what DynamoDB left
+    unprocessed (throttling) with a bounded back-off. Returns the number of resends; raises SignUpIndexError
+    when items stay unprocessed."""
     resends = 0
-    items = [{"PutRequest": {"Item": {INDEX_KEY_ATTRIBUTE: {"S": k}, "kind": {"S": v}}}} for k, v in keys.items()]
-    for start in range(0, len(items), BATCH):
-        pending = items[start : start + BATCH]
+    pairs = iter(keys)
+    while batch := list(itertools.islice(pairs, BATCH)):
+        pending = [{"PutRequest": {"Item": {INDEX_KEY_ATTRIBUTE: {"S": k}, "kind": {"S": v}}}} for k, v in batch]
         for delay in (*RETRY_DELAYS_S, None):
             pending = dynamodb.batch_write_item(RequestItems={name: pending}).get("UnprocessedItems", {}).get(name)
             if not pending:
@@ -128,19 +162,81 @@ def write_keys(dynamodb: Any, name: str, keys: dict[str, str], sleep: Callable[[
     return resends
 
 
-def fill(dynamodb: Any, name: str, users: pd.DataFrame, secret: str, dry_run: bool) -> IndexCounts:
-    """Adds to the table every key of ``users`` (a scan of the old pool) it lacks; writes nothing under
-    ``dry_run``. Keys of users the old pool no longer has are counted as stale and kept."""
-    keys = keys_of(users, secret)
-    counts = IndexCounts(name, users_read=len(users), dry_run=dry_run)
-    counts.keys = {kind: sum(1 for k in keys.values() if k == kind) for kind in KINDS}
-    present = indexed_keys(dynamodb, name) if describe_table(dynamodb, name) is not None else set()
-    missing = {k: v for k, v in keys.items() if k not in present}
-    counts.already_indexed, counts.stale = len(keys) - len(missing), len(present - keys.keys())
-    if not dry_run:
-        counts.unprocessed_retries = write_keys(dynamodb, name, missing)
-        counts.written = len(missing)
+def fill(dynamodb: Any, name: str, users: Users, secret: str, dry_run: bool) -> IndexCounts:
+    """Adds to the table every key of ``users`` (a read of the old pool: a frame or a snapshot) it lacks;
+    writes nothing under ``dry_run``. Keys of users the old pool no longer has are counted as stale and kept.
+    Beyond IN_MEMORY_USERS users, out of core, in a work folder of the system's temporary folder (owner-only,
+    removed on the way out)."""
+    counts = IndexCounts(name, users_read=buckets.count(users), dry_run=dry_run)
+    exists = describe_table(dynamodb, name) is not None
+    if counts.users_read <= IN_MEMORY_USERS:
+        frame = users if isinstance(users, pd.DataFrame) else users.frame(kinds_of(users))
+        keys = keys_of(frame, secret)
+        present = indexed_keys(dynamodb, name) if exists else set()
+        missing = {k: v for k, v in keys.items() if k not in present}
+        counts.keys = {kind: sum(1 for k in keys.values() if k == kind) for kind in KINDS}
+        counts.already_indexed, counts.stale = len(keys) - len(missing), len(present - keys.keys())
+        _write(dynamodb, name, missing.items(), len(missing), counts)
+        return counts
+    with tempfile.TemporaryDirectory(prefix="cognito-signup-index-") as work:
+        missing_file = _missing_out_of_core(dynamodb, name, users, secret, exists, Path(work), counts)
+        _write(dynamodb, name, _pairs(missing_file), pq.read_metadata(missing_file).num_rows, counts)
     return counts
+
+
+def _write(dynamodb: Any, name: str, missing: Iterable[tuple[str, str]], total: int, counts: IndexCounts) -> None:
+    if not counts.dry_run:
+        counts.unprocessed_retries = write_keys(dynamodb, name, missing)
+        counts.written = total
+
+
+def _missing_out_of_core(
+    dynamodb: Any, name: str, users: Users, secret: str, exists: bool, work: Path, counts: IndexCounts
+) -> Path:
+    """Counts what ``fill`` counts in memory, with the pool's keys and the table's in Parquet files joined by
+    DuckDB; returns the file of the missing (key, kind) pairs."""
+    batches = buckets.frames(users, kinds_of(users), BATCH_USERS)
+    pool = _write_parquet(work / "pool.parquet", KEY_SCHEMA, (_key_table(keys_of(b, secret)) for b in batches))
+    pages = (pa.table({"key": page}, INDEXED_SCHEMA) for page in indexed_pages(dynamodb, name)) if exists else ()
+    table = _write_parquet(work / "table.parquet", INDEXED_SCHEMA, pages)
+    distinct, missing = work / "keys.parquet", work / "missing.parquet"
+    with buckets.connection(work) as con:
+        _copy(con, f"SELECT DISTINCT key, kind FROM read_parquet({_literal(pool)})", distinct)
+        by_kind = f"SELECT kind, count(*) FROM read_parquet({_literal(distinct)}) GROUP BY kind"
+        counts.keys = {kind: 0 for kind in KINDS} | dict(con.execute(by_kind).fetchall())
+        absent = "SELECT {} FROM read_parquet({}) a ANTI JOIN read_parquet({}) b ON a.key = b.key"
+        _copy(con, absent.format("a.key, a.kind", _literal(distinct), _literal(table)), missing)
+        counts.stale = con.execute(absent.format("count(*)", _literal(table), _literal(distinct))).fetchall()[0][0]
+    counts.already_indexed = sum(counts.keys.values()) - pq.read_metadata(missing).num_rows
+    return missing
+
+
+def _key_table(keys: dict[str, str]) -> pa.Table:
+    return pa.table({"key": list(keys), "kind": list(keys.values())}, KEY_SCHEMA)
+
+
+def _write_parquet(path: Path, schema: pa.Schema, tables: Iterable[pa.Table]) -> Path:
+    with buckets.writer(path, schema) as out:
+        for table in tables:
+            out.write_table(table)
+    return path
+
+
+def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
+    """A query's rows into an owner-only Parquet file (DuckDB creates its files with the umask's mode)."""
+    con.execute(f"COPY ({query}) TO {_literal(path)} (FORMAT parquet)")
+    os.chmod(path, records.FILE_MODE)
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _pairs(path: Path) -> Iterator[tuple[str, str]]:
+    """The (key, kind) pairs of a Parquet file, read a batch at a time."""
+    with pq.ParquetFile(path) as file:
+        for batch in file.iter_batches(batch_size=buckets.BATCH_ROWS):
+            yield from zip(batch.column("key").to_pylist(), batch.column("kind").to_pylist(), strict=True)
 
 
 def build(
@@ -153,10 +249,11 @@ def build(
     store: SnapshotStore | None = None,
 ) -> IndexCounts:
     """Step 3: creates the table if needed and adds every old-pool user's keys it lacks (a whole-pool read of
-    the old pool, paced by ``limiter``, into ``store``: a read stopped part-way resumes there)."""
+    the old pool, paced by ``limiter``, into ``store``: a read stopped part-way resumes there; a finished one
+    is deleted once the index is filled)."""
     created = ensure_table(dynamodb, name)
-    users = scan.scan_pool(cognito, old_pool_id, limiter, "old pool users (sign-up index)", store=store)
-    counts = fill(dynamodb, name, users, secret, dry_run=False)
+    with scan.read_once(cognito, old_pool_id, limiter, "old pool users (sign-up index)", store) as users:
+        counts = fill(dynamodb, name, users, secret, dry_run=False)
     counts.created_table = created
     return counts
 
@@ -200,9 +297,9 @@ def function_key(lam: Any, function_name: str) -> str | None:
     return (configuration.get("Environment") or {}).get("Variables", {}).get(KEY_VARIABLE) or None
 
 
-def refresh(dynamodb: Any, lam: Any, function_name: str, old_users: pd.DataFrame, dry_run: bool) -> dict[str, Any]:
-    """Step 5: adds the old-pool users created since the index was filled. Does nothing (and says why) when
-    step 3 has not deployed the guard's table and key."""
+def refresh(dynamodb: Any, lam: Any, function_name: str, old_users: Users, dry_run: bool) -> dict[str, Any]:
+    """Step 5: adds the old-pool users (a frame or a snapshot) created since the index was filled. Does nothing
+    (and says why) when step 3 has not deployed the guard's table and key."""
     name = table_name_for(function_name)
     secret = function_key(lam, function_name)
     if secret is None or describe_table(dynamodb, name) is None:
