@@ -4,6 +4,9 @@ legacy pool, counted against the users the generator made."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -213,9 +216,10 @@ def test_a_large_pool_indexed_out_of_core_counts_and_writes_what_memory_does(
 
     def fill(way: str, dry_run: bool) -> dict[str, Any]:
         with monkeypatch.context() as patch:
-            if way == "disk":  # every pool is large, and read in batches of 40 users (case twins apart)
+            if way == "disk":  # every pool is large: batches of 40 users (case twins apart), 7 buckets
                 patch.setattr(signup_index, "IN_MEMORY_USERS", 0)
                 patch.setattr(signup_index, "BATCH_USERS", 40)
+                patch.setattr(signup_index, "BUCKET_USERS", 50)
             counts = signup_index.fill(dynamodb, tables[way], users, SECRET, dry_run).as_dict()
         return {k: v for k, v in counts.items() if k != "table"}
 
@@ -244,3 +248,55 @@ def test_an_out_of_core_fill_of_a_missing_table_writes_nothing_and_leaves_no_fil
     counts = signup_index.fill(dynamodb, "no-such-signup-index", quirky_pool(), SECRET, dry_run=True)
     assert counts.already_indexed == counts.stale == counts.written == 0 and sum(counts.keys.values()) > 0
     assert list(tmp_path.iterdir()) == []  # the work folder went with the fill
+
+
+# --- memory bounded by a bucket ------------------------------------------------------------------------
+
+# The peak is the process's VmHWM, which starts afresh at exec (getrusage's ru_maxrss would start at pytest's).
+MEASURE = """
+import json, os, re, sys
+from pathlib import Path
+from cognito_migration import signup_index, snapshot
+def high_water_kb():
+    return int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+class Table:
+    '''A table of as many keys as the pool has users, none of them the pool's, served a Scan page at a time.'''
+    def __init__(self, keys):
+        self.keys = keys
+    def describe_table(self, TableName):
+        return {"Table": {"TableName": TableName}}
+    def get_paginator(self, operation):
+        return self
+    def paginate(self, **request):
+        for start in range(0, self.keys, 10_000):
+            yield {"Items": [{"k": {"S": os.urandom(32).hex()}} for _ in range(min(10_000, self.keys - start))]}
+snap, bucketed = snapshot.Snapshot(Path(sys.argv[1])), sys.argv[2] == "bucketed"
+signup_index.BATCH_USERS = signup_index.BUCKET_USERS = 10_000
+signup_index.IN_MEMORY_USERS = 0  # warmed up first (pandas', Arrow's and DuckDB's first use)
+signup_index.fill(Table(10), "t", next(snap.batches(rows=100)), "0f" * 32, dry_run=True)
+signup_index.IN_MEMORY_USERS = 0 if bucketed else snap.rows
+start = high_water_kb()
+counts = signup_index.fill(Table(snap.rows), "t", snap, "0f" * 32, dry_run=True)
+print(json.dumps({"growth_mb": (high_water_kb() - start) / 1024, "keys": counts.keys, "stale": counts.stale}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak from Linux's /proc")
+def test_a_large_pool_is_indexed_holding_a_bucket_not_the_pool(tmp_path: Path) -> None:
+    names = "user." + pd.Series(range(100_000)).astype(str)
+    users = pd.DataFrame({"username": names, "email": names + "@example.com", "phone_number": names.str[5:].radd("+1")})
+    snapshot.from_frame(users.assign(sub=[f"{i % 16:x}{i:031x}" for i in range(len(users))]), tmp_path / "old")
+
+    def measure(how: str) -> dict[str, Any]:
+        environment = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "system"}  # what Arrow frees, given back
+        script = [sys.executable, "-c", MEASURE, str(tmp_path / "old"), how]
+        done = subprocess.run(script, capture_output=True, text=True, env=environment)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    whole, bucketed = measure("whole"), measure("bucketed")
+
+    assert bucketed["keys"] == whole["keys"] == dict.fromkeys(signup_index.KINDS, 100_000)
+    assert bucketed["stale"] == whole["stale"] == 100_000
+    # The keys in memory take what the pool's and the table's keys take; 10 buckets hold a tenth at a time.
+    assert bucketed["growth_mb"] < 0.6 * whole["growth_mb"], (bucketed, whole)

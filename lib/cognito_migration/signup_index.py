@@ -7,18 +7,20 @@ pool gained since (it reads the whole pool anyway); ``rollback --delete`` remove
 trigger's environment (``SIGNUP_INDEX_KEY``), never in a record: the table alone reveals nobody.
 
 A fill compares the pool's keys with the table's. Up to IN_MEMORY_USERS users, in memory (a dict and a set);
-beyond, out of core: the pool's keys are computed a batch at a time and the table's scanned a page at a time,
-each into a Parquet file of a private work folder, and DuckDB (``buckets.connection``) finds the distinct keys,
-the missing ones (written as they are read back) and the stale ones. The counts are the same either way.
+beyond, a bucket at a time: the pool's keys, computed a batch of users at a time, and the table's, scanned a
+page at a time, are split into buckets by a hash of the key (``buckets.split``: Parquet files in a private
+work folder), and DuckDB (``buckets.connection``) finds each bucket's distinct keys, the missing ones (written
+as they stream out) and the stale ones. The counts and the table are the same either way.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
+import math
 import secrets
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,9 +29,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from . import buckets, records, scan
+from . import buckets, scan
 from .aws import RateLimiter, absent_as_none
 from .buckets import Users
 from .checks import Check
@@ -45,7 +46,8 @@ RETRY_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0)  # for unprocessed it
 # Pools up to this size are indexed in memory. Their keys, as Python strings in a dict and a set, take about
 # 600 bytes a user: 60 MB here, on top of what step 5 already holds (both pools and their comparison).
 IN_MEMORY_USERS = 100_000
-BATCH_USERS = buckets.BATCH_ROWS  # users whose keys are computed at once beyond it (three keys a user at most)
+BUCKET_USERS = 250_000  # beyond it, the keys of about this many users are compared at a time (750,000 at most)
+BATCH_USERS = buckets.BATCH_ROWS  # users whose keys are computed at once
 KEY_SCHEMA = pa.schema([("key", pa.string()), ("kind", pa.string())])  # the pool's keys, on disk
 INDEXED_SCHEMA = pa.schema([("key", pa.string())])  # the table's
 
@@ -165,78 +167,79 @@ def write_keys(
 def fill(dynamodb: Any, name: str, users: Users, secret: str, dry_run: bool) -> IndexCounts:
     """Adds to the table every key of ``users`` (a read of the old pool: a frame or a snapshot) it lacks;
     writes nothing under ``dry_run``. Keys of users the old pool no longer has are counted as stale and kept.
-    Beyond IN_MEMORY_USERS users, out of core, in a work folder of the system's temporary folder (owner-only,
-    removed on the way out)."""
+    Beyond IN_MEMORY_USERS users, a bucket at a time (``_fill_by_bucket``), in a work folder of the system's
+    temporary folder (owner-only, removed on the way out)."""
     counts = IndexCounts(name, users_read=buckets.count(users), dry_run=dry_run)
     exists = describe_table(dynamodb, name) is not None
-    if counts.users_read <= IN_MEMORY_USERS:
-        frame = users if isinstance(users, pd.DataFrame) else users.frame(kinds_of(users))
-        keys = keys_of(frame, secret)
-        present = indexed_keys(dynamodb, name) if exists else set()
-        missing = {k: v for k, v in keys.items() if k not in present}
-        counts.keys = {kind: sum(1 for k in keys.values() if k == kind) for kind in KINDS}
-        counts.already_indexed, counts.stale = len(keys) - len(missing), len(present - keys.keys())
-        _write(dynamodb, name, missing.items(), len(missing), counts)
+    if counts.users_read > IN_MEMORY_USERS:
+        with tempfile.TemporaryDirectory(prefix="cognito-signup-index-") as work:
+            _fill_by_bucket(dynamodb, name, users, secret, exists, Path(work), counts)
         return counts
-    with tempfile.TemporaryDirectory(prefix="cognito-signup-index-") as work:
-        missing_file = _missing_out_of_core(dynamodb, name, users, secret, exists, Path(work), counts)
-        _write(dynamodb, name, _pairs(missing_file), pq.read_metadata(missing_file).num_rows, counts)
+    frame = users if isinstance(users, pd.DataFrame) else users.frame(kinds_of(users))
+    keys = keys_of(frame, secret)
+    present = indexed_keys(dynamodb, name) if exists else set()
+    missing = {k: v for k, v in keys.items() if k not in present}
+    counts.keys = {kind: sum(1 for k in keys.values() if k == kind) for kind in KINDS}
+    counts.already_indexed, counts.stale = len(keys) - len(missing), len(present - keys.keys())
+    if not dry_run:
+        counts.unprocessed_retries = write_keys(dynamodb, name, missing.items())
+        counts.written = len(missing)
     return counts
 
 
-def _write(dynamodb: Any, name: str, missing: Iterable[tuple[str, str]], total: int, counts: IndexCounts) -> None:
-    if not counts.dry_run:
-        counts.unprocessed_retries = write_keys(dynamodb, name, missing)
-        counts.written = total
+MISSING = "SELECT k.key, k.kind FROM keys k ANTI JOIN indexed i ON k.key = i.key"  # the pool's, not the table's
+STALE = "SELECT count(DISTINCT i.key) FROM indexed i ANTI JOIN keys k ON i.key = k.key"  # the table's, not the pool's
 
 
-def _missing_out_of_core(
+def _fill_by_bucket(
     dynamodb: Any, name: str, users: Users, secret: str, exists: bool, work: Path, counts: IndexCounts
-) -> Path:
-    """Counts what ``fill`` counts in memory, with the pool's keys and the table's in Parquet files joined by
-    DuckDB; returns the file of the missing (key, kind) pairs."""
+) -> None:
+    """``fill`` of a large pool. The pool's keys (computed a batch of users at a time) and the table's (scanned
+    a page at a time) are split into buckets by a hash of the key, so a key and its copies, in the pool or in
+    the table, share a bucket; then DuckDB counts and finds the missing keys of one bucket at a time (one
+    DISTINCT over every key of a 10M pool would outgrow DuckDB's memory: it does not spill far enough)."""
+    total = math.ceil(counts.users_read / BUCKET_USERS)
     batches = buckets.frames(users, kinds_of(users), BATCH_USERS)
-    pool = _write_parquet(work / "pool.parquet", KEY_SCHEMA, (_key_table(keys_of(b, secret)) for b in batches))
-    pages = (pa.table({"key": page}, INDEXED_SCHEMA) for page in indexed_pages(dynamodb, name)) if exists else ()
-    table = _write_parquet(work / "table.parquet", INDEXED_SCHEMA, pages)
-    distinct, missing = work / "keys.parquet", work / "missing.parquet"
+    pool_keys = (_key_frame(keys_of(batch, secret)) for batch in batches)
+    pages = (pd.DataFrame({"key": page}) for page in indexed_pages(dynamodb, name)) if exists else ()
+    pool = buckets.split(pool_keys, _key, ["key"], work / "pool", total, fixed=KEY_SCHEMA)
+    table = buckets.split(pages, _key, ["key"], work / "table", total, fixed=INDEXED_SCHEMA)
+    kinds: Counter[str] = Counter()
+    missing = 0
     with buckets.connection(work) as con:
-        _copy(con, f"SELECT DISTINCT key, kind FROM read_parquet({_literal(pool)})", distinct)
-        by_kind = f"SELECT kind, count(*) FROM read_parquet({_literal(distinct)}) GROUP BY kind"
-        counts.keys = {kind: 0 for kind in KINDS} | dict(con.execute(by_kind).fetchall())
-        absent = "SELECT {} FROM read_parquet({}) a ANTI JOIN read_parquet({}) b ON a.key = b.key"
-        _copy(con, absent.format("a.key, a.kind", _literal(distinct), _literal(table)), missing)
-        counts.stale = con.execute(absent.format("count(*)", _literal(table), _literal(distinct))).fetchall()[0][0]
-    counts.already_indexed = sum(counts.keys.values()) - pq.read_metadata(missing).num_rows
-    return missing
+        for bucket in range(total):
+            con.register("pool", buckets.read_bucket(pool.directory(bucket), KEY_SCHEMA))
+            con.register("indexed", buckets.read_bucket(table.directory(bucket), INDEXED_SCHEMA))
+            con.execute("CREATE OR REPLACE TEMP TABLE keys AS SELECT DISTINCT key, kind FROM pool")
+            kinds.update(dict(con.execute("SELECT kind, count(*) FROM keys GROUP BY kind").fetchall()))
+            counts.stale += _count(con, STALE)
+            missing += _count(con, f"SELECT count(*) FROM ({MISSING})")
+            if not counts.dry_run:
+                found = con.sql(MISSING).to_arrow_reader(buckets.BATCH_ROWS)
+                counts.unprocessed_retries += write_keys(dynamodb, name, _pairs(found))
+            pool.remove(bucket)
+            table.remove(bucket)
+    counts.keys = {kind: kinds[kind] for kind in KINDS}
+    counts.already_indexed = sum(kinds.values()) - missing
+    counts.written = 0 if counts.dry_run else missing
 
 
-def _key_table(keys: dict[str, str]) -> pa.Table:
-    return pa.table({"key": list(keys), "kind": list(keys.values())}, KEY_SCHEMA)
+def _key_frame(keys: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({"key": list(keys), "kind": list(keys.values())})
 
 
-def _write_parquet(path: Path, schema: pa.Schema, tables: Iterable[pa.Table]) -> Path:
-    with buckets.writer(path, schema) as out:
-        for table in tables:
-            out.write_table(table)
-    return path
+def _key(frame: pd.DataFrame) -> pa.Array:
+    return pa.array(frame["key"], pa.string())
 
 
-def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
-    """A query's rows into an owner-only Parquet file (DuckDB creates its files with the umask's mode)."""
-    con.execute(f"COPY ({query}) TO {_literal(path)} (FORMAT parquet)")
-    os.chmod(path, records.FILE_MODE)
+def _count(con: duckdb.DuckDBPyConnection, query: str) -> int:
+    return int(con.execute(query).fetchall()[0][0])
 
 
-def _literal(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-def _pairs(path: Path) -> Iterator[tuple[str, str]]:
-    """The (key, kind) pairs of a Parquet file, read a batch at a time."""
-    with pq.ParquetFile(path) as file:
-        for batch in file.iter_batches(batch_size=buckets.BATCH_ROWS):
-            yield from zip(batch.column("key").to_pylist(), batch.column("kind").to_pylist(), strict=True)
+def _pairs(found: pa.RecordBatchReader) -> Iterator[tuple[str, str]]:
+    """The (key, kind) pairs of DuckDB's answer, a record batch at a time."""
+    for batch in found:
+        yield from zip(batch.column("key").to_pylist(), batch.column("kind").to_pylist(), strict=True)
 
 
 def build(
