@@ -277,6 +277,24 @@ def test_progress_needs_two_runs_apart_and_some_progress(tmp_path: Path) -> None
     assert progress.project(progress.history(tmp_path / "empty")).note == "no report runs yet"
 
 
+def test_runs_with_the_same_count_are_no_progress_and_a_crawl_has_no_date_past_the_calendar(tmp_path: Path) -> None:
+    # five runs at uneven times, nobody migrating: a least-squares slope of a flat line is not exactly 0
+    # (here about 1e-14 users/day), and the date it would give overflowed pandas' calendar
+    start = datetime(2026, 11, 30, 3, 21, 59, tzinfo=UTC)
+    for offset in (0, 0.0095, 0.1627, 0.1644, 0.2401):
+        write_snapshot(tmp_path, start + timedelta(days=offset), 53, 230)
+    flat = progress.project(progress.history(tmp_path))
+    assert flat.done_by is None and flat.days_left is None and "no progress" in flat.note
+
+    crawl = tmp_path / "crawl"
+    write_snapshot(crawl, start, 53, 1_000_000_000)
+    write_snapshot(crawl, start + timedelta(days=365), 54, 999_999_999)  # one user in a year
+    slow = progress.project(progress.history(crawl))
+    assert slow.users_per_day == pytest.approx(1 / 365) and slow.done_by is None
+    assert "more than 100 years at this rate" in slow.note
+    assert progress.chart(progress.history(crawl), slow, tmp_path / "slow.png").stat().st_size > 1000
+
+
 def test_hand_runs_are_points_of_their_own_labelled_on_the_chart(tmp_path: Path) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     write_snapshot(tmp_path, start, 100, 900)

@@ -23,6 +23,7 @@ HISTORY_COLUMNS = ("run_id", "by", "date", "users", "migrated", "not_yet", "cann
 BY_HAND = "hand"  # a run by hand: its folder is outputs/<env>/manual-<id> (notebook_params)
 RECENT_RUNS = 5  # the rate is measured over this many most recent runs
 MIN_SPAN_DAYS = 1 / 24  # runs closer together than an hour say nothing about a daily rate
+MAX_DAYS_LEFT = 100 * 365.25  # beyond, no date is given (pandas' calendar ends in 2262)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def history(env_dir: Path) -> pd.DataFrame:
     """One row per report run of the environment (``<env_dir>/*/report.json``), oldest first."""
     rows = [row for path in sorted(env_dir.glob("*/report.json")) if (row := _point(path)) is not None]
     frame = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
-    frame["date"] = pd.to_datetime(frame["date"], utc=True)
+    frame["date"] = pd.to_datetime(frame["date"], utc=True, format="ISO8601")  # with or without fractions of a second
     return frame.sort_values("date", ignore_index=True)
 
 
@@ -99,9 +100,14 @@ def project(points: pd.DataFrame, recent: int = RECENT_RUNS) -> Projection:
             len(window), None, remaining, None, None, "a rate needs two report runs at least an hour apart"
         )
     slope = float(np.polyfit(days, window["migrated"].to_numpy(dtype=float), 1)[0])
-    if slope <= 0:
+    # A flat line's least-squares slope is rounding noise (1e-14 users/day), not progress: under half a user
+    # over the whole window counts as none.
+    if slope * days[-1] < 0.5:
         return Projection(len(window), slope, remaining, None, None, "no progress over these runs: no end in sight")
     days_left = remaining / slope
+    if days_left > MAX_DAYS_LEFT:
+        note = f"{slope:,.2f} users/day over the last {len(window)} runs: more than 100 years at this rate"
+        return Projection(len(window), slope, remaining, None, None, note)
     done_by = window["date"].iloc[-1] + pd.Timedelta(days=days_left)
     note = f"{slope:,.0f} users/day over the last {len(window)} runs"
     return Projection(len(window), slope, remaining, days_left, done_by, note)
