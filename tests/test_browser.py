@@ -13,6 +13,8 @@ The tests below are the steps of one session, in order: each relies on the one b
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import warnings
 from collections.abc import Iterator
@@ -163,6 +165,19 @@ def test_step_5s_dropdowns_change_the_table(page: Any, lab: Lab, local: LocalEnv
     saved = notebook(page)
     shown = output_text(saved["cells"][cell_index(saved, "widgets.filter_table(")])
     assert f"(group {chosen}, status " in shown, "the plain output holds the table as last filtered"
+
+    # the record and the index refresh run again from their cell down, the reads' snapshots already deleted
+    record = cell_index(saved, "comparison.save(")
+    where = output_text(saved["cells"][cell_index(saved, "aws.where(")])
+    found = re.search(r"manual-[0-9TZ-]+", where)
+    assert found, where
+    report = ROOT / "outputs" / "local" / found.group(0) / "report.json"
+    before_rerun = json.loads(report.read_text())["reads"]
+    assert before_rerun["old pool"]["users"] == USERS
+    run(page, "notebook:run-all-below", active_cell=record)
+    again = notebook(page)
+    assert errors(again) == [], errors(again)
+    assert json.loads(report.read_text())["reads"] == before_rerun, "the record keeps what each read did"
     close_all(page)
 
 
