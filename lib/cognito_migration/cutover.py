@@ -363,9 +363,7 @@ def verify(conn: aws.Connections, params: Params, cut: Cutover, state: State, co
             kept,
         ]
     after = cut.after
-    if after is None:
-        store = snapshot_store.SnapshotStore.of(params)
-        after = scan.scan_pool(conn.cognito, cut.new_pool["Id"], conn.list_limiter, store=store)
+    assert after is not None, "execute reads the new pool back before it sets the result"
     described = conn.cognito.describe_user_pool(UserPoolId=cut.new_pool["Id"])["UserPool"]
     lambda_config = described.get("LambdaConfig") or {}
     post_auth_as_asked = ("PostAuthentication" in cut.dropped_triggers) != ("PostAuthentication" in lambda_config)
