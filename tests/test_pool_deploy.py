@@ -1172,3 +1172,30 @@ def test_mfa_policy_sms_is_refused_for_a_new_pool_that_cannot_send_sms_mfa(pool,
     fine = {"Id": "us-east-1_New", "MfaConfiguration": "OPTIONAL", "SmsConfiguration": {"SnsCallerArn": "arn:x"}}
     deploy.require_sms_mfa_possible(params.validate(values), fine)
     deploy.require_sms_mfa_possible(params.validate({**values, "mfa_policy": "reset_required"}), pool)
+
+
+def test_users_only_in_an_email_sign_in_new_pool_are_matched_by_their_verified_email(cognito):
+    """A new pool signing in by email names its users by a generated id: a migrated user is found in the old
+    pool by the verified email it signs in with, as step 5 finds them, not counted as a sign-up rollback would
+    lose."""
+    old = cognito.create_user_pool(PoolName=unique("old"))["UserPool"]
+    new_id = cognito.create_user_pool(
+        PoolName=unique("new"), UsernameAttributes=["email"], UsernameConfiguration={"CaseSensitive": False}
+    )["UserPool"]["Id"]
+    new = cognito.describe_user_pool(UserPoolId=new_id)["UserPool"]
+    verified = [{"Name": "email_verified", "Value": "true"}]
+    cognito.admin_create_user(
+        UserPoolId=old["Id"],
+        Username="alice",
+        UserAttributes=[{"Name": "email", "Value": "alice@example.com"}, *verified],
+    )
+    for email in ("Alice@example.com", "bob@example.com"):  # alice came over (the pool folds case); bob signed up
+        cognito.admin_create_user(
+            UserPoolId=new_id, Username=email, UserAttributes=[{"Name": "email", "Value": email}, *verified]
+        )
+    assert {u["Username"] for u in cognito.list_users(UserPoolId=new_id)["Users"]} & {
+        "alice",
+        "Alice@example.com",
+    } == set()
+
+    assert rollback.count_new_only(cognito, old["Id"], new) == 1

@@ -24,6 +24,7 @@ from . import (
     attachment,
     aws,
     deploy,
+    identity,
     ownership,
     pool,
     pool_resources,
@@ -228,7 +229,7 @@ def count_new_only(
             raise
         return len(new_users)  # the old pool is gone: nobody has a counterpart
     case_sensitive = (new.get("UsernameConfiguration") or {}).get("CaseSensitive", True)
-    return len(report.sign_ups(old_users, new_users, case_sensitive))
+    return len(report.sign_ups(old_users, new_users, case_sensitive, identity.sign_in_attributes(new)))
 
 
 def delete_trigger(
