@@ -7,7 +7,8 @@ read killed at half-way then resumed.
 The pools are virtual pools of the local AWS (``local/virtual.py``): N users generated from their index, never
 stored, so the reader is the only thing that could grow with N. The local AWS runs in this process; every read
 runs in a subprocess of its own (``--child``) through the runbook's own reader (``scan.read_snapshot``, the call
-step 1 makes), so its peak RSS (``ru_maxrss``) is the reader's alone.
+step 1 makes), so its peak RSS (VmHWM, which starts afresh at exec) is the reader's alone. ``ru_maxrss_mb`` is
+getrusage's figure beside it: on Linux it keeps the forked parent's high-water mark, so it is an upper bound.
 
 - sizes: each pool read whole with no request budget (as fast as this machine serves it); peak RSS and users/s.
 - ceiling: a pool read at the default budget (15 requests/s: 900 users/s) with Cognito's UserList quota enforced
@@ -32,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _memory import high_water_mb
 
 RESULTS = Path(__file__).resolve().parent / "results" / "read.json"
 DEFAULT_BUDGET = 15.0  # the runbook's default list_rate_limit (Params)
@@ -61,7 +64,8 @@ def child(args: argparse.Namespace) -> None:
                 "memberships": len(snap.memberships_dataset().to_table(columns=["username"])) if groups else None,
                 "seconds": round(seconds, 2),
                 "users_per_s": round(snap.rows / seconds, 1),
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "peak_rss_mb": round(high_water_mb(), 1),
+                "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 "resumed": summary.get("resumed"),
                 "folder": str(snap.folder),
             }
@@ -167,6 +171,7 @@ def killed_and_resumed(local: Any, users: int, work_root: Path, kill_at: float) 
             "duplicated": distinct[1] - distinct[0],
             "resume_seconds": second["seconds"],
             "resume_peak_rss_mb": second["peak_rss_mb"],
+            "resume_ru_maxrss_mb": second["ru_maxrss_mb"],
         }
     finally:
         virtual.remove_virtual_pool(pool)
@@ -200,20 +205,22 @@ def main() -> None:
         if args.resume_size:
             rows["resume"] = killed_and_resumed(local, args.resume_size, work_root, args.kill_at)
             print("resume:", json.dumps(rows["resume"]), flush=True)
+            RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
         if args.ceiling_size:
             assert local.faults is not None
             local.faults.enforce_quotas(scale=1.0, latency_s=0.1)
             rows["ceiling"] = read_whole(local, args.ceiling_size, DEFAULT_BUDGET, False, work_root)
             local.faults.clear()
             print("ceiling:", json.dumps(rows["ceiling"]), flush=True)
-        if args.memberships_size:
-            rows["memberships"] = read_whole(local, args.memberships_size, 0, True, work_root)
-            print("memberships:", json.dumps(rows["memberships"]), flush=True)
+            RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
         for size in (int(s) for s in args.sizes.split(",") if s):
             result = read_whole(local, size, 0, False, work_root)
             rows["sizes"].append(result)
             print("size:", json.dumps(result), flush=True)
             RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
+        if args.memberships_size:  # last, so that a run cut short still has the sizes
+            rows["memberships"] = read_whole(local, args.memberships_size, 0, True, work_root)
+            print("memberships:", json.dumps(rows["memberships"]), flush=True)
     RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"wrote {RESULTS}")
 

@@ -1,0 +1,19 @@
+"""A benchmark process's own peak resident memory.
+
+VmHWM in /proc/self/status is per address space and starts afresh at exec. getrusage's ru_maxrss does not on
+Linux: a child keeps the high-water mark its forked parent had before exec, so it is only an upper bound.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+
+def high_water_mb() -> float:
+    """This process's peak resident memory in MB (VmHWM); exits where there is none (not Linux)."""
+    status = Path("/proc/self/status")
+    found = re.search(r"VmHWM:\s+(\d+) kB", status.read_text()) if status.exists() else None
+    if found is None:
+        raise SystemExit("no VmHWM in /proc/self/status: the benchmarks measure memory on Linux")
+    return int(found.group(1)) / 1024
