@@ -20,8 +20,6 @@ import argparse
 import json
 import os
 import platform
-import re
-import resource
 import shutil
 import sys
 import tempfile
@@ -36,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sizes
+from _memory import high_water_mb
 
 from cognito_migration import comparison, snapshot
 from cognito_migration.params import Params
@@ -149,14 +148,6 @@ def build(folder: Path, users: int) -> float:
     write_pool(folder / "new", users, new=True)
     write_memberships(folder / "memberships.parquet", users)
     return time.perf_counter() - started
-
-
-def high_water_mb() -> float:
-    """The process's peak resident memory: VmHWM, which starts afresh at exec (getrusage's ru_maxrss starts at
-    the parent's, which built the pools)."""
-    status = Path("/proc/self/status")
-    found = re.search(r"VmHWM:\s+(\d+) kB", status.read_text()) if status.exists() else None
-    return int(found.group(1)) / 1024 if found else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(users: int, folder: Path) -> dict[str, Any]:
