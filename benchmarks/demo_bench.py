@@ -33,15 +33,17 @@ AUDIT_READS = "01: of which reading the old pool"
 OUTSIDE = "outside steps"
 
 
-def run_once(users: int, replay_share: float | None, outputs: Path) -> dict[str, float]:
-    """Seconds per step of one run (plus OUTSIDE and "total"); raises if the run failed."""
+def run_once(users: int, replay_share: float | None, outputs: Path, root: Path = ROOT) -> dict[str, float]:
+    """Seconds per step of one run (plus OUTSIDE and "total") of the runbook in ``root`` (its notebooks and its
+    library, with this venv's packages); raises if the run failed."""
     command = [sys.executable, "-m", "cognito_migration", "run", "--env", "local", "--users", str(users)]
     if replay_share is not None:
         command += ["--replay-share", str(replay_share)]
     command += ["--outputs", str(outputs)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PYTHONPATH"] = str(root / "lib")  # before the editable install's path: this root's library
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
     (outputs / "runner.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
