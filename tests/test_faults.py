@@ -4,6 +4,7 @@ counted exactly and deployment still finishes; retries are bounded and visible."
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 
 import boto3
@@ -134,13 +135,17 @@ def test_quotas_answer_too_many_requests_above_the_category_rate(faults, legacy,
         Config(retries={"max_attempts": 0}),
     )
     codes = []
+    started = time.monotonic()
     for _ in range(20):
         try:
             client.list_users(UserPoolId=legacy.pool_id, Limit=1)
             codes.append("ok")
         except ClientError as exc:
             codes.append(exc.response["Error"]["Code"])
-    assert codes.count("ok") <= 7 and set(codes) == {"ok", "TooManyRequestsException"}
+    elapsed = time.monotonic() - started
+    # a burst of one second's worth, then 6 a second: what a loaded machine's slower requests earn is allowed
+    assert codes.count("ok") <= 6 + 6 * elapsed + 1, (codes, elapsed)
+    assert set(codes) == {"ok", "TooManyRequestsException"}, (codes, elapsed)
     assert client.describe_user_pool(UserPoolId=legacy.pool_id)["UserPool"]["Id"] == legacy.pool_id  # other category
 
 
