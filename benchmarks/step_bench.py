@@ -68,7 +68,7 @@ STEPS = {
     "05": "05_report",
     "06": "06_cutover",
 }
-DRY_RUN = {"06"}  # steps run with dry_run: true
+DRY_RUN = "06"  # steps run with dry_run: true (--dry-run-steps)
 GOAL_MB = 1536  # "peak RSS of steps 1, 5 and 6 stays under 1.5 GB"
 NEW_POOL_NAME = "users-v2"
 
@@ -286,8 +286,8 @@ def _status(pid: int) -> dict[str, int]:
     return found
 
 
-def run_step(key: str, folder: Path, env: dict[str, str], interval: float) -> dict[str, Any]:
-    params = folder / "params" / ("bench-dry.yaml" if key in DRY_RUN else "bench.yaml")
+def run_step(key: str, folder: Path, env: dict[str, str], interval: float, dry: bool) -> dict[str, Any]:
+    params = folder / "params" / ("bench-dry.yaml" if dry else "bench.yaml")
     outputs = folder / "outputs"
     command = [sys.executable, "-m", "cognito_migration", "run", "--root", str(REPO), "--env", "bench"]
     command += ["--params", str(params), "--outputs", str(outputs), "--steps", STEPS[key]]
@@ -298,7 +298,7 @@ def run_step(key: str, folder: Path, env: dict[str, str], interval: float) -> di
         with KernelWatch(runner.pid, interval) as watch:
             code = runner.wait()
     seconds = time.perf_counter() - started
-    row: dict[str, Any] = {"step": STEPS[key], "dry_run": key in DRY_RUN, "wall_s": round(seconds, 1)}
+    row: dict[str, Any] = {"step": STEPS[key], "dry_run": dry, "wall_s": round(seconds, 1)}
     row["exit_code"] = code
     kernels = watch.kernels
     if kernels:
@@ -330,13 +330,19 @@ def run_step(key: str, folder: Path, env: dict[str, str], interval: float) -> di
     return row
 
 
-def measure(users: int, keys: list[str], share: float, root: Path, interval: float, moto_index: bool) -> dict[str, Any]:
+def measure(users: int, keys: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    from cognito_migration.local import virtual
     from cognito_migration.local.server import LocalAWS
+    from cognito_migration.local.virtual_users import VirtualUsers
 
-    folder = Path(tempfile.mkdtemp(prefix=f"steps-{users}-", dir=root))
-    (folder / "params").mkdir()
-    (folder / "site").mkdir()
-    (folder / "tmp").mkdir()
+    share, interval, moto_index = args.migrated_share, args.interval, args.moto_index
+    dry_steps = {k.strip() for k in args.dry_run_steps.split(",") if k.strip()}
+    if args.reuse:
+        folder = args.reuse  # an earlier run's folder: its outputs (step 1's findings) are read by step 6
+    else:
+        folder = Path(tempfile.mkdtemp(prefix=f"steps-{users}-", dir=args.folder))
+    for part in ("params", "site", "tmp"):
+        (folder / part).mkdir(exist_ok=True)
     (folder / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
     imports = folder / "imports.jsonl"
     result: dict[str, Any] = {"users": users, "migrated": None, "index_in": "moto" if moto_index else "benchmark"}
@@ -365,10 +371,19 @@ def measure(users: int, keys: list[str], share: float, root: Path, interval: flo
         }
         env.pop("AWS_PROFILE", None)
         for key in keys:
-            if key == "05" and share and result["migrated"] is None:
+            if key in ("05", "06") and share and result["migrated"] is None:
                 result["migrated"] = migrate_share(users, share)
                 print(f"{users}: new pool given {json.dumps(result['migrated'])}", flush=True)
-            row = run_step(key, folder, env, interval)
+            generator = virtual.users_of(pool_id)
+            if key == "03" and args.step3_users is not None:
+                # the same pool, listing only its first users while step 3 reads it and fills the index
+                _pool(pool_id).virtual = VirtualUsers(args.step3_users, generator.seed)
+            try:
+                row = run_step(key, folder, env, interval, key in dry_steps)
+            finally:
+                if key == "03" and args.step3_users is not None:
+                    _pool(pool_id).virtual = generator
+                    row["pool_listed_users"] = args.step3_users
             if index is not None:
                 row["index_table"] = {"items": len(index.items), **index.calls}
             kernel_lib = _kernel_lib(imports, row.get("kernel_pid"))
@@ -384,6 +399,14 @@ def measure(users: int, keys: list[str], share: float, root: Path, interval: flo
                 break
     result["folder"] = str(folder)
     return result
+
+
+def _pool(pool_id: str) -> Any:
+    from moto.cognitoidp.models import cognitoidp_backends
+
+    from cognito_migration.local import legacy
+
+    return cognitoidp_backends[legacy.DEFAULT_ACCOUNT_ID]["us-east-1"].user_pools[pool_id]
 
 
 def _kernel_lib(imports: Path, pid: int | None) -> str | None:
@@ -406,13 +429,21 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep each size's folder (outputs, snapshots, logs)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--moto-index", action="store_true", help="keep the sign-up index in moto's DynamoDB")
+    parser.add_argument("--dry-run-steps", default=DRY_RUN, help="steps run with dry_run: true (default: 06)")
+    parser.add_argument(
+        "--step3-users",
+        type=int,
+        help="step 3 reads the pool while it lists only its first N users (its index filled with their keys); "
+        "the later steps read all of them",
+    )
+    parser.add_argument("--reuse", type=Path, help="an earlier run's folder (one size; e.g. after step 1)")
     args = parser.parse_args()
     keys = [k.strip() for k in args.steps.split(",") if k.strip()]
     unknown = [k for k in keys if k not in STEPS]
     if unknown:
         parser.error(f"--steps: unknown {unknown}; choose from {', '.join(STEPS)}")
-    root = args.folder or Path(tempfile.mkdtemp(prefix="step-bench-"))
-    root.mkdir(parents=True, exist_ok=True)
+    args.folder = args.folder or Path(tempfile.mkdtemp(prefix="step-bench-"))
+    args.folder.mkdir(parents=True, exist_ok=True)
     rows: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
@@ -420,10 +451,12 @@ def main() -> None:
         "goal_mb": GOAL_MB,
         "poll_interval_s": args.interval,
         "list_rate_limit": 30,
+        "dry_run_steps": args.dry_run_steps,
+        "step3_users": args.step3_users,
         "sizes": [],
     }
     for size in (int(s) for s in args.sizes.split(",") if s):
-        result = measure(size, keys, args.migrated_share, root, args.interval, args.moto_index)
+        result = measure(size, keys, args)
         rows["sizes"].append(result)
         args.results.write_text(json.dumps(rows, indent=2) + "\n")
         if not args.keep:
