@@ -22,14 +22,18 @@ The steps:
 
 - 01 audit: reads the old pool (users and memberships) into a snapshot; the findings, tables and records.
 - 02 new pool: created, ``dry_run: false``.
-- 03 trigger: deployed (``dry_run: false``), its sign-up index filled from a whole read of the old pool.
+- 03 trigger: deployed (``dry_run: false``), its sign-up index filled from a whole read of the old pool. The
+  index's items are kept by this process (``IndexTable``), not by moto's DynamoDB, which scans a table from its
+  start at every page. With ``--step3-users N`` the virtual pool lists only its first N users while step 3
+  runs (its fill, 25 keys a request, would take about half an hour at a million users on a loaded machine),
+  and all of them again for the steps after: step 5's refresh then finds most keys missing.
 - 04 smoke test: not run. Its canaries sign in to the old pool with passwords; a virtual pool has none and
   refuses every write and sign-in.
 - between 03 and 05 (``--migrated-share``): a share of the users the trigger would migrate is written straight
   into the new pool's backend in this process, as the trigger would leave them (not through sign-ins: the
   virtual pool refuses them). In a case-insensitive new pool only the first of a case pair.
 - 05 report: both pools read and compared (out of core above 500,000 users), the stragglers' import file, the
-  sign-up index refreshed.
+  sign-up index refreshed (with ``--dry-run-steps 05,06``: its missing keys counted, not written).
 - 06 cutover, ``dry_run: true``: both pools read and compared, the import file built, the plan; nothing
   imported (a real import of most of a million users into moto's in-process pool would measure moto).
 
