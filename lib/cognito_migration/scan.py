@@ -147,8 +147,9 @@ def _wait_for_credentials(
         return None
     started = time.monotonic()
     deadline = started + seconds
+    call = f" ({expired.operation})" if expired.operation else ""  # none when botocore refused before sending
     print(
-        f"credentials expired at {expired.where} of {reader.pool_id} ({expired.operation}): {reader.renew}. The read "
+        f"credentials expired at {expired.where} of {reader.pool_id}{call}: {reader.renew}. The read "
         f"waits for them up to {_minutes(seconds / 60)}, trying every {store.poll_seconds:g} s, then "
         f"goes on with the {expired.kept} already read (stop this cell to stop it; a re-run resumes)"
     )
@@ -162,7 +163,7 @@ def _wait_for_credentials(
             raise
         waited = time.monotonic() - started
         line = (
-            f"credentials expired at {expired.where} ({expired.operation}) and were renewed {waited:.0f} s later: "
+            f"credentials expired at {expired.where}{call} and were renewed {waited:.0f} s later: "
             f"the read went on with the {expired.kept} already read"
         )
         print(line)
