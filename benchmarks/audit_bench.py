@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _memory import high_water_mb
+
 RESULTS = Path(__file__).resolve().parent / "results" / "audit.json"
 REGION = "eu-west-3"
 
@@ -80,14 +82,6 @@ def _context(run_dir: Path) -> dict[str, Any]:
     return {"audit": result, "params": parameters}
 
 
-def peak_mb() -> float:
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss on Linux, not a parent's)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise SystemExit("no VmHWM in /proc/self/status: this benchmark measures memory on Linux")
-
-
 def measure(folder: Path, way: str) -> dict[str, Any]:
     """Step 1's work after the read, on the snapshot in ``folder``, its users read ``way`` (batches, whole)."""
     import pandas as pd
@@ -97,7 +91,7 @@ def measure(folder: Path, way: str) -> dict[str, Any]:
     context = pickle.loads((folder / "context.pickle").read_bytes())
     snap = snapshot.Snapshot(folder / "snapshot")
     memberships = folder / "memberships.parquet"
-    before = peak_mb()
+    before = high_water_mb()
     started = time.perf_counter()
     if way == "whole":
         users: Any = snap.frame()
@@ -125,7 +119,7 @@ def measure(folder: Path, way: str) -> dict[str, Any]:
         "records_s": round(saved - tabled, 1),
         "total_s": round(saved - started, 1),
         "before_mb": round(before),
-        "peak_mb": round(peak_mb()),
+        "peak_mb": round(high_water_mb()),
         "findings": {f.id: f.count for f in result.findings},
         "groups": groups,
     }
