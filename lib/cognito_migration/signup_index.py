@@ -213,10 +213,13 @@ def _fill_by_bucket(
             con.execute("CREATE OR REPLACE TEMP TABLE keys AS SELECT DISTINCT key, kind FROM pool")
             kinds.update(dict(con.execute("SELECT kind, count(*) FROM keys GROUP BY kind").fetchall()))
             counts.stale += _count(con, STALE)
-            missing += _count(con, f"SELECT count(*) FROM ({MISSING})")
-            if not counts.dry_run:
+            if counts.dry_run:
+                missing += _count(con, f"SELECT count(*) FROM ({MISSING})")
+            else:  # counted as they are written: the anti-join runs once
                 found = con.sql(MISSING).to_arrow_reader(buckets.BATCH_ROWS)
-                counts.unprocessed_retries += write_keys(dynamodb, name, _pairs(found))
+                seen: Counter[str] = Counter()
+                counts.unprocessed_retries += write_keys(dynamodb, name, _pairs(found, seen))
+                missing += seen["pairs"]
             pool.remove(bucket)
             table.remove(bucket)
     counts.keys = {kind: kinds[kind] for kind in KINDS}
@@ -236,9 +239,10 @@ def _count(con: duckdb.DuckDBPyConnection, query: str) -> int:
     return int(con.execute(query).fetchall()[0][0])
 
 
-def _pairs(found: pa.RecordBatchReader) -> Iterator[tuple[str, str]]:
-    """The (key, kind) pairs of DuckDB's answer, a record batch at a time."""
+def _pairs(found: pa.RecordBatchReader, seen: Counter[str]) -> Iterator[tuple[str, str]]:
+    """The (key, kind) pairs of DuckDB's answer, a record batch at a time, counted in ``seen["pairs"]``."""
     for batch in found:
+        seen["pairs"] += batch.num_rows
         yield from zip(batch.column("key").to_pylist(), batch.column("kind").to_pylist(), strict=True)
 
 
