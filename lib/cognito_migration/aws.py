@@ -290,7 +290,23 @@ def connect(params: Params) -> Connections:
     return Connections(params)
 
 
-def where(params: Params, conn: Connections) -> pd.DataFrame:
+class WholeTable:
+    """A table shown with every value whole. pandas cuts a cell at 50 characters: a record whose records folder
+    or caller ARN ends in "..." no longer says where it was written or who acted."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+
+    def __repr__(self) -> str:
+        with pd.option_context("display.max_colwidth", None, "display.width", None):
+            return repr(self.frame)
+
+    def _repr_html_(self) -> str:
+        with pd.option_context("display.max_colwidth", None):
+            return str(self.frame._repr_html_())
+
+
+def where(params: Params, conn: Connections) -> WholeTable:
     """Where a step is about to act, shown first in every notebook: environment, account and caller,
     Region, endpoint, pools, and whether it may write."""
     endpoint = str(conn.cognito.meta.endpoint_url)
@@ -313,4 +329,4 @@ def where(params: Params, conn: Connections) -> pd.DataFrame:
         ("cutover confirmed", "by cutover_confirm" if params.cutover_confirm else "no (step 6: its button asks)"),
         ("records", str(params.records_dir)),
     ]
-    return pd.DataFrame(rows, columns=["where", "value"]).set_index("where")
+    return WholeTable(pd.DataFrame(rows, columns=["where", "value"]).set_index("where"))
