@@ -303,7 +303,7 @@ class WholeTable:
 
     def _repr_html_(self) -> str:
         with pd.option_context("display.max_colwidth", None):
-            return str(self.frame._repr_html_())
+            return self.frame.to_html(notebook=True)
 
 
 def where(params: Params, conn: Connections) -> WholeTable:
