@@ -376,6 +376,9 @@ def test_snapshots_are_owner_only_and_never_part_of_a_record(legacy: LegacyPool,
 
     assert snapshot_store.release(snap) == [str(snap.folder)]
     assert not snap.folder.exists() and not store.pool_dir(legacy.pool_id).exists()
+    # a cell run again after the step saved its records (step 5's sign-up refresh, by hand) says what to do
+    with pytest.raises(snapshot.SnapshotError, match="deleted .* run the step again from the top"):
+        next(snap.batches())
 
 
 def test_a_step_records_what_its_read_resumed_and_deletes_its_snapshot(

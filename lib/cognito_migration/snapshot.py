@@ -120,6 +120,11 @@ class Snapshot:
         try:
             manifest: dict[str, Any] = json.loads(path.read_text())
         except FileNotFoundError:
+            if not self.folder.exists():  # released: a step deletes its reads once its records are saved
+                raise SnapshotError(
+                    f"the read {self.folder.name} was deleted with the other working copies when this step's "
+                    "records were saved: run the step again from the top, which reads the pool again"
+                ) from None
             raise SnapshotError(f"{self.folder} is not a snapshot: it has no manifest.json") from None
         except ValueError as exc:
             raise SnapshotError(f"{path}: not JSON ({exc})") from None
