@@ -17,3 +17,16 @@ def high_water_mb() -> float:
     if found is None:
         raise SystemExit("no VmHWM in /proc/self/status: the benchmarks measure memory on Linux")
     return int(found.group(1)) / 1024
+
+
+def current_mb() -> float:
+    """This process's resident memory now, in MB (VmRSS)."""
+    found = re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text())
+    assert found is not None
+    return int(found.group(1)) / 1024
+
+
+def restart_high_water() -> None:
+    """Starts VmHWM afresh from the current resident memory (Linux 4.0+: ``5`` to /proc/self/clear_refs), so
+    that the next ``high_water_mb`` is one phase's peak."""
+    Path("/proc/self/clear_refs").write_text("5")

@@ -34,9 +34,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sizes
-from _memory import high_water_mb
+from _memory import current_mb, high_water_mb, restart_high_water
 
-from cognito_migration import comparison, snapshot
+from cognito_migration import comparison, snapshot, stragglers
 from cognito_migration.params import Params
 
 RESULTS = Path(__file__).resolve().parent / "results" / "compare.json"
@@ -48,6 +48,18 @@ START = pd.Timestamp("2018-01-01", tz="UTC").value // 1000  # microseconds
 SPAN = 7 * 365 * 86400 * 1_000_000
 NEW_START = pd.Timestamp("2026-01-01", tz="UTC").value // 1000
 PARAMS = {"old_user_pool_id": "us-east-1_Bench0001", "old_client_id": "benchclient"}
+# Step 5 after its comparison: the new pool its import file is built for (GetCSVHeader's columns for its schema)
+NEW_POOL = {
+    "Id": "us-east-1_Bench0002",
+    "AutoVerifiedAttributes": ["email"],
+    "MfaConfiguration": "OPTIONAL",
+    "SchemaAttributes": [{"Name": n} for n in ("email", "name", "phone_number", "custom:tier")],
+}
+HEADER = [
+    *"name email email_verified phone_number phone_number_verified custom:tier".split(),
+    "cognito:mfa_enabled",
+    "cognito:username",
+]
 
 
 def _ids(users: int, shard: int) -> Iterator[np.ndarray]:
@@ -155,30 +167,76 @@ def measure(users: int, folder: Path) -> dict[str, Any]:
     old, new = snapshot.Snapshot(folder / "old"), snapshot.Snapshot(folder / "new")
     baseline = high_water_mb()
     started = time.perf_counter()
+    cfg = Params(**PARAMS, run_dir=str(folder / "run"))
     compared = comparison.compare(
-        old,
-        new,
-        Params(**PARAMS),
-        {"MfaConfiguration": "OPTIONAL"},
-        {},
-        memberships=folder / "memberships.parquet",
-        work_dir=folder,
+        old, new, cfg, {"MfaConfiguration": "OPTIONAL"}, {}, memberships=folder / "memberships.parquet", work_dir=folder
     )
     seconds = time.perf_counter() - started
     assert compared.users == users and all(c.passed for c in compared.checks), compared.checks
+    compare_peak, after_compare = high_water_mb(), current_mb()
+    phases = {}
+    for phase, work in step_5_after_the_comparison(cfg, compared, folder):
+        restart_high_water()
+        started_phase = time.perf_counter()
+        outcome = work()
+        phases[phase] = {
+            "seconds": round(time.perf_counter() - started_phase, 1),
+            "peak_mb": round(high_water_mb()),
+            "rss_after_mb": round(current_mb()),
+            **outcome,
+        }
     states = dict(zip(compared.summary["state"], compared.summary["users"].astype(int), strict=True))
     result = {
         "users": users,
         "new_users": new.rows,
         "buckets": compared.bucket_total,
         "seconds": round(seconds, 1),
-        "max_rss_mb": round(high_water_mb()),
+        "max_rss_mb": round(compare_peak),
         "baseline_rss_mb": round(baseline),
+        "rss_after_compare_mb": round(after_compare),
+        "step5_after_compare": phases,
+        "step5_peak_mb": max([round(compare_peak), *(p["peak_mb"] for p in phases.values())]),
         "states": states,
         "sign_ups": compared.sign_ups,
     }
     compared.close()
     return result
+
+
+class _Cognito:
+    """What step 5's import file asks the new pool: its header."""
+
+    def get_csv_header(self, UserPoolId: str) -> dict[str, Any]:  # noqa: N803 (boto3's keyword)
+        return {"CSVHeader": HEADER}
+
+
+def step_5_after_the_comparison(
+    cfg: Params, compared: comparison.PoolComparison, folder: Path
+) -> Iterator[tuple[str, Any]]:
+    """What step 5's notebook does with the comparison, a phase at a time (each a callable giving facts): the
+    stragglers' import file, the stragglers' table (the first SAMPLE_ROWS) and its counts, the records."""
+    state: dict[str, Any] = {}
+
+    def import_file() -> dict[str, Any]:
+        state["file"] = stragglers.prepare(
+            _Cognito(), cfg, NEW_POOL, {"MfaConfiguration": "OPTIONAL"}, compared, folder / "imports"
+        )
+        return {"imported": state["file"].users, "files": len(state["file"].paths)}
+
+    def straggler_table() -> dict[str, Any]:
+        shown = stragglers.table(compared, state["file"], cfg.masker())
+        counts = stragglers.actions(compared, state["file"], shown)
+        return {"rows_shown": len(shown), "stragglers": int(counts["users"].sum())}
+
+    def saved() -> dict[str, Any]:
+        extra = {"import_file": stragglers.summary(state["file"])}
+        data = comparison.save(cfg.records_dir, compared, cfg.masker(), extra)
+        written = pq.ParquetFile(cfg.records_dir / "report_users.parquet").metadata.num_rows
+        return {"users": data["users"], "report_users_rows": written}
+
+    yield "import file", import_file
+    yield "stragglers' table", straggler_table
+    yield "records", saved
 
 
 def table(rows: list[dict[str, Any]]) -> str:

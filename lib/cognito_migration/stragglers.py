@@ -56,6 +56,7 @@ NOT_ATTRIBUTES = frozenset(
     {"username", "status", "enabled", "created", "legacy_sms_mfa", "state", "reason", "cohort", "mfa", "groups"}
 )
 IMPORT = "import (arrives RESET_REQUIRED)"
+SLICE_ROWS = 20_000  # users made into import rows at a time, written before the next (``stream``)
 SAMPLE_ROWS = 100_000  # stragglers a notebook's table holds of a comparison kept on disk (its counts are whole)
 CASE_VARIANT = "its sign-in name differs only by case from another old-pool user's: decide who keeps it"
 MFA_REFUSED = f"{report.MFA_REFUSED}: decide by hand"
@@ -254,6 +255,7 @@ def build(
     mfa_configuration: str = "OPTIONAL",
     *,
     pool_mfa: str | None = None,
+    variants: pd.Series | None = None,
 ) -> ImportFile:
     """The import rows for every user who is 'not yet' migrated. Left out, with the reason: users the import
     would refuse (Cognito fails a row without a verified attribute the pool auto-verifies), users the trigger
@@ -264,7 +266,8 @@ def build(
     (``sign_in``), each row's cognito:username is that verified value. ``mfa_configuration`` is the new
     pool's: cognito:mfa_enabled is true for all when ON, false for all when OFF, and by ``mfa_policy`` when
     OPTIONAL. A pool that auto-verifies neither email nor phone_number takes no import: every 'not yet' user
-    is left out with that reason (``cannot_import``)."""
+    is left out with that reason (``cannot_import``). ``variants`` (``case_variants``, aligned with
+    ``classified``) when ``classified`` is a slice of the users whose sign-in names are compared."""
     missing = [c for c in (USERNAME, MFA_ENABLED) if c not in header]
     if missing:
         raise ImportFileError(f"the CSV header lacks {missing}: pass the new pool's GetCSVHeader unchanged")
@@ -274,14 +277,14 @@ def build(
         return _cannot_import(result, classified)
     columns = set(header)
     names, _ = report.sign_in_names(classified, classified.iloc[:0], sign_in)
-    shared = report.normalise(names, case_sensitive).duplicated(keep=False)
+    shared = case_variants(classified, case_sensitive, sign_in) if variants is None else variants
     waiting = classified["state"] == NOT_YET
-    rows = cast(list[dict[str, Any]], classified.loc[waiting].to_dict("records"))  # its column labels are str
+    selected = classified.loc[waiting]
     for row, name, variant, mfa_refused in zip(
-        rows,
+        _records(selected),  # a slice of rows at a time: a dict per user costs ten times its columns
         names[waiting],
         shared[waiting],
-        report.mfa_refused(classified.loc[waiting], mfa_policy, pool_mfa),
+        report.mfa_refused(selected, mfa_policy, pool_mfa),
         strict=True,
     ):
         attributes = map_attributes(old_attributes(row), row["username"], settings)
@@ -304,6 +307,19 @@ def build(
         if formulas := formula_columns(dict(zip(header, result.rows[-1], strict=True))):
             result.formulas[row["username"]] = formulas
     return result
+
+
+def case_variants(classified: pd.DataFrame, case_sensitive: bool, sign_in: Sequence[str] = ()) -> pd.Series:
+    """Whether each user's sign-in name is another user's too, as the new pool folds names (``build`` leaves
+    such 'not yet' users out): a question about all of ``classified`` at once."""
+    names, _ = report.sign_in_names(classified, classified.iloc[:0], sign_in)
+    return report.normalise(names, case_sensitive).duplicated(keep=False)
+
+
+def _records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """The frame's rows as dicts (its column labels are str), made SLICE_ROWS at a time."""
+    for start in range(0, len(frame), SLICE_ROWS):
+        yield from cast(list[dict[str, Any]], frame.iloc[start : start + SLICE_ROWS].to_dict("records"))
 
 
 # Why a 'not yet' user is left out of the file (the start of the reason), as the audit's finding id names it.
@@ -446,14 +462,15 @@ def stream(
     pool_mfa: str | None = None,
 ) -> ImportFile:
     """``build`` then ``write``, for users too many for memory: each of ``parts`` (a comparison's buckets:
-    users who share a sign-in name are in the same one) is built alone and written at once; who is in which
-    file, and who is left out and why, goes to the manifest. Memory holds one part."""
+    users who share a sign-in name are in the same one) has its case variants found whole, then is built a
+    slice of SLICE_ROWS users at a time, each slice written at once; who is in which file, and who is left out
+    and why, goes to the manifest. Memory holds one part's users and one slice's rows."""
     auto = list(auto_verified)
     result = ImportFile(header=list(header), rows=[], usernames=[], excluded={}, manifest=folder / MANIFEST)
     files = _Files(folder, result.header)
     try:
         with private_file(folder / MANIFEST) as handle, pq.ParquetWriter(handle, _MANIFEST_SCHEMA) as manifest:
-            for part in parts:
+            for part, variants in _slices(parts, case_sensitive, sign_in):
                 built = build(
                     part,
                     header,
@@ -464,6 +481,7 @@ def stream(
                     sign_in,
                     mfa_configuration,
                     pool_mfa=pool_mfa,
+                    variants=variants,
                 )
                 numbers = files.add(built.rows)
                 people = next(built.people())  # the imported users first, in line order, then those left out
@@ -477,6 +495,16 @@ def stream(
         result.paths, result.lines = files.close()
     _warn_formulas(result)
     return result
+
+
+def _slices(
+    parts: Iterable[pd.DataFrame], case_sensitive: bool, sign_in: Sequence[str]
+) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
+    """Each part in slices of SLICE_ROWS users, with their case variants among the whole part's users."""
+    for part in parts:
+        variants = case_variants(part, case_sensitive, sign_in)
+        for start in range(0, max(len(part), 1), SLICE_ROWS):  # an empty part still gives its (empty) slice
+            yield part.iloc[start : start + SLICE_ROWS], variants.iloc[start : start + SLICE_ROWS]
 
 
 _MANIFEST_SCHEMA = pa.schema([(name, pa.int32() if name == "file" else pa.string()) for name in MANIFEST_COLUMNS])
