@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import buckets, identity, records, report, scan
+from . import buckets, identity, memory, records, report, scan
 from .buckets import Buckets, Users
 from .checks import Check
 from .params import Params
@@ -177,6 +177,7 @@ def compare(
         old_users, new_users, memberships
     )
     compared.work = work
+    memory.give_back()  # what the buckets took, before the step's next phase (the import file) takes its own
     return compared
 
 

@@ -33,7 +33,7 @@ from typing import Any, NoReturn
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import records
+from . import memory, records
 from .aws import RateLimiter, Stopped, credentials_expired, error_code, pages, paginate
 from .snapshot import BATCH_ROWS, STANDARD_COLUMNS, MembershipWriter, ShardWriter, Snapshot, pool_attributes
 from .snapshot_store import SnapshotStore, discard_store, let_go, open_snapshot, release
@@ -133,6 +133,7 @@ def read_snapshot(
     except BaseException:
         let_go(opened.snapshot)  # kept, unlocked: the next read of the pool continues it
         raise
+    memory.give_back()  # the pages' buffers, before the next read or the comparison
     return opened.snapshot
 
 

@@ -30,7 +30,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from . import buckets, scan
+from . import buckets, memory, scan
 from .aws import RateLimiter, absent_as_none
 from .buckets import Users
 from .checks import Check
@@ -174,6 +174,7 @@ def fill(dynamodb: Any, name: str, users: Users, secret: str, dry_run: bool) -> 
     if counts.users_read > IN_MEMORY_USERS:
         with tempfile.TemporaryDirectory(prefix="cognito-signup-index-") as work:
             _fill_by_bucket(dynamodb, name, users, secret, exists, Path(work), counts)
+        memory.give_back()
         return counts
     frame = users if isinstance(users, pd.DataFrame) else users.frame(kinds_of(users))
     keys = keys_of(frame, secret)

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import deploy, identity, report, user_findings
+from . import deploy, identity, memory, report, user_findings
 from .comparison import PoolComparison
 from .import_format import MAX_ROW_CHARS, import_values
 from .params import Params
@@ -493,6 +493,7 @@ def stream(
                 result.tally.update({USERS: built.users, FORMULAS: len(built.formulas), **built.exclusions()})
     finally:
         result.paths, result.lines = files.close()
+    memory.give_back()
     _warn_formulas(result)
     return result
 
