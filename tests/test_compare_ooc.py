@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cognito_migration import buckets, comparison, cutover, records, report, snapshot, stragglers
+from cognito_migration import buckets, comparison, cutover, identity, records, report, snapshot, stragglers
 from cognito_migration.local import legacy
 from cognito_migration.params import Params
 
@@ -318,6 +318,22 @@ def test_a_comparison_out_of_core_holds_a_bucket_not_the_pools(tmp_path: Path) -
     assert bucketed["states"] == whole["states"] and whole["users"] == 300_000
     # Loading everything at once takes what the pools take; 20 buckets hold a twentieth of them at a time.
     assert bucketed["growth_mb"] < 0.5 * whole["growth_mb"], (bucketed, whole)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_sign_ups_counted_bucket_by_bucket_are_those_counted_whole(pools, case: str) -> None:
+    # what rollback --delete counts before deleting the new pool: users it would lose
+    old, _ = pools
+    pool = CASES[case][1]
+    sign_in = identity.sign_in_attributes(pool)
+    new = new_pool_rows(old, tuple(pool.get("UsernameAttributes", ())))
+    counted = {}
+    for case_sensitive in (False, True):
+        whole = len(report.sign_ups(old, new, case_sensitive, sign_in))
+        assert comparison.sign_ups(old, new, case_sensitive, sign_in) == whole
+        assert comparison.sign_ups(old, new, case_sensitive, sign_in, bucket_total=BUCKETS) == whole
+        counted[case_sensitive] = whole
+    assert 25 <= counted[False] < counted[True], "the 25 newcomers; and users signed in as JANE.DOE differ by case"
 
 
 # --- the stragglers' import, written bucket by bucket ---------------------------------------------------

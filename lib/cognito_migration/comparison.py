@@ -181,6 +181,41 @@ def compare(
     return compared
 
 
+def sign_ups(
+    old_users: Users,
+    new_users: Users,
+    case_sensitive: bool,
+    sign_in: Sequence[str] = (),
+    bucket_total: int | None = None,
+) -> int:
+    """How many new-pool users have no old-pool user of the same name (``report.sign_ups``), for pools of any
+    size: in memory up to IN_MEMORY_USERS users, else a bucket at a time, both pools split by the key
+    ``classify`` matches users by (a user and its counterpart always share a bucket)."""
+    total = bucket_total or bucket_count(max(buckets.count(old_users), buckets.count(new_users)))
+    if total == 1:
+        old = old_users if isinstance(old_users, pd.DataFrame) else old_users.frame()
+        new = new_users if isinstance(new_users, pd.DataFrame) else new_users.frame()
+        return len(report.sign_ups(old, new, case_sensitive, sign_in))
+    columns = ["username", *sign_in, *(f"{a}_verified" for a in sign_in)]
+    with tempfile.TemporaryDirectory(prefix="cognito-sign-ups-") as work:
+        split = [
+            buckets.split(
+                users,
+                partial(report.matching_keys, case_sensitive=case_sensitive, sign_in=sign_in, old_pool=old_pool),
+                columns,
+                Path(work) / name,
+                total,
+                columns=[c for c in columns if c in buckets.schema(users).names],
+            )
+            for users, name, old_pool in ((old_users, "old", True), (new_users, "new", False))
+        ]
+        counted = sum(
+            len(report.sign_ups(split[0].read(b), split[1].read(b), case_sensitive, sign_in)) for b in range(total)
+        )
+    memory.give_back()
+    return counted
+
+
 def _in_memory(
     old_users: Users,
     new_users: Users,

@@ -23,13 +23,13 @@ from botocore.exceptions import ClientError
 from . import (
     attachment,
     aws,
+    comparison,
     deploy,
     identity,
     ownership,
     pool,
     pool_resources,
     records,
-    report,
     scan,
     signup_index,
     snapshot_store,
@@ -218,18 +218,22 @@ def count_new_only(
     store: snapshot_store.SnapshotStore | None = None,
 ) -> int:
     """ListUsers over both pools (paced by ``limiter``; each read in ``store``, resuming there, its snapshot
-    deleted once read), compared as the new pool compares usernames."""
-    new_users = scan.scan_pool(cognito, new["Id"], limiter, label=f"ListUsers {new['Id']} (new)", store=store)
-    if new_users.empty:
-        return 0  # the old pool, possibly large, need not be read
-    try:
-        old_users = scan.scan_pool(cognito, old_pool_id, limiter, label=f"ListUsers {old_pool_id} (old)", store=store)
-    except ClientError as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
-        return len(new_users)  # the old pool is gone: nobody has a counterpart
-    case_sensitive = (new.get("UsernameConfiguration") or {}).get("CaseSensitive", True)
-    return len(report.sign_ups(old_users, new_users, case_sensitive, identity.sign_in_attributes(new)))
+    deleted once compared), compared as the new pool matches its users: by its sign-in attributes, folded as
+    it folds names. Pools too large for memory are compared from their snapshots, a bucket at a time."""
+    with scan.read_once(cognito, new["Id"], limiter, f"ListUsers {new['Id']} (new)", store) as new_read:
+        if new_read.rows == 0:
+            return 0  # the old pool, possibly large, need not be read
+        try:
+            with scan.read_once(cognito, old_pool_id, limiter, f"ListUsers {old_pool_id} (old)", store) as old_read:
+                case_sensitive = (new.get("UsernameConfiguration") or {}).get("CaseSensitive", True)
+                sign_in = identity.sign_in_attributes(new)
+                return comparison.sign_ups(
+                    comparison.users_of(old_read), comparison.users_of(new_read), case_sensitive, sign_in
+                )
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            return new_read.rows  # the old pool is gone: nobody has a counterpart
 
 
 def delete_trigger(
