@@ -8,9 +8,12 @@ straight into snapshot.ShardWriter, 16 shards, never the whole pool in memory) w
 (a Parquet file), shaped like a migration under way: 60% of the old users in the new pool (a tenth of them
 signed in under another case of their name), case-variant usernames (0.5%) left behind, 2% disabled, 3%
 unconfirmed, sign-ups adding 2%, and 1.2 memberships per user. Then, in a fresh process per size, the
-comparison runs (split into buckets, every bucket classified, enriched and tabled, the checks): the process's
-wall time and peak RSS (VmHWM) are what is recorded, in benchmarks/results/compare.json, and printed as a
-markdown table for docs/largest-pools.md. The snapshots are deleted after each size.
+comparison runs (split into buckets, every bucket classified, enriched and tabled, the checks): its wall time
+and the process's peak RSS (VmHWM) are recorded. Then what step 5's notebook does with the comparison, a phase
+at a time, each phase's peak measured apart (VmHWM started afresh from the resident memory at its start):
+the stragglers' import file (``stragglers.prepare``, for a new pool auto-verifying email), the stragglers'
+table and its counts, the records (``comparison.save``, masked). Results go to benchmarks/results/compare.json
+and are printed as a markdown table for docs/largest-pools.md. The snapshots are deleted after each size.
 Goal: peak RSS flat across sizes, under 1.5 GB.
 """
 
@@ -241,13 +244,17 @@ def step_5_after_the_comparison(
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| old users | new users | buckets | comparison | peak RSS (process) | of which at start |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| old users | new users | buckets | comparison | its peak RSS | of which at start | after it |"
+        " import file | stragglers' table | records | step 5's peak |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        phases = r["step5_after_compare"]
         lines.append(
             f"| {r['users']:,} | {r['new_users']:,} | {r['buckets']} | {r['seconds']:,.0f} s | "
-            f"{r['max_rss_mb']:,} MB | {r['baseline_rss_mb']:,} MB |"
+            f"{r['max_rss_mb']:,} MB | {r['baseline_rss_mb']:,} MB | {r['rss_after_compare_mb']:,} MB | "
+            + " | ".join(f"{p['seconds']:,.0f} s, {p['peak_mb']:,} MB" for p in phases.values())
+            + f" | {r['step5_peak_mb']:,} MB |"
         )
     return "\n".join(lines)
 
