@@ -38,8 +38,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sizes
 from _memory import current_mb, high_water_mb, restart_high_water
+from botocore.exceptions import ClientError
 
-from cognito_migration import comparison, snapshot, stragglers
+from cognito_migration import comparison, signup_index, snapshot, stragglers
 from cognito_migration.params import Params
 
 RESULTS = Path(__file__).resolve().parent / "results" / "compare.json"
@@ -178,7 +179,7 @@ def measure(users: int, folder: Path) -> dict[str, Any]:
     assert compared.users == users and all(c.passed for c in compared.checks), compared.checks
     compare_peak, after_compare = high_water_mb(), current_mb()
     phases = {}
-    for phase, work in step_5_after_the_comparison(cfg, compared, folder):
+    for phase, work in step_5_after_the_comparison(cfg, compared, old, folder):
         restart_high_water()
         started_phase = time.perf_counter()
         outcome = work()
@@ -213,11 +214,21 @@ class _Cognito:
         return {"CSVHeader": HEADER}
 
 
+class _NoIndexYet:
+    """DynamoDB without the sign-up index's table: step 5's refresh then computes every old user's keys and
+    counts them all missing (its work on the pool's side; a table's keys would be split into the same buckets)."""
+
+    def describe_table(self, TableName: str) -> dict[str, Any]:  # noqa: N803 (boto3's keyword)
+        message = f"Requested resource not found: Table: {TableName} not found"
+        raise ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": message}}, "DescribeTable")
+
+
 def step_5_after_the_comparison(
-    cfg: Params, compared: comparison.PoolComparison, folder: Path
+    cfg: Params, compared: comparison.PoolComparison, old: snapshot.Snapshot, folder: Path
 ) -> Iterator[tuple[str, Any]]:
     """What step 5's notebook does with the comparison, a phase at a time (each a callable giving facts): the
-    stragglers' import file, the stragglers' table (the first SAMPLE_ROWS) and its counts, the records."""
+    stragglers' import file, the stragglers' table (the first SAMPLE_ROWS) and its counts, the records, and the
+    sign-up index's refresh under dry run (``signup_index.fill`` of the old pool's snapshot)."""
     state: dict[str, Any] = {}
 
     def import_file() -> dict[str, Any]:
@@ -237,16 +248,21 @@ def step_5_after_the_comparison(
         written = pq.ParquetFile(cfg.records_dir / "report_users.parquet").metadata.num_rows
         return {"users": data["users"], "report_users_rows": written}
 
+    def index_refresh() -> dict[str, Any]:
+        counts = signup_index.fill(_NoIndexYet(), "bench-signup-index", old, "0f" * 32, dry_run=True)
+        return {"keys": sum(counts.keys.values()), "missing": sum(counts.keys.values()) - counts.already_indexed}
+
     yield "import file", import_file
     yield "stragglers' table", straggler_table
     yield "records", saved
+    yield "sign-up index (dry run)", index_refresh
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| old users | new users | buckets | comparison | its peak RSS | of which at start | after it |"
-        " import file | stragglers' table | records | step 5's peak |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " import file | stragglers' table | records | sign-up index (dry run) | step 5's peak |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         phases = r["step5_after_compare"]
