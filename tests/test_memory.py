@@ -37,5 +37,5 @@ def test_memory_a_phase_freed_is_given_back_to_the_system() -> None:
 
     grew = mb["held"] - mb["base"]
     assert grew > 100, mb
-    assert mb["freed"] - mb["base"] > grew / 2, f"the allocators kept what was freed until asked: {mb}"
-    assert mb["given_back"] - mb["base"] < grew / 2, f"give_back returned most of it: {mb}"
+    assert mb["freed"] - mb["base"] > grew / 2, f"the allocators gave back on their own, so nothing is tested: {mb}"
+    assert mb["given_back"] - mb["base"] < grew / 2, f"give_back left most of it with the allocators: {mb}"

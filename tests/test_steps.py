@@ -558,8 +558,9 @@ def test_rate_limiter_refuses_a_non_positive_rate():
 def test_where_shows_the_records_folder_and_the_caller_whole(cognito, tmp_path: Path):
     # pandas cuts a cell at 50 characters: a record whose folder ends in "..." no longer says where it was written
     run_dir = tmp_path / ("a-long-project-folder-" * 4) / "local" / "manual-20261130T114500Z"
-    conn = aws.connect(step_params(run_dir=str(run_dir)))
-    shown = aws.where(step_params(run_dir=str(run_dir)), conn)
+    params = step_params(run_dir=str(run_dir))
+    conn = aws.connect(params)
+    shown = aws.where(params, conn)
 
     for text in (repr(shown), shown._repr_html_()):
         assert str(run_dir) in text and conn.identity["Arn"] in text and "..." not in text
