@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator, Sequence
-from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -68,16 +67,10 @@ def _bucketed(
     sign_in: Sequence[str],
     old_users: Users | None,
 ) -> Iterator[Part]:
-    named = ["username", *sign_in, *(f"{a}_verified" for a in sign_in)]
     new_schema = buckets.schema(new_users)
-    wanted = [c for c in (*named, "status", "enabled") if c in new_schema.names]
-    new = buckets.split(
-        new_users,
-        partial(report.matching_keys, case_sensitive=case_sensitive, sign_in=sign_in, old_pool=False),
-        named,
-        folder / "new",
-        total,
-        columns=list(dict.fromkeys(wanted)),
+    wanted = [c for c in (*comparison.name_columns(sign_in), "status", "enabled") if c in new_schema.names]
+    new = comparison.split_by_name(
+        new_users, False, case_sensitive, sign_in, folder / "new", total, columns=list(dict.fromkeys(wanted))
     )
     people = buckets.split(
         import_file.people(PEOPLE),
@@ -89,10 +82,11 @@ def _bucketed(
     )
     disabled = None
     if old_users is not None:
-        disabled = buckets.split(
+        disabled = comparison.split_by_name(
             _disabled_batches(old_users),
-            partial(report.matching_keys, case_sensitive=case_sensitive, sign_in=sign_in, old_pool=True),
-            named,
+            True,
+            case_sensitive,
+            sign_in,
             folder / "disabled",
             total,
             fixed=buckets.schema(old_users),

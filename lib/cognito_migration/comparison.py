@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -196,16 +196,16 @@ def sign_ups(
         old = old_users if isinstance(old_users, pd.DataFrame) else old_users.frame()
         new = new_users if isinstance(new_users, pd.DataFrame) else new_users.frame()
         return len(report.sign_ups(old, new, case_sensitive, sign_in))
-    columns = ["username", *sign_in, *(f"{a}_verified" for a in sign_in)]
     with tempfile.TemporaryDirectory(prefix="cognito-sign-ups-") as work:
         split = [
-            buckets.split(
+            split_by_name(
                 users,
-                partial(report.matching_keys, case_sensitive=case_sensitive, sign_in=sign_in, old_pool=old_pool),
-                columns,
+                old_pool,
+                case_sensitive,
+                sign_in,
                 Path(work) / name,
                 total,
-                columns=[c for c in columns if c in buckets.schema(users).names],
+                columns=[c for c in name_columns(sign_in) if c in buckets.schema(users).names],
             )
             for users, name, old_pool in ((old_users, "old", True), (new_users, "new", False))
         ]
@@ -214,6 +214,28 @@ def sign_ups(
         )
     memory.give_back()
     return counted
+
+
+def name_columns(sign_in: Sequence[str]) -> list[str]:
+    """The columns ``report.matching_keys`` reads: the username, each sign-in attribute and its _verified flag."""
+    return ["username", *sign_in, *(f"{a}_verified" for a in sign_in)]
+
+
+def split_by_name(
+    users: Users | Iterable[pd.DataFrame],
+    old_pool: bool,
+    case_sensitive: bool,
+    sign_in: Sequence[str],
+    folder: Path,
+    total: int,
+    columns: Sequence[str] | None = None,
+    fixed: pa.Schema | None = None,
+) -> Buckets:
+    """``buckets.split`` of one pool's users by the key ``classify`` matches them by (``report.matching_keys``),
+    so a user and any user it can match share a bucket; ``columns`` and ``fixed`` as ``buckets.split`` takes
+    them."""
+    key = partial(report.matching_keys, case_sensitive=case_sensitive, sign_in=sign_in, old_pool=old_pool)
+    return buckets.split(users, key, name_columns(sign_in), folder, total, columns=columns, fixed=fixed)
 
 
 def _in_memory(
@@ -262,14 +284,9 @@ class _Bucketed:
         self.output = pa.schema([])  # the classified users' columns
 
     def split(self, users: Users, old_pool: bool) -> Buckets:
-        key = partial(
-            report.matching_keys,
-            case_sensitive=self.params.target_case_sensitive,
-            sign_in=self.sign_in,
-            old_pool=old_pool,
-        )
-        columns = ["username", *self.sign_in, *(f"{a}_verified" for a in self.sign_in)]
-        return buckets.split(users, key, columns, self.folder / ("old" if old_pool else "new"), self.total)
+        case_sensitive = self.params.target_case_sensitive
+        folder = self.folder / ("old" if old_pool else "new")
+        return split_by_name(users, old_pool, case_sensitive, self.sign_in, folder, self.total)
 
     def compare(self, old_users: Users, new_users: Users, memberships: Memberships | None) -> PoolComparison:
         old, new = self.split(old_users, True), self.split(new_users, False)

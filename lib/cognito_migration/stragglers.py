@@ -276,8 +276,8 @@ def build(
     if not auto:
         return _cannot_import(result, classified)
     columns = set(header)
-    names, _ = report.sign_in_names(classified, classified.iloc[:0], sign_in)
-    shared = case_variants(classified, case_sensitive, sign_in) if variants is None else variants
+    names = sign_in_names(classified, sign_in)
+    shared = case_variants(names, case_sensitive) if variants is None else variants
     waiting = classified["state"] == NOT_YET
     selected = classified.loc[waiting]
     for row, name, variant, mfa_refused in zip(
@@ -309,10 +309,14 @@ def build(
     return result
 
 
-def case_variants(classified: pd.DataFrame, case_sensitive: bool, sign_in: Sequence[str] = ()) -> pd.Series:
-    """Whether each user's sign-in name is another user's too, as the new pool folds names (``build`` leaves
-    such 'not yet' users out): a question about all of ``classified`` at once."""
-    names, _ = report.sign_in_names(classified, classified.iloc[:0], sign_in)
+def sign_in_names(classified: pd.DataFrame, sign_in: Sequence[str]) -> pd.Series:
+    """Each old-pool user's name in the new pool's sign-in model (``report.sign_in_names``)."""
+    return report.sign_in_names(classified, classified.iloc[:0], sign_in)[0]
+
+
+def case_variants(names: pd.Series, case_sensitive: bool) -> pd.Series:
+    """Whether each user's sign-in name (``sign_in_names``) is another user's too, as the new pool folds names
+    (``build`` leaves such 'not yet' users out): a question about all of the users at once."""
     return report.normalise(names, case_sensitive).duplicated(keep=False)
 
 
@@ -503,7 +507,7 @@ def _slices(
 ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
     """Each part in slices of SLICE_ROWS users, with their case variants among the whole part's users."""
     for part in parts:
-        variants = case_variants(part, case_sensitive, sign_in)
+        variants = case_variants(sign_in_names(part, sign_in), case_sensitive)
         for start in range(0, max(len(part), 1), SLICE_ROWS):  # an empty part still gives its (empty) slice
             yield part.iloc[start : start + SLICE_ROWS], variants.iloc[start : start + SLICE_ROWS]
 
