@@ -12,7 +12,8 @@ comparison runs (split into buckets, every bucket classified, enriched and table
 and the process's peak RSS (VmHWM) are recorded. Then what step 5's notebook does with the comparison, a phase
 at a time, each phase's peak measured apart (VmHWM started afresh from the resident memory at its start):
 the stragglers' import file (``stragglers.prepare``, for a new pool auto-verifying email), the stragglers'
-table and its counts, the records (``comparison.save``, masked). Results go to benchmarks/results/compare.json
+table and its counts, the records (``comparison.save``, masked), and the sign-up index's refresh under dry run
+(no table yet: every old user's keys computed and counted). Results go to benchmarks/results/compare.json
 and are printed as a markdown table for docs/largest-pools.md. The snapshots are deleted after each size.
 Goal: peak RSS flat across sizes, under 1.5 GB.
 """
